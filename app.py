@@ -1,0 +1,167 @@
+"""The web service: the drawing page and a JSON API around the ONNX digit recognizer."""
+
+import hashlib
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from flask import Flask, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, UnsupportedMediaType
+
+import utils
+
+ROOT = Path(__file__).resolve().parent
+MEGABYTE = 1024 * 1024
+
+ERROR_STATUS = {
+    utils.InvalidImage: 400,
+    utils.ImageTooLarge: 413,
+    utils.UnsupportedImage: 415,
+    utils.NothingDrawn: 422,
+}
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": ("default-src 'self'; img-src 'self' data: blob:; "
+                                "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+
+log = logging.getLogger(__name__)
+
+
+def load_model(path):
+    """An onnxruntime session tuned for one image at a time, warmed up, plus the file's sha256."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # One image is too little work to share between threads; workers scale out instead.
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session.run(["probabilities"], {"image": np.zeros((1, 28, 28, 1), np.float32)})
+    sha256 = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return session, sha256
+
+
+def create_app(config=None):
+    app = Flask(__name__)
+    app.config.from_mapping(
+        MODEL_PATH=os.environ.get("MODEL_PATH", str(ROOT / "model" / "model.onnx")),
+        MAX_CONTENT_LENGTH=2 * MEGABYTE,
+        MAX_FORM_MEMORY_SIZE=2 * MEGABYTE,
+        MAX_IMAGE_PIXELS=utils.MAX_IMAGE_PIXELS,
+        CORS_ORIGINS=[origin.strip() for origin in os.environ.get("CORS_ORIGINS", "").split(",")
+                      if origin.strip()],
+        JSON_SORT_KEYS=False,
+    )
+    app.config.update(config or {})
+    app.json.sort_keys = False
+    session, model_sha256 = load_model(app.config["MODEL_PATH"])
+    model_metadata = session.get_modelmeta().custom_metadata_map
+
+    def read_image_bytes():
+        """The image bytes of a /predict request, whichever of the four forms it came in."""
+        mimetype = request.mimetype
+        if mimetype == "application/json":
+            payload = request.get_json(silent=True)
+            if not isinstance(payload, dict) or "image" not in payload:
+                raise utils.InvalidImage('The body must be a JSON object like '
+                                         '{"image": "data:image/png;base64,..."}.')
+            return utils.decode_base64_image(payload["image"])
+        if mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+            upload = request.files.get("image") or request.files.get("file")
+            if upload is not None:
+                return upload.read()
+            text = request.form.get("image") or request.form.get("data")
+            if text is None:
+                raise utils.InvalidImage("Send the image as a file in the form field 'image', "
+                                         "or as a data URI in the field 'image' or 'data'.")
+            return utils.decode_base64_image(text)
+        if mimetype.startswith("image/"):
+            if mimetype == "image/svg+xml":
+                raise utils.UnsupportedImage("SVG is not supported; send a raster image such "
+                                             "as PNG.")
+            return request.get_data()
+        if not mimetype and not request.content_length:
+            raise utils.InvalidImage("The request has no image. Send JSON "
+                                     '{"image": "<data URI>"}, a form, or an image body.')
+        raise UnsupportedMediaType(f"Content type '{mimetype or 'none'}' is not accepted: send "
+                                   "application/json, a form, or an image/* body.")
+
+    @app.get("/")
+    def index():
+        return render_template("index.html")
+
+    @app.get("/healthz")
+    def healthz():
+        return jsonify(status="ok")
+
+    @app.get("/api/model")
+    def model_info():
+        return jsonify(metadata=model_metadata, sha256=model_sha256,
+                       input={"name": "image", "shape": ["N", 28, 28, 1], "dtype": "float32"},
+                       output={"name": "probabilities", "shape": ["N", 10],
+                               "dtype": "float32"})
+
+    @app.post("/predict")
+    def predict():
+        started = time.perf_counter()
+        image = utils.open_image(read_image_bytes(), app.config["MAX_IMAGE_PIXELS"])
+        decoded = time.perf_counter()
+        digit_image = utils.to_mnist(utils.ink_map(image))
+        preprocessed = time.perf_counter()
+        probabilities = session.run(["probabilities"],
+                                    {"image": digit_image[np.newaxis, :, :, np.newaxis]})[0][0]
+        inferred = time.perf_counter()
+        digit = int(probabilities.argmax())
+        response = jsonify(digit=digit, confidence=round(float(probabilities[digit]), 6),
+                           probabilities=[round(float(p), 6) for p in probabilities],
+                           preview=utils.preview_data_uri(digit_image))
+        response.headers["Server-Timing"] = ", ".join(
+            f"{name};dur={1000 * seconds:.3f}" for name, seconds in
+            [("decode", decoded - started), ("preprocess", preprocessed - decoded),
+             ("inference", inferred - preprocessed)])
+        return response
+
+    @app.errorhandler(utils.ImageError)
+    def image_error(error):
+        return jsonify(error=str(error)), ERROR_STATUS.get(type(error), 400)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def body_too_large(error):
+        limit = app.config["MAX_CONTENT_LENGTH"] / MEGABYTE
+        return jsonify(error=f"The request body is over the {limit:g} MB limit. Send a "
+                             "smaller image."), 413
+
+    @app.errorhandler(HTTPException)
+    def http_error(error):
+        return jsonify(error=error.description), error.code
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error):
+        log.exception("Unhandled error")
+        return jsonify(error="Something went wrong on our side; please try again."), 500
+
+    @app.after_request
+    def add_headers(response):
+        response.headers.update(SECURITY_HEADERS)
+        origin = request.headers.get("Origin")
+        if origin and origin in app.config["CORS_ORIGINS"]:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+            response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+            response.headers["Access-Control-Max-Age"] = "600"
+            response.vary.add("Origin")
+        return response
+
+    return app
+
+
+if __name__ == "__main__":
+    create_app().run(host="127.0.0.1", port=int(os.environ.get("PORT", "5000")), debug=False)

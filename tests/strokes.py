@@ -1,0 +1,153 @@
+"""Turn MNIST digits into pen strokes and draw them the way people draw on a canvas.
+
+`digit_strokes` traces the skeleton of a 28x28 digit into polylines; `draw_strokes` renders
+polylines with a round pen of any width, at any size and position, in the three colour
+conventions a browser or client sends. The drawn-digit evaluation and the browser tests
+both use them.
+"""
+
+import io
+import math
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+SUPERSAMPLE = 3  # draw at 3x and shrink, so edges are anti-aliased like a canvas
+CONVENTIONS = ("black_on_white", "white_on_black", "ink_on_transparent")
+_NEIGHBOURS = [(-1, 0), (0, 1), (1, 0), (0, -1), (-1, 1), (1, 1), (1, -1), (-1, -1)]
+
+
+def skeleton(mask):
+    """Zhang-Suen thinning of a bool [H, W] mask to one-pixel-wide lines."""
+    image = np.pad(mask.astype(np.uint8), 1)
+    while True:
+        changed = False
+        for step in (0, 1):
+            p2, p3, p4 = image[:-2, 1:-1], image[:-2, 2:], image[1:-1, 2:]
+            p5, p6, p7 = image[2:, 2:], image[2:, 1:-1], image[2:, :-2]
+            p8, p9 = image[1:-1, :-2], image[:-2, :-2]
+            ring = [p2, p3, p4, p5, p6, p7, p8, p9, p2]
+            neighbours = sum(ring[:8])
+            transitions = sum(((a == 0) & (b == 1)).astype(np.uint8)
+                              for a, b in zip(ring[:-1], ring[1:]))
+            if step == 0:
+                edge = (p2 * p4 * p6 == 0) & (p4 * p6 * p8 == 0)
+            else:
+                edge = (p2 * p4 * p8 == 0) & (p2 * p6 * p8 == 0)
+            remove = ((image[1:-1, 1:-1] == 1) & (neighbours >= 2) & (neighbours <= 6)
+                      & (transitions == 1) & edge)
+            if remove.any():
+                image[1:-1, 1:-1][remove] = 0
+                changed = True
+        if not changed:
+            return image[1:-1, 1:-1].astype(bool)
+
+
+def _trace(skel):
+    """Walk a skeleton into pixel paths: lists of (row, col)."""
+    pixels = set(zip(*np.nonzero(skel)))
+    unvisited = set(pixels)
+
+    def free_neighbours(p):
+        return [(p[0] + dr, p[1] + dc) for dr, dc in _NEIGHBOURS
+                if (p[0] + dr, p[1] + dc) in unvisited]
+
+    paths = []
+    while unvisited:
+        # Start where a pen would: at a line end if there is one.
+        start = min(unvisited, key=lambda p: (len(free_neighbours(p)), p))
+        unvisited.discard(start)
+        path = [start]
+        joined = [(start[0] + dr, start[1] + dc) for dr, dc in _NEIGHBOURS
+                  if (start[0] + dr, start[1] + dc) in pixels
+                  and (start[0] + dr, start[1] + dc) not in unvisited]
+        if joined:  # continue from a line already drawn rather than leave a gap
+            path.insert(0, joined[0])
+        direction = (0, 0)
+        while True:
+            options = free_neighbours(path[-1])
+            if not options:
+                break
+            here = path[-1]
+            step = max(options, key=lambda p: (p[0] - here[0]) * direction[0]
+                       + (p[1] - here[1]) * direction[1] - 0.01 * abs(p[0] - here[0])
+                       * abs(p[1] - here[1]))
+            direction = (step[0] - here[0], step[1] - here[1])
+            unvisited.discard(step)
+            path.append(step)
+        paths.append(path)
+    return paths
+
+
+def digit_strokes(image, upscale=4, threshold=0.45, min_points=3):
+    """uint8 or float [28, 28] digit -> polylines of (x, y) in [0, 1] of the image's frame."""
+    image = np.asarray(image, np.float32)
+    if image.max() > 1:
+        image = image / 255.0
+    size = image.shape[0] * upscale
+    big = Image.fromarray((image * 255).astype(np.uint8)).resize((size, size),
+                                                                   Image.Resampling.BICUBIC)
+    skel = skeleton(np.asarray(big) >= threshold * 255)
+    strokes = []
+    for path in _trace(skel):
+        if len(path) < min_points and len(_trace(skel)) > 1:
+            continue
+        points = path[::2] + ([path[-1]] if len(path) % 2 == 0 else [])
+        strokes.append([((col + 0.5) / size, (row + 0.5) / size) for row, col in points])
+    return strokes
+
+
+def strokes_box(strokes):
+    """(x0, y0, x1, y1) of all stroke points."""
+    xs = [x for stroke in strokes for x, _ in stroke]
+    ys = [y for stroke in strokes for _, y in stroke]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def place_strokes(strokes, canvas_size, height, centre, slant_degrees=0.0):
+    """Scale strokes so the digit is `height` px tall with its box centred at `centre` (x, y),
+    sheared by `slant_degrees` (positive leans right, as handwriting does)."""
+    x0, y0, x1, y1 = strokes_box(strokes)
+    scale = height / max(y1 - y0, 1e-6)
+    shear = math.tan(math.radians(slant_degrees))
+    mid_x, mid_y = (x0 + x1) / 2, (y0 + y1) / 2
+    placed = []
+    for stroke in strokes:
+        placed.append([(centre[0] + (x - mid_x) * scale - (y - mid_y) * scale * shear,
+                        centre[1] + (y - mid_y) * scale) for x, y in stroke])
+    return placed
+
+
+def draw_strokes(strokes, canvas_size, pen_width, convention="ink_on_transparent"):
+    """Render placed strokes (pixel coordinates) into an RGBA Pillow image of `canvas_size`.
+
+    Conventions: black_on_white, white_on_black (both opaque), ink_on_transparent (dark ink
+    on a transparent canvas, what `canvas.toDataURL()` gives when the page draws in black).
+    """
+    width, height = canvas_size
+    big = Image.new("L", (width * SUPERSAMPLE, height * SUPERSAMPLE), 0)
+    draw = ImageDraw.Draw(big)
+    pen = pen_width * SUPERSAMPLE
+    for stroke in strokes:
+        points = [(x * SUPERSAMPLE, y * SUPERSAMPLE) for x, y in stroke]
+        if len(points) > 1:
+            draw.line(points, fill=255, width=max(1, round(pen)), joint="curve")
+        for x, y in points:  # round caps and joins
+            draw.ellipse([x - pen / 2, y - pen / 2, x + pen / 2, y + pen / 2], fill=255)
+    coverage = big.resize(canvas_size, Image.Resampling.BOX)
+    if convention == "black_on_white":
+        grey = Image.eval(coverage, lambda v: 255 - v)
+        return Image.merge("RGBA", (grey, grey, grey, Image.new("L", canvas_size, 255)))
+    if convention == "white_on_black":
+        return Image.merge("RGBA", (coverage, coverage, coverage,
+                                    Image.new("L", canvas_size, 255)))
+    if convention == "ink_on_transparent":
+        black = Image.new("L", canvas_size, 20)
+        return Image.merge("RGBA", (black, black, black, coverage))
+    raise ValueError(f"unknown convention {convention!r}")
+
+
+def png_bytes(image):
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()

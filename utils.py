@@ -1,0 +1,271 @@
+"""The image side: turn what a browser or a client sends into the 28x28 tensor MNIST expects.
+
+Pure functions over bytes, Pillow images and numpy arrays; no Flask, no globals that change.
+Every refusal is an `ImageError` subclass whose message a person can act on; app.py maps the
+classes to HTTP status codes.
+"""
+
+import base64
+import binascii
+import io
+import re
+
+import numpy as np
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+
+ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
+MAX_IMAGE_PIXELS = 25_000_000  # 5000 x 5000; a phone photo is ~12 MP
+
+MNIST_BOX = 20                   # MNIST fits each digit into 20x20 ...
+MNIST_SIZE = 28                  # ... inside a 28x28 field ...
+MNIST_CENTRE = 14.0              # ... with the centre of mass here (measured on MNIST itself)
+WORK_SIZE = 60                   # longer side at which stroke width is measured and adjusted
+MNIST_STROKE = 2.6               # median stroke width of MNIST digits, in 20-px-box pixels
+STROKE_TOLERANCE = 0.5           # leave widths within this of MNIST's alone
+MAX_THICKEN, MAX_THIN = 9, 5     # largest rank filters: filled loops inflate a width estimate
+FAINT = 0.25                     # ink below this fraction of the strongest ink is noise
+MIN_CONTRAST = 40                # 0-255: weaker ink than this is a blank image
+MIN_DIGIT_FRACTION = 0.04        # ink smaller than this share of the image's longer side is a speck
+
+_DATA_URI = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^;,]*)*?),", re.I)
+
+
+class ImageError(ValueError):
+    """An image the service cannot use; the message says why and what to do."""
+
+
+class InvalidImage(ImageError):
+    """Malformed input: bad base64, not an image, a truncated file."""
+
+
+class UnsupportedImage(ImageError):
+    """A well-formed file of a type we do not read (SVG, PDF, ...)."""
+
+
+class ImageTooLarge(ImageError):
+    """More pixels than MAX_IMAGE_PIXELS."""
+
+
+class NothingDrawn(ImageError):
+    """A blank canvas, or ink too faint or too small to be a digit."""
+
+
+# ---------------------------------------------------------------------------
+# Bytes in
+# ---------------------------------------------------------------------------
+
+def decode_base64_image(text):
+    """Return the bytes of a data URI (`data:image/png;base64,...`) or of bare base64 text."""
+    if not isinstance(text, str):
+        raise InvalidImage("The image must be a string: a data URI or base64 text.")
+    text = text.strip()
+    match = _DATA_URI.match(text)
+    if match:
+        media_type = (match.group("type") or "").lower()
+        if media_type and not media_type.startswith("image/"):
+            raise UnsupportedImage(f"A data URI of type {media_type} is not an image; "
+                                   "send a PNG, JPEG, WebP, GIF or BMP.")
+        if media_type == "image/svg+xml":
+            raise UnsupportedImage("SVG is not supported; send a raster image such as PNG.")
+        if ";base64" not in match.group("params").lower():
+            raise InvalidImage("The data URI must be base64-encoded (data:image/png;base64,...).")
+        text = text[match.end():]
+    payload = re.sub(r"\s+", "", text)
+    if not payload:
+        raise InvalidImage("The image is empty.")
+    payload = payload.replace("-", "+").replace("_", "/")  # accept the URL-safe alphabet too
+    payload += "=" * (-len(payload) % 4)
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidImage("The image is not valid base64.") from None
+
+
+def open_image(data, max_pixels=MAX_IMAGE_PIXELS):
+    """Decode image bytes into a loaded Pillow image (first frame, EXIF rotation applied).
+
+    The size is checked from the header before any pixel is decoded, so a decompression
+    bomb costs nothing.
+    """
+    if not data:
+        raise InvalidImage("The image is empty.")
+    try:
+        image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+    except UnidentifiedImageError:
+        head = data[:512].lstrip().lower()
+        if head.startswith((b"<?xml", b"<svg", b"<!doctype svg")) or b"<svg" in head:
+            raise UnsupportedImage("SVG is not supported; send a raster image such as PNG.") \
+                from None
+        raise InvalidImage("The data is not an image Pillow can read; send a PNG, JPEG, WebP, "
+                           "GIF or BMP.") from None
+    except Exception:  # Pillow raises many kinds on hostile headers
+        raise InvalidImage("The image header is damaged.") from None
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise InvalidImage("The image has no pixels.")
+    if width * height > max_pixels:
+        raise ImageTooLarge(f"The image is {width}x{height} pixels; the limit is "
+                            f"{max_pixels:,} pixels. Send a smaller image.")
+    try:
+        image.seek(0)
+        image.load()
+        return ImageOps.exif_transpose(image)
+    except Exception:
+        raise InvalidImage("The image is truncated or damaged and could not be decoded.") \
+            from None
+
+
+# ---------------------------------------------------------------------------
+# Pixels: which is ink?
+# ---------------------------------------------------------------------------
+
+def _luminance(image):
+    """Pillow image of any mode -> uint8 [H, W] luminance, transparency flattened.
+
+    Transparent pixels become the background colour that contrasts with the opaque ones, so
+    ink on a transparent canvas (`canvas.toDataURL()`) reads the same in any ink colour.
+    """
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        values = np.asarray(image, dtype=np.float32)
+        top = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
+        return np.clip(values * (255.0 / top), 0, 255).astype(np.uint8)
+    has_alpha = "A" in image.getbands() or "transparency" in image.info
+    if not has_alpha:
+        return np.asarray(image.convert("L"))
+    rgba = image.convert("RGBA")
+    alpha = np.asarray(rgba.getchannel("A"))
+    grey = rgba.convert("L")
+    if alpha.min() == 255:
+        return np.asarray(grey)
+    weights = alpha.astype(np.float32)
+    total = weights.sum()
+    if total == 0:
+        return np.zeros(alpha.shape, np.uint8)  # fully transparent: blank
+    ink_is_dark = (np.asarray(grey, np.float32) * weights).sum() / total < 128
+    background = Image.new("L", image.size, 255 if ink_is_dark else 0)
+    return np.asarray(Image.composite(grey, background, rgba.getchannel("A")))
+
+
+def ink_map(image):
+    """Pillow image -> uint8 [H, W] ink, 0 = background, 255 = the strongest ink.
+
+    Polarity comes from the image itself: the border is taken to be background, so
+    black-on-white, white-on-black and coloured ink all work.
+    """
+    grey = _luminance(image)
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    background = int(np.median(border))
+    if background >= 128:
+        ink = np.subtract(background, grey, dtype=np.int16)
+    else:
+        ink = np.subtract(grey, background, dtype=np.int16)
+    strongest = int(ink.max())
+    if strongest < MIN_CONTRAST:
+        raise NothingDrawn("Nothing is drawn: the image is blank. Draw a digit and try again.")
+    ink[ink < FAINT * strongest] = 0
+    return (ink * (255.0 / strongest)).astype(np.uint8)
+
+
+def ink_bbox(ink):
+    """(top, bottom, left, right) of the ink in a uint8 [H, W] ink map, bottom/right exclusive."""
+    rows = np.flatnonzero(ink.any(axis=1))
+    columns = np.flatnonzero(ink.any(axis=0))
+    if rows.size == 0:
+        raise NothingDrawn("Nothing is drawn: the image is blank. Draw a digit and try again.")
+    top, bottom, left, right = rows[0], rows[-1] + 1, columns[0], columns[-1] + 1
+    if max(bottom - top, right - left) < max(3, MIN_DIGIT_FRACTION * max(ink.shape)):
+        raise NothingDrawn("The drawing is too small to be a digit. Draw it larger.")
+    return int(top), int(bottom), int(left), int(right)
+
+
+# ---------------------------------------------------------------------------
+# MNIST's recipe: crop, fit into 20x20, centre by centre of mass
+# ---------------------------------------------------------------------------
+
+def _resize_longer_side(image, size):
+    width, height = image.size
+    scale = size / max(width, height)
+    new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
+    return image.resize(new_size, resample)
+
+
+def stroke_width(ink):
+    """Mean stroke width in pixels of a uint8 [H, W] ink map: 2 x area / boundary length."""
+    mask = ink >= 128
+    area = int(mask.sum())
+    if area == 0:
+        return 0.0
+    padded = np.pad(mask, 1)
+    interior = (mask & padded[:-2, 1:-1] & padded[2:, 1:-1]
+                & padded[1:-1, :-2] & padded[1:-1, 2:])
+    return 2.0 * area / max(int((mask & ~interior).sum()), 1)
+
+
+def normalise_stroke_width(image):
+    """Thicken a thin pen or thin a fat marker towards MNIST's stroke width.
+
+    `image` is an 'L' ink image whose longer side is WORK_SIZE; returns the same kind.
+    """
+    scale = MNIST_BOX / WORK_SIZE
+    width = stroke_width(np.asarray(image)) * scale
+    if abs(width - MNIST_STROKE) <= STROKE_TOLERANCE:
+        return image
+    # A rank filter of size k widens (max) or narrows (min) a stroke by k - 1 pixels.
+    change = abs(MNIST_STROKE - width) / scale
+    size = 2 * int(round(change / 2)) + 1
+    if size < 3:
+        return image
+    if width < MNIST_STROKE:
+        return image.filter(ImageFilter.MaxFilter(min(size, MAX_THICKEN)))
+    thinned = image.filter(ImageFilter.MinFilter(min(size, MAX_THIN)))
+    # Never thin a stroke away: keep the fat version if erosion leaves too little ink.
+    if np.count_nonzero(np.asarray(thinned) >= 128) < 0.25 * np.count_nonzero(
+            np.asarray(image) >= 128):
+        return image
+    return thinned
+
+
+def centre_by_mass(digit):
+    """Place a uint8 [h, w] digit (h, w <= 20) in a 28x28 field, centre of mass at (14, 14)."""
+    height, width = digit.shape
+    mass = digit.astype(np.float32)
+    total = mass.sum()
+    row_mass = (mass.sum(axis=1) * np.arange(height)).sum() / total
+    column_mass = (mass.sum(axis=0) * np.arange(width)).sum() / total
+    top = int(np.clip(round(MNIST_CENTRE - row_mass), 0, MNIST_SIZE - height))
+    left = int(np.clip(round(MNIST_CENTRE - column_mass), 0, MNIST_SIZE - width))
+    field = np.zeros((MNIST_SIZE, MNIST_SIZE), np.uint8)
+    field[top:top + height, left:left + width] = digit
+    return field
+
+
+def to_mnist(ink):
+    """uint8 [H, W] ink map of one digit -> float32 [28, 28] in [0, 1], the MNIST way.
+
+    Crop to the ink, even out the stroke width, scale the longer side to 20 px with
+    anti-aliasing (aspect ratio kept), then centre by centre of mass in 28x28.
+    """
+    top, bottom, left, right = ink_bbox(ink)
+    crop = Image.fromarray(np.ascontiguousarray(ink[top:bottom, left:right]))
+    work = normalise_stroke_width(_resize_longer_side(crop, WORK_SIZE))
+    work = work.crop(work.getbbox() or (0, 0) + work.size)
+    digit = np.asarray(_resize_longer_side(work, MNIST_BOX))
+    return centre_by_mass(digit).astype(np.float32) / 255.0
+
+
+def image_to_mnist(data, max_pixels=MAX_IMAGE_PIXELS):
+    """Image bytes -> float32 [28, 28] in [0, 1]: decode, find the ink, apply MNIST's recipe."""
+    return to_mnist(ink_map(open_image(data, max_pixels)))
+
+
+# ---------------------------------------------------------------------------
+# Out
+# ---------------------------------------------------------------------------
+
+def preview_data_uri(digit):
+    """float32 [28, 28] in [0, 1] -> a PNG data URI of what the model saw (white on black)."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.rint(np.clip(digit, 0, 1) * 255).astype(np.uint8)).save(
+        buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
