@@ -98,6 +98,9 @@ def open_image(data, max_pixels=MAX_IMAGE_PIXELS):
                 from None
         raise InvalidImage("The data is not an image Pillow can read; send a PNG, JPEG, WebP, "
                            "GIF or BMP.") from None
+    except Image.DecompressionBombError:
+        raise ImageTooLarge(f"The image declares more pixels than the {max_pixels:,} allowed. "
+                            "Send a smaller image.") from None
     except Exception:  # Pillow raises many kinds on hostile headers
         raise InvalidImage("The image header is damaged.") from None
     width, height = image.size
@@ -250,8 +253,9 @@ def to_mnist(ink):
     crop = Image.fromarray(np.ascontiguousarray(ink[top:bottom, left:right]))
     work = normalise_stroke_width(_resize_longer_side(crop, WORK_SIZE))
     work = work.crop(work.getbbox() or (0, 0) + work.size)
-    digit = np.asarray(_resize_longer_side(work, MNIST_BOX))
-    return centre_by_mass(digit).astype(np.float32) / 255.0
+    digit = np.asarray(_resize_longer_side(work, MNIST_BOX)).astype(np.float32)
+    digit *= 255.0 / digit.max()  # MNIST digits reach full white; resizing dims thin strokes
+    return centre_by_mass(np.rint(digit).astype(np.uint8)).astype(np.float32) / 255.0
 
 
 def image_to_mnist(data, max_pixels=MAX_IMAGE_PIXELS):

@@ -22,3 +22,44 @@ def mnist():
 @pytest.fixture(scope="session")
 def mnist_test(mnist):
     return mnist[1]
+
+
+@pytest.fixture(scope="session")
+def draw_mnist_digit(mnist_test):
+    """Draw MNIST test digit `index` as a person would on a canvas; returns (RGBA image, label)."""
+    import strokes
+
+    def draw(index, canvas=(280, 280), height=200, centre=None, pen=18,
+             convention="ink_on_transparent", slant=0.0):
+        centre = centre or (canvas[0] / 2, canvas[1] / 2)
+        placed = strokes.place_strokes(strokes.digit_strokes(mnist_test[0][index]), canvas,
+                                       height, centre, slant)
+        return strokes.draw_strokes(placed, canvas, pen, convention), int(mnist_test[1][index])
+
+    return draw
+
+
+@pytest.fixture(scope="session")
+def app():
+    from app import create_app
+
+    return create_app({"TESTING": True, "MODEL_PATH": str(MODEL_PATH)})
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
+
+
+def data_uri(data, media_type="image/png"):
+    import base64
+
+    return f"data:{media_type};base64," + base64.b64encode(data).decode("ascii")
+
+
+def encode(image, format, **options):
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format=format, **options)
+    return buffer.getvalue()

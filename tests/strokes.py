@@ -119,11 +119,7 @@ def place_strokes(strokes, canvas_size, height, centre, slant_degrees=0.0):
 
 
 def draw_strokes(strokes, canvas_size, pen_width, convention="ink_on_transparent"):
-    """Render placed strokes (pixel coordinates) into an RGBA Pillow image of `canvas_size`.
-
-    Conventions: black_on_white, white_on_black (both opaque), ink_on_transparent (dark ink
-    on a transparent canvas, what `canvas.toDataURL()` gives when the page draws in black).
-    """
+    """Render placed strokes (pixel coordinates) into an RGBA image of `canvas_size`."""
     width, height = canvas_size
     big = Image.new("L", (width * SUPERSAMPLE, height * SUPERSAMPLE), 0)
     draw = ImageDraw.Draw(big)
@@ -134,16 +130,24 @@ def draw_strokes(strokes, canvas_size, pen_width, convention="ink_on_transparent
             draw.line(points, fill=255, width=max(1, round(pen)), joint="curve")
         for x, y in points:  # round caps and joins
             draw.ellipse([x - pen / 2, y - pen / 2, x + pen / 2, y + pen / 2], fill=255)
-    coverage = big.resize(canvas_size, Image.Resampling.BOX)
+    return colourise(big.resize(canvas_size, Image.Resampling.BOX), convention)
+
+
+def colourise(coverage, convention):
+    """An 'L' ink-coverage image -> RGBA in one of the three colour conventions.
+
+    black_on_white and white_on_black are opaque; ink_on_transparent is dark ink on a
+    transparent canvas, what `canvas.toDataURL()` gives when the page draws in black.
+    """
+    size = coverage.size
     if convention == "black_on_white":
         grey = Image.eval(coverage, lambda v: 255 - v)
-        return Image.merge("RGBA", (grey, grey, grey, Image.new("L", canvas_size, 255)))
+        return Image.merge("RGBA", (grey, grey, grey, Image.new("L", size, 255)))
     if convention == "white_on_black":
-        return Image.merge("RGBA", (coverage, coverage, coverage,
-                                    Image.new("L", canvas_size, 255)))
+        return Image.merge("RGBA", (coverage, coverage, coverage, Image.new("L", size, 255)))
     if convention == "ink_on_transparent":
-        black = Image.new("L", canvas_size, 20)
-        return Image.merge("RGBA", (black, black, black, coverage))
+        ink = Image.new("L", size, 20)
+        return Image.merge("RGBA", (ink, ink, ink, coverage))
     raise ValueError(f"unknown convention {convention!r}")
 
 

@@ -1,0 +1,154 @@
+"""Digits drawn the way people draw on a 280x280 canvas, for the drawn-digit evaluation.
+
+Two sources: MNIST *test* digits traced into strokes and redrawn with another pen, and the
+digits of handwriting fonts. Each case varies pen width (6-30 px), digit height (25-90 % of
+the canvas), position (off-centre), slant, and colour convention.
+
+    python tests/drawn_digits.py     # the full evaluation with a table by condition
+"""
+
+import glob
+import math
+import random
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+import strokes
+
+CANVAS = (280, 280)
+PEN_WIDTHS = (6, 30)
+HEIGHT_FRACTIONS = (0.25, 0.9)
+SLANT_DEGREES = (-10, 15)
+FONT_GLOBS = ["/usr/share/fonts/truetype/fifthhorseman/dkg*.ttf",
+              "/usr/share/fonts/truetype/breip/*.ttf",
+              "/usr/share/fonts/opentype/bwht/*.otf",
+              "/usr/share/fonts/truetype/femkeklaver/*.ttf",
+              "/usr/share/fonts/truetype/humor-sans/*.ttf",
+              "/usr/share/fonts/truetype/rufscript/*.ttf",
+              "/usr/share/fonts/opentype/dancingscript/*.otf",
+              "/usr/share/fonts/opentype/comic-neue/*.otf"]
+
+
+def handwriting_fonts():
+    return sorted(path for pattern in FONT_GLOBS for path in glob.glob(pattern))
+
+
+def random_placement(rng, aspect):
+    """(height, centre) of a digit of width/height `aspect` that fits inside the canvas."""
+    height = rng.uniform(*HEIGHT_FRACTIONS) * CANVAS[1]
+    half_width, half_height = min(height * aspect, CANVAS[0] * 0.95) / 2, height / 2
+    margin = 4
+    centre = (rng.uniform(half_width + margin, CANVAS[0] - half_width - margin),
+              rng.uniform(half_height + margin, CANVAS[1] - half_height - margin))
+    return height, centre
+
+
+def mnist_cases(x_test, y_test, count, seed=0):
+    """Yield (RGBA image, label, conditions) for `count` random MNIST test digits."""
+    rng = random.Random(seed)
+    for number, index in enumerate(rng.sample(range(len(x_test)), count)):
+        traced = strokes.digit_strokes(x_test[index])
+        x0, y0, x1, y1 = strokes.strokes_box(traced)
+        pen = rng.uniform(*PEN_WIDTHS)
+        slant = rng.uniform(*SLANT_DEGREES)
+        height, centre = random_placement(rng, (x1 - x0) / max(y1 - y0, 1e-6) + 0.2)
+        convention = strokes.CONVENTIONS[number % 3]
+        image = strokes.draw_strokes(strokes.place_strokes(traced, CANVAS, height, centre, slant),
+                                     CANVAS, pen, convention)
+        yield image, int(y_test[index]), dict(source="mnist", pen=pen, height=height / CANVAS[1],
+                                             convention=convention, index=int(index))
+
+
+def font_glyph(path, digit, weight):
+    """An 'L' coverage image of one digit in a font, cropped to the ink; `weight` in px adds
+    an outline to imitate a fatter pen."""
+    font = ImageFont.truetype(path, 200)
+    image = Image.new("L", (400, 400), 0)
+    ImageDraw.Draw(image).text((100, 50), str(digit), font=font, fill=255,
+                               stroke_width=weight, stroke_fill=255)
+    return image.crop(image.getbbox())
+
+
+def font_cases(seed=0, repeats=2):
+    """Yield (RGBA image, label, conditions) for each digit of each handwriting font."""
+    rng = random.Random(seed)
+    number = 0
+    for path in handwriting_fonts():
+        for digit in range(10):
+            for _ in range(repeats):
+                glyph = font_glyph(path, digit, weight=rng.choice([0, 3, 8]))
+                slant = math.tan(math.radians(rng.uniform(-5, 10)))
+                width, height = glyph.size
+                glyph = glyph.transform((width + int(abs(slant) * height), height),
+                                        Image.Transform.AFFINE,
+                                        (1, slant, -max(slant, 0) * height, 0, 1, 0),
+                                        Image.Resampling.BILINEAR)
+                target_height, centre = random_placement(rng, glyph.width / glyph.height)
+                scale = target_height / glyph.height
+                glyph = glyph.resize((max(1, round(glyph.width * scale)),
+                                      max(1, round(target_height))), Image.Resampling.LANCZOS)
+                coverage = Image.new("L", CANVAS, 0)
+                coverage.paste(glyph, (round(centre[0] - glyph.width / 2),
+                                       round(centre[1] - glyph.height / 2)))
+                convention = strokes.CONVENTIONS[number % 3]
+                number += 1
+                yield strokes.colourise(coverage, convention), digit, dict(
+                    source="font:" + path.rsplit("/", 1)[1], height=target_height / CANVAS[1],
+                    convention=convention, pen=None)
+
+
+def evaluate(client, cases):
+    """Post each case to /predict; return a list of (conditions, label, digit or error)."""
+    results = []
+    for image, label, conditions in cases:
+        response = client.post("/predict", data=strokes.png_bytes(image),
+                               content_type="image/png")
+        body = response.get_json()
+        results.append((conditions, label, body.get("digit") if response.status_code == 200
+                        else f"{response.status_code}: {body.get('error')}"))
+    return results
+
+
+def accuracy(results):
+    return float(np.mean([label == answer for _, label, answer in results]))
+
+
+def main():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import train_mnist
+    from app import create_app
+
+    client = create_app().test_client()
+    _, (x_test, y_test) = train_mnist.load_mnist()
+    mnist_results = evaluate(client, mnist_cases(x_test, y_test, 3000, seed=1))
+    font_results = evaluate(client, font_cases(seed=1, repeats=3))
+    everything = mnist_results + font_results
+    print(f"{'condition':38s} {'cases':>6s} {'accuracy':>9s}")
+
+    def row(name, results):
+        if results:
+            print(f"{name:38s} {len(results):6d} {100 * accuracy(results):8.2f}%")
+
+    row("all drawn digits", everything)
+    row("MNIST test digits, redrawn", mnist_results)
+    row("handwriting fonts", font_results)
+    for convention in strokes.CONVENTIONS:
+        row(f"  {convention}", [r for r in everything if r[0]["convention"] == convention])
+    for low, high in [(6, 12), (12, 20), (20, 30.1)]:
+        row(f"  pen {low}-{int(high)} px (MNIST)",
+            [r for r in mnist_results if low <= r[0]["pen"] < high])
+    for low, high in [(0.25, 0.45), (0.45, 0.7), (0.7, 0.91)]:
+        row(f"  height {int(low * 100)}-{int(high * 100)} % of canvas",
+            [r for r in everything if low <= r[0]["height"] < high])
+    for font in sorted({r[0]["source"] for r in font_results}):
+        row(f"  {font}", [r for r in font_results if r[0]["source"] == font])
+    wrong = [(r[0]["source"], r[0].get("index"), r[1], r[2]) for r in everything if r[1] != r[2]]
+    print("wrong (source, MNIST index, label, answer):", wrong[:60])
+
+
+if __name__ == "__main__":
+    main()

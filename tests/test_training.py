@@ -1,0 +1,63 @@
+"""The training side: the MNIST loader, and a short training run that exports a working model."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+# Digits per class in MNIST's training and test sets (LeCun et al.).
+TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def test_loader_returns_exactly_mnist(mnist):
+    (x_train, y_train), (x_test, y_test) = mnist
+    assert x_train.shape == (60000, 28, 28) and x_test.shape == (10000, 28, 28)
+    assert x_train.dtype == x_test.dtype == y_train.dtype == y_test.dtype == np.uint8
+    assert x_train.min() == 0 and x_train.max() == 255, "pixels must be MNIST's bytes 0-255"
+    assert np.bincount(y_train, minlength=10).tolist() == TRAIN_COUNTS
+    assert np.bincount(y_test, minlength=10).tolist() == TEST_COUNTS
+    assert y_train[0] == 5 and y_test[0] == 7
+    assert y_test[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+    # MNIST's first training image, a 5, has 166 ink pixels and its darkest value is 255.
+    assert np.count_nonzero(x_train[0]) == 166 and x_train[0].max() == 255
+
+
+def test_loader_reads_a_keras_npz_file_given_with_data(tmp_path, mnist):
+    import train_mnist
+
+    (x_train, y_train), (x_test, y_test) = mnist
+    path = tmp_path / "mnist.npz"
+    np.savez(path, x_train=x_train[:100], y_train=y_train[:100],
+             x_test=x_test[:50], y_test=y_test[:50])
+    (xt, yt), (xs, ys) = train_mnist.load_mnist(path)
+    assert np.array_equal(xt, x_train[:100]) and np.array_equal(ys, y_test[:50])
+    assert xt.dtype == np.uint8 and yt.dtype == np.uint8
+
+
+def test_a_one_epoch_training_run_exports_an_onnx_model_that_agrees_with_keras(
+        tmp_path, mnist_test):
+    import onnxruntime as ort
+    import tensorflow as tf
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train_mnist.py"), "--epochs", "1", "--limit", "3000",
+         "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"training failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    for name in ["model.onnx", "model.keras", "report.json", "report.png", "misclassified.png"]:
+        assert (tmp_path / name).stat().st_size > 0, f"training did not write {name}"
+    assert "MNIST test accuracy (onnxruntime)" in result.stdout
+
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    images = (mnist_test[0][:1000].astype(np.float32) / 255.0)[..., np.newaxis]
+    onnx_probabilities = session.run(["probabilities"], {"image": images})[0]
+    keras_probabilities = tf.keras.models.load_model(tmp_path / "model.keras").predict(
+        images, verbose=0)
+    assert (onnx_probabilities.argmax(1) == keras_probabilities.argmax(1)).all(), \
+        "onnxruntime and Keras pick different digits"
+    assert np.abs(onnx_probabilities - keras_probabilities).max() <= 1e-4
+    metadata = session.get_modelmeta().custom_metadata_map
+    assert metadata["epochs"] == "1" and float(metadata["mnist_test_accuracy"]) > 0.5

@@ -1,0 +1,153 @@
+"""The image pipeline in utils.py, one behaviour at a time."""
+
+import base64
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import utils
+from conftest import encode
+
+
+def centre_of_mass(digit):
+    rows, columns = np.mgrid[:digit.shape[0], :digit.shape[1]]
+    total = digit.sum()
+    return (rows * digit).sum() / total, (columns * digit).sum() / total
+
+
+def read(image):
+    return utils.image_to_mnist(encode(image, "PNG"))
+
+
+@pytest.mark.parametrize("convention", ["black_on_white", "white_on_black", "ink_on_transparent"])
+def test_every_colour_convention_gives_the_same_digit(draw_mnist_digit, convention):
+    reference = read(draw_mnist_digit(3, convention="white_on_black")[0])
+    digit = read(draw_mnist_digit(3, convention=convention)[0])
+    assert np.abs(digit - reference).max() < 0.05, "polarity or transparency was misread"
+
+
+@pytest.mark.parametrize("ink, background", [
+    ((255, 255, 255, 255), (0, 0, 0, 0)),       # white ink on a transparent canvas
+    ((200, 30, 30, 255), (0, 0, 0, 0)),         # red ink on a transparent canvas
+    ((20, 20, 160, 255), (255, 255, 210, 255)),  # blue ink on cream paper
+    ((250, 250, 250, 255), (40, 60, 40, 255)),   # chalk on a green board
+])
+def test_ink_is_found_in_any_colour_and_on_transparency(draw_mnist_digit, ink, background):
+    coverage = draw_mnist_digit(3, convention="white_on_black")[0].convert("L")
+    if background[3] == 0:  # a canvas keeps the ink colour and puts the coverage in alpha
+        image = Image.new("RGBA", coverage.size, ink)
+        image.putalpha(coverage)
+    else:
+        image = Image.composite(Image.new("RGBA", coverage.size, ink),
+                                Image.new("RGBA", coverage.size, background), coverage)
+    reference = read(coverage)
+    assert np.abs(read(image) - reference).max() < 0.1
+
+
+def test_output_is_28x28_float_in_unit_range(draw_mnist_digit):
+    digit = read(draw_mnist_digit(0)[0])
+    assert digit.shape == (28, 28) and digit.dtype == np.float32
+    assert digit.min() == 0.0 and digit.max() == 1.0
+
+
+@pytest.mark.parametrize("centre", [(60, 60), (220, 70), (140, 140), (200, 220)])
+def test_centre_of_mass_lands_within_half_a_pixel_of_mnists_centre(draw_mnist_digit, centre):
+    digit = read(draw_mnist_digit(5, height=100, centre=centre)[0])
+    row, column = centre_of_mass(digit)
+    assert abs(row - 14) <= 0.5 and abs(column - 14) <= 0.5, f"centre of mass at {row, column}"
+
+
+def ink_extent(digit):
+    rows = np.flatnonzero(digit.max(axis=1) > 0.3)
+    columns = np.flatnonzero(digit.max(axis=0) > 0.3)
+    return rows[-1] - rows[0] + 1, columns[-1] - columns[0] + 1
+
+
+def test_longer_side_is_scaled_to_20_pixels_keeping_the_aspect_ratio():
+    tall = Image.new("L", (280, 280), 0)
+    tall.paste(255, (130, 40, 150, 240))   # a 20 x 200 bar: aspect 1:10
+    wide = Image.new("L", (280, 280), 0)
+    wide.paste(255, (40, 100, 240, 180))   # a 200 x 80 block: aspect 5:2
+    tall_height, tall_width = ink_extent(read(tall))
+    wide_height, wide_width = ink_extent(read(wide))
+    assert tall_height in (20, 21) and tall_width <= 4
+    assert wide_width in (20, 21) and 7 <= wide_height <= 10
+
+
+def test_a_one_pixel_dot_is_nothing_drawn():
+    dot = Image.new("L", (280, 280), 255)
+    dot.putpixel((140, 140), 0)
+    with pytest.raises(utils.NothingDrawn):
+        read(dot)
+
+
+def test_faint_noise_is_ignored(draw_mnist_digit):
+    image = draw_mnist_digit(3, convention="white_on_black")[0].convert("L")
+    noisy = np.asarray(image).astype(np.int16) + np.random.default_rng(0).integers(0, 30, (280, 280))
+    noisy_digit = read(Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)))
+    assert np.abs(noisy_digit - read(image)).max() < 0.15
+
+
+@pytest.mark.parametrize("pen", [4, 8, 30, 40])
+def test_stroke_width_is_evened_out_towards_mnists(draw_mnist_digit, pen):
+    # The same digit drawn with a thin pen and a fat marker ends up with MNIST-like strokes.
+    digit = read(draw_mnist_digit(3, height=240 if pen < 10 else 150, pen=pen)[0])
+    width = utils.stroke_width((digit * 255).astype(np.uint8))
+    assert 1.8 <= width <= 3.8, f"stroke width {width:.2f} px is far from MNIST's 2.6"
+
+
+def test_a_huge_image_is_handled_quickly(draw_mnist_digit):
+    image = draw_mnist_digit(3, canvas=(4000, 3000), height=2000, pen=150)[0]
+    data = encode(image, "PNG")
+    started = time.perf_counter()
+    digit = utils.image_to_mnist(data)
+    assert digit.shape == (28, 28)
+    assert time.perf_counter() - started < 5
+
+
+def test_pixel_limit_is_checked_before_decoding():
+    data = encode(Image.new("L", (3000, 3000), 0), "PNG")
+    with pytest.raises(utils.ImageTooLarge):
+        utils.open_image(data, max_pixels=1_000_000)
+
+
+@pytest.mark.parametrize("text", [
+    "data:image/png;base64,{b64}", "DATA:IMAGE/PNG;BASE64,{b64}", "{b64}", "  {b64}\n",
+    "data:image/png;charset=utf-8;base64,{b64}",
+])
+def test_data_uris_and_bare_base64_decode(text):
+    payload = b"\x89PNG\r\n\x1a\nrest"
+    assert utils.decode_base64_image(text.format(b64=base64.b64encode(payload).decode())) == payload
+
+
+@pytest.mark.parametrize("text, error", [
+    ("data:image/png;base64,!!!!", utils.InvalidImage),
+    ("", utils.InvalidImage),
+    ("data:image/png,rawtext", utils.InvalidImage),
+    ("data:text/html;base64,PGI+", utils.UnsupportedImage),
+    ("data:image/svg+xml;base64,PHN2Zy8+", utils.UnsupportedImage),
+])
+def test_bad_base64_raises_a_clear_error(text, error):
+    with pytest.raises(error):
+        utils.decode_base64_image(text)
+
+
+def test_exif_rotation_is_applied():
+    upright = Image.new("L", (60, 200), 255)
+    upright.paste(0, (20, 20, 40, 180))  # a vertical bar
+    rotated = upright.rotate(90, expand=True)  # stored lying down ...
+    exif = Image.Exif()
+    exif[0x0112] = 8  # ... with EXIF saying "rotate 90 degrees clockwise to view"
+    image = utils.open_image(encode(rotated.convert("RGB"), "JPEG", exif=exif))
+    assert image.size == (60, 200)
+
+
+def test_preview_is_a_png_data_uri_of_the_digit():
+    digit = np.zeros((28, 28), np.float32)
+    digit[10:18, 12:16] = 1
+    uri = utils.preview_data_uri(digit)
+    assert uri.startswith("data:image/png;base64,")
+    decoded = utils.open_image(base64.b64decode(uri.split(",")[1]))
+    assert np.array_equal(np.asarray(decoded) > 127, digit > 0.5)
