@@ -1,17 +1,14 @@
 """The web service: the drawing page and a JSON API around the ONNX digit recognizer."""
 
-import hashlib
 import logging
 import os
-import time
 from pathlib import Path
 
-import numpy as np
-import onnxruntime as ort
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, UnsupportedMediaType
 
 import utils
+from recognizer import Recognizer
 
 ROOT = Path(__file__).resolve().parent
 MEGABYTE = 1024 * 1024
@@ -36,19 +33,6 @@ SECURITY_HEADERS = {
 log = logging.getLogger(__name__)
 
 
-def load_model(path):
-    """An onnxruntime session tuned for one image at a time, warmed up, plus the file's sha256."""
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # One image is too little work to share between threads; workers scale out instead.
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    session.run(["probabilities"], {"image": np.zeros((1, 28, 28, 1), np.float32)})
-    sha256 = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    return session, sha256
-
-
 def create_app(config=None):
     app = Flask(__name__)
     app.config.from_mapping(
@@ -62,8 +46,7 @@ def create_app(config=None):
     )
     app.config.update(config or {})
     app.json.sort_keys = False
-    session, model_sha256 = load_model(app.config["MODEL_PATH"])
-    model_metadata = session.get_modelmeta().custom_metadata_map
+    recognizer = Recognizer(app.config["MODEL_PATH"])
 
     def read_image_bytes():
         """The image bytes of a /predict request, whichever of the four forms it came in."""
@@ -104,29 +87,17 @@ def create_app(config=None):
 
     @app.get("/api/model")
     def model_info():
-        return jsonify(metadata=model_metadata, sha256=model_sha256,
+        return jsonify(metadata=recognizer.metadata, sha256=recognizer.sha256,
                        input={"name": "image", "shape": ["N", 28, 28, 1], "dtype": "float32"},
                        output={"name": "probabilities", "shape": ["N", 10],
                                "dtype": "float32"})
 
     @app.post("/predict")
     def predict():
-        started = time.perf_counter()
-        image = utils.open_image(read_image_bytes(), app.config["MAX_IMAGE_PIXELS"])
-        decoded = time.perf_counter()
-        digit_image = utils.to_mnist(utils.ink_map(image))
-        preprocessed = time.perf_counter()
-        probabilities = session.run(["probabilities"],
-                                    {"image": digit_image[np.newaxis, :, :, np.newaxis]})[0][0]
-        inferred = time.perf_counter()
-        digit = int(probabilities.argmax())
-        response = jsonify(digit=digit, confidence=round(float(probabilities[digit]), 6),
-                           probabilities=[round(float(p), 6) for p in probabilities],
-                           preview=utils.preview_data_uri(digit_image))
+        reply, timings = recognizer.read(read_image_bytes(), app.config["MAX_IMAGE_PIXELS"])
+        response = jsonify(reply)
         response.headers["Server-Timing"] = ", ".join(
-            f"{name};dur={1000 * seconds:.3f}" for name, seconds in
-            [("decode", decoded - started), ("preprocess", preprocessed - decoded),
-             ("inference", inferred - preprocessed)])
+            f"{name};dur={1000 * seconds:.3f}" for name, seconds in timings.items())
         return response
 
     @app.errorhandler(utils.ImageError)

@@ -24,7 +24,12 @@ MNIST_STROKE = 2.6               # median stroke width of MNIST digits, in 20-px
 STROKE_TOLERANCE = 0.5           # leave widths within this of MNIST's alone
 MAX_THICKEN, MAX_THIN = 9, 5     # largest rank filters: filled loops inflate a width estimate
 FAINT = 0.25                     # ink below this fraction of the strongest ink is noise
+PAPER_CELLS = 12                 # cells along the longer side when estimating the paper's light
+INSIDE_STROKE = 80               # a cell this much darker than its neighbours is inside a stroke
 MIN_CONTRAST = 40                # 0-255: weaker ink than this is a blank image
+SEGMENT_SIZE = 128               # longer side of the mask on which separate marks are found
+SPECK_FRACTION = 0.15            # marks smaller than this share of the tallest one are specks
+MAX_DIGITS = 12
 MIN_DIGIT_FRACTION = 0.04        # ink smaller than this share of the image's longer side is a speck
 
 _DATA_URI = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^;,]*)*?),", re.I)
@@ -153,20 +158,57 @@ def ink_map(image):
     """Pillow image -> uint8 [H, W] ink, 0 = background, 255 = the strongest ink.
 
     Polarity comes from the image itself: the border is taken to be background, so
-    black-on-white, white-on-black and coloured ink all work.
+    black-on-white, white-on-black and coloured ink all work. The background is estimated
+    locally, so a photo's uneven light and grey paper drop out; what is left below an
+    Otsu-derived floor (paper texture, JPEG noise) is set to 0.
     """
     grey = _luminance(image)
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    background = int(np.median(border))
-    if background >= 128:
-        ink = np.subtract(background, grey, dtype=np.int16)
-    else:
-        ink = np.subtract(grey, background, dtype=np.int16)
+    if np.median(border) < 128:
+        grey = 255 - grey  # light ink on a dark ground: work as if dark on light
+    ink = np.subtract(_paper_brightness(grey), grey, dtype=np.int16)
     strongest = int(ink.max())
     if strongest < MIN_CONTRAST:
         raise NothingDrawn("Nothing is drawn: the image is blank. Draw a digit and try again.")
-    ink[ink < FAINT * strongest] = 0
+    floor = max(FAINT * strongest, 0.5 * _otsu_threshold(ink))
+    ink[ink < floor] = 0
     return (ink * (255.0 / strongest)).astype(np.uint8)
+
+
+def _paper_brightness(grey):
+    """uint8 [H, W] dark-on-light image -> uint8 [H, W] estimate of the paper without ink.
+
+    The brightest value in each coarse cell is paper (strokes are thinner than a cell; a
+    cell inside a fat stroke borrows its neighbours' value); scaling the cell grid back up
+    smoothly gives the light falling on the page.
+    """
+    height, width = grey.shape
+    cell = max(8, -(-max(height, width) // PAPER_CELLS))
+    rows, columns = -(-height // cell), -(-width // cell)
+    padded = np.pad(grey, ((0, rows * cell - height), (0, columns * cell - width)), mode="edge")
+    brightest = padded.reshape(rows, cell, columns, cell).max(axis=(1, 3))
+    neighbours = np.asarray(Image.fromarray(brightest).filter(ImageFilter.MaxFilter(3)))
+    # A cell far darker than its neighbours lies inside a stroke; a gentle shadow is not.
+    inside_stroke = neighbours.astype(np.int16) - brightest > INSIDE_STROKE
+    brightest = np.where(inside_stroke, neighbours, brightest)
+    return np.asarray(Image.fromarray(brightest).resize((width, height),
+                                                        Image.Resampling.BILINEAR))
+
+
+def _otsu_threshold(ink):
+    """Otsu's threshold of the non-zero values of an int [H, W] ink map."""
+    histogram = np.bincount(ink[ink > 0].ravel(), minlength=256)[:256].astype(np.float64)
+    total = histogram.sum()
+    if total == 0:
+        return 0.0
+    levels = np.arange(256)
+    weight_low = np.cumsum(histogram)
+    mean_low = np.cumsum(histogram * levels)
+    weight_high = total - weight_low
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (mean_low[-1] * weight_low / total - mean_low) ** 2 / (
+            weight_low * weight_high / total)
+    return float(np.nanargmax(between[:-1])) if np.isfinite(between[:-1]).any() else 0.0
 
 
 def ink_bbox(ink):
@@ -179,6 +221,118 @@ def ink_bbox(ink):
     if max(bottom - top, right - left) < max(3, MIN_DIGIT_FRACTION * max(ink.shape)):
         raise NothingDrawn("The drawing is too small to be a digit. Draw it larger.")
     return int(top), int(bottom), int(left), int(right)
+
+
+# ---------------------------------------------------------------------------
+# Several digits: split a number written left to right
+# ---------------------------------------------------------------------------
+
+def _components(mask):
+    """8-connected components of a bool [h, w] mask, found on runs of ink in each row.
+
+    Returns (labels, boxes, areas): int32 [h, w] labels (0 = background, components
+    numbered from 1), and per component its box (top, bottom, left, right) and pixel count.
+    """
+    edges = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1)
+    run_rows, run_starts = np.nonzero(edges == 1)
+    run_ends = np.nonzero(edges == -1)[1]
+    parent = list(range(len(run_rows)))
+
+    def root(index):
+        while parent[index] != index:
+            parent[index] = parent[parent[index]]
+            index = parent[index]
+        return index
+
+    previous, current, row = [], [], -1
+    for index, (run_row, start, end) in enumerate(zip(run_rows, run_starts, run_ends)):
+        if run_row != row:
+            previous = current if run_row == row + 1 else []
+            current, row = [], run_row
+        for above in previous:  # touching, diagonals included
+            if run_starts[above] <= end and start <= run_ends[above]:
+                parent[root(above)] = root(index)
+        current.append(index)
+
+    labels = np.zeros(mask.shape, np.int32)
+    numbers, boxes, areas = {}, [], []
+    for index, (run_row, start, end) in enumerate(zip(run_rows, run_starts, run_ends)):
+        number = numbers.setdefault(root(index), len(numbers) + 1)
+        labels[run_row, start:end] = number
+        if number > len(boxes):
+            boxes.append([run_row, run_row + 1, start, end])
+            areas.append(0)
+        box = boxes[number - 1]
+        box[1], box[2], box[3] = run_row + 1, min(box[2], start), max(box[3], end)
+        areas[number - 1] += end - start
+    return labels, [tuple(int(v) for v in box) for box in boxes], areas
+
+
+def _group_into_digits(boxes):
+    """Merge component boxes [top, bottom, left, right] that overlap horizontally by at least
+    half the narrower one (strokes of one digit); returns groups of indices, left to right."""
+    groups = [[index] for index in range(len(boxes))]
+    extents = [[box[2], box[3]] for box in boxes]
+    merged = True
+    while merged:
+        merged = False
+        for a in range(len(groups)):
+            for b in range(a + 1, len(groups)):
+                overlap = min(extents[a][1], extents[b][1]) - max(extents[a][0], extents[b][0])
+                narrower = min(extents[a][1] - extents[a][0], extents[b][1] - extents[b][0])
+                if overlap >= 0.5 * narrower:
+                    groups[a] += groups.pop(b)
+                    extents[a] = [min(extents[a][0], extents[b][0]),
+                                  max(extents[a][1], extents[b][1])]
+                    extents.pop(b)
+                    merged = True
+                    break
+            if merged:
+                break
+    order = sorted(range(len(groups)), key=lambda index: extents[index][0])
+    return [groups[index] for index in order]
+
+
+def split_digits(ink):
+    """uint8 [H, W] ink map -> [(box, digit_ink)], one per digit, left to right.
+
+    `box` is (x0, y0, x1, y1) in the image's pixels; `digit_ink` is the uint8 ink inside it
+    with other digits' strokes removed. Strokes that overlap horizontally stay one digit (a 5
+    with a detached bar, a 7 with a crossbar, a 4 in two strokes); specks are dropped.
+    """
+    top, bottom, left, right = ink_bbox(ink)
+    region = ink[top:bottom, left:right]
+    if region.any(axis=0).all() and region.any(axis=1).all():
+        return [((left, top, right, bottom), region)]  # no blank gap: one part, no specks
+    scale = min(1.0, SEGMENT_SIZE / max(region.shape))
+    small_size = (max(1, round(region.shape[1] * scale)), max(1, round(region.shape[0] * scale)))
+    mask = np.asarray(Image.fromarray(region).resize(small_size, Image.Resampling.BOX)) > 0
+    labels, boxes, areas = _components(mask)
+    tallest = max(box[1] - box[0] for box in boxes)
+    total_area = sum(areas)
+    kept = [index for index, box in enumerate(boxes)
+            if max(box[1] - box[0], box[3] - box[2]) >= SPECK_FRACTION * tallest
+            or areas[index] >= SPECK_FRACTION * total_area]
+    groups = _group_into_digits([boxes[index] for index in kept])
+    if len(groups) > MAX_DIGITS:
+        raise NothingDrawn(f"The drawing has more than {MAX_DIGITS} separate marks; write one "
+                           "number, left to right.")
+    big_labels = np.asarray(Image.fromarray(labels.astype(np.int32)).resize(
+        (region.shape[1], region.shape[0]), Image.Resampling.NEAREST))
+    digits = []
+    for group in groups:
+        members = [kept[index] + 1 for index in group]
+        digit_ink = np.where(np.isin(big_labels, members), region, 0).astype(np.uint8)
+        rows = np.flatnonzero(digit_ink.any(axis=1))
+        columns = np.flatnonzero(digit_ink.any(axis=0))
+        if rows.size == 0:
+            continue
+        y0, y1, x0, x1 = rows[0], rows[-1] + 1, columns[0], columns[-1] + 1
+        digits.append(((int(left + x0), int(top + y0), int(left + x1), int(top + y1)),
+                       digit_ink[y0:y1, x0:x1]))
+    if not digits:
+        raise NothingDrawn("Nothing is drawn: the image is blank. Draw a digit and try again.")
+    return digits
 
 
 # ---------------------------------------------------------------------------

@@ -5,6 +5,8 @@ digits of handwriting fonts. Each case varies pen width (6-30 px), digit height 
 the canvas), position (off-centre), slant, and colour convention.
 
     python tests/drawn_digits.py     # the full evaluation with a table by condition
+
+Numbers: 2-4 MNIST test digits written left to right on a 560x280 canvas.
 """
 
 import glob
@@ -98,14 +100,56 @@ def font_cases(seed=0, repeats=2):
                     convention=convention, pen=None)
 
 
-def evaluate(client, cases):
+NUMBER_CANVAS = (560, 280)
+
+
+def number_cases(x_test, y_test, count, seed=0):
+    """Yield (RGBA image, number string, conditions): 2-4 MNIST test digits written left to
+    right on a wide canvas, each number with its own pen, size, spacing, slant and colours."""
+    rng = random.Random(seed)
+    width, height = NUMBER_CANVAS
+    for number in range(count):
+        indices = rng.sample(range(len(x_test)), rng.randint(2, 4))
+        traced = [strokes.digit_strokes(x_test[index]) for index in indices]
+        pen = rng.uniform(6, 24)
+        digit_height = rng.uniform(0.35, 0.8) * height
+        gap = rng.uniform(0.12, 0.5) * digit_height
+        slant = rng.uniform(-8, 12)
+        widths = []
+        for digit_strokes in traced:
+            x0, y0, x1, y1 = strokes.strokes_box(digit_strokes)
+            widths.append(max(x1 - x0, 0.15 * (y1 - y0)) / max(y1 - y0, 1e-6))
+        lean = abs(math.tan(math.radians(slant))) * digit_height
+        total = (sum(w * digit_height for w in widths) + gap * (len(traced) - 1)
+                 + pen * len(traced) + lean)
+        if total > 0.92 * width:  # shrink to fit, as a person would write smaller
+            shrink = 0.92 * width / total
+            digit_height, gap, total = digit_height * shrink, gap * shrink, total * shrink
+        x = rng.uniform(0.04 * width, width - total - 0.04 * width) + lean / 2
+        baseline = rng.uniform(digit_height / 2 + 8, height - digit_height / 2 - 8)
+        placed = []
+        for digit_strokes, aspect in zip(traced, widths):
+            size = digit_height * rng.uniform(0.9, 1.1)
+            digit_width = aspect * size + pen
+            placed += strokes.place_strokes(
+                digit_strokes, NUMBER_CANVAS, size,
+                (x + digit_width / 2, baseline + rng.uniform(-0.05, 0.05) * digit_height), slant)
+            x += digit_width + gap
+        convention = strokes.CONVENTIONS[number % 3]
+        label = "".join(str(int(y_test[index])) for index in indices)
+        yield strokes.draw_strokes(placed, NUMBER_CANVAS, pen, convention), label, dict(
+            source="mnist number", pen=pen, height=digit_height / height, convention=convention,
+            indices=indices)
+
+
+def evaluate(client, cases, key="digit"):
     """Post each case to /predict; return a list of (conditions, label, digit or error)."""
     results = []
     for image, label, conditions in cases:
         response = client.post("/predict", data=strokes.png_bytes(image),
                                content_type="image/png")
         body = response.get_json()
-        results.append((conditions, label, body.get("digit") if response.status_code == 200
+        results.append((conditions, label, body.get(key) if response.status_code == 200
                         else f"{response.status_code}: {body.get('error')}"))
     return results
 
@@ -148,6 +192,12 @@ def main():
         row(f"  {font}", [r for r in font_results if r[0]["source"] == font])
     wrong = [(r[0]["source"], r[0].get("index"), r[1], r[2]) for r in everything if r[1] != r[2]]
     print("wrong (source, MNIST index, label, answer):", wrong[:60])
+    number_results = evaluate(client, number_cases(x_test, y_test, 1000, seed=1), key="number")
+    row("numbers of 2-4 digits, read exactly", number_results)
+    for digits in (2, 3, 4):
+        row(f"  {digits} digits", [r for r in number_results if len(r[1]) == digits])
+    print("wrong numbers (label, answer):",
+          [(r[1], r[2]) for r in number_results if r[1] != r[2]][:30])
 
 
 if __name__ == "__main__":

@@ -230,3 +230,60 @@ def test_timing_split_is_reported_in_server_timing(client, seven_png):
     timing = post_raw_body(client, seven_png).headers["Server-Timing"]
     assert [part.split(";")[0] for part in timing.split(", ")] == ["decode", "preprocess",
                                                                   "inference"]
+
+
+# --- whole numbers ---------------------------------------------------------------------
+
+def draw_number(draw_mnist_digit, indices, width=140):
+    canvas = Image.new("RGBA", (width * len(indices), 280), (0, 0, 0, 0))
+    for position, index in enumerate(indices):
+        digit, _ = draw_mnist_digit(index, canvas=(width, 280), height=150)
+        canvas.alpha_composite(digit, (position * width, 0))
+    return canvas
+
+
+def test_a_single_digit_also_gets_number_and_one_digits_entry(client, seven_png):
+    body = assert_reads(post_raw_body(client, seven_png), 7)
+    assert body["number"] == "7"
+    [entry] = body["digits"]
+    assert entry["digit"] == 7 and entry["confidence"] == body["confidence"]
+    assert entry["preview"] == body["preview"]
+    x0, y0, x1, y1 = entry["box"]
+    assert 0 <= x0 < x1 <= 280 and 0 <= y0 < y1 <= 280
+
+
+def test_a_number_is_read_left_to_right(client, draw_mnist_digit):
+    response = client.post("/predict", data=encode(draw_number(draw_mnist_digit, [1, 3, 1, 4]),
+                                                   "PNG"), content_type="image/png")
+    body = response.get_json()
+    assert response.status_code == 200 and body["number"] == "2024", body.get("number")
+    assert body["digit"] is None and body["probabilities"] is None and body["preview"] is None
+    assert [entry["digit"] for entry in body["digits"]] == [2, 0, 2, 4]
+    boxes = [entry["box"] for entry in body["digits"]]
+    assert all(a[2] <= b[0] for a, b in zip(boxes, boxes[1:])), "boxes must run left to right"
+    product = np.prod([entry["confidence"] for entry in body["digits"]])
+    assert abs(body["confidence"] - product) < 1e-5
+
+
+@pytest.mark.parametrize("name, strokes_of_one_digit", [
+    ("5 with a detached top bar", [[(0.3, 0.5), (0.3, 0.2)], [(0.38, 0.15), (0.75, 0.15)],
+                                   [(0.3, 0.5), (0.6, 0.5), (0.7, 0.7), (0.55, 0.88), (0.3, 0.85)]]),
+    ("7 with a crossbar", [[(0.25, 0.15), (0.75, 0.15), (0.45, 0.9)], [(0.35, 0.5), (0.7, 0.5)]]),
+    ("4 in two strokes", [[(0.45, 0.1), (0.25, 0.6), (0.75, 0.6)], [(0.62, 0.35), (0.62, 0.92)]]),
+])
+def test_one_digit_in_several_strokes_is_not_split(client, name, strokes_of_one_digit):
+    import strokes
+
+    placed = strokes.place_strokes(strokes_of_one_digit, (280, 280), 200, (140, 140))
+    image = strokes.draw_strokes(placed, (280, 280), 16)
+    body = client.post("/predict", data=encode(image, "PNG"), content_type="image/png").get_json()
+    assert len(body["digits"]) == 1, f"{name} was split into {body['number']}"
+    assert body["number"] == name[0]
+
+
+def test_specks_are_not_read_as_digits(client, seven):
+    specked = seven.copy()
+    for x, y in [(10, 10), (265, 20), (20, 268)]:
+        specked.paste((0, 0, 0, 255), (x, y, x + 3, y + 3))
+    assert assert_reads(client.post("/predict", data=encode(specked, "PNG"),
+                                    content_type="image/png"), 7)["number"] == "7"

@@ -1,0 +1,57 @@
+"""predict.py: the shipped model from the shell, without Flask."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, encode
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, draw_mnist_digit):
+    folder = tmp_path_factory.mktemp("images")
+    seven, _ = draw_mnist_digit(0)                        # a 7
+    two, _ = draw_mnist_digit(1, convention="black_on_white")  # a 2
+    (folder / "seven.png").write_bytes(encode(seven, "PNG"))
+    (folder / "two.jpg").write_bytes(encode(two.convert("RGB"), "JPEG"))
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (folder / "notes.txt").write_text("not an image, and not picked up from a folder")
+    return folder
+
+
+def run_cli(*arguments):
+    return subprocess.run([sys.executable, str(ROOT / "predict.py"), *map(str, arguments)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cli_prints_one_line_per_file_and_reports_unreadable_ones(folder):
+    result = run_cli(folder, folder / "missing.png")
+    lines = dict(line.split("  ", 1) for line in result.stdout.splitlines())
+    assert lines[str(folder / "seven.png")].split()[0] == "7"
+    assert lines[str(folder / "two.jpg")].split()[0] == "2"
+    assert 0.5 < float(lines[str(folder / "seven.png")].split()[1]) <= 1
+    assert "broken.png" in result.stderr and "missing.png" in result.stderr
+    assert "notes.txt" not in result.stdout + result.stderr
+    assert result.returncode == 1, "unreadable files must give a non-zero exit status"
+
+
+def test_cli_json_output_is_one_object_per_file(folder):
+    result = run_cli("--json", folder / "seven.png", folder / "two.jpg")
+    assert result.returncode == 0, result.stderr
+    replies = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [reply["number"] for reply in replies] == ["7", "2"]
+    assert all(len(reply["digits"][0]["box"]) == 4 for reply in replies)
+
+
+def test_cli_reads_a_whole_number(tmp_path, draw_mnist_digit):
+    from PIL import Image
+
+    canvas = Image.new("RGBA", (560, 280), (0, 0, 0, 0))
+    for position, index in enumerate([1, 3, 1, 4]):  # 2, 0, 2, 4
+        digit, _ = draw_mnist_digit(index, canvas=(140, 280), height=150)
+        canvas.alpha_composite(digit, (position * 140, 0))
+    (tmp_path / "year.png").write_bytes(encode(canvas, "PNG"))
+    result = run_cli(tmp_path / "year.png")
+    assert result.returncode == 0 and result.stdout.split()[1] == "2024", result.stdout
