@@ -48,29 +48,34 @@ def create_app(config=None):
     app.json.sort_keys = False
     recognizer = Recognizer(app.config["MODEL_PATH"])
 
-    def read_image_bytes():
-        """The image bytes of a /predict request, whichever of the four forms it came in."""
+    def read_request():
+        """(image bytes, mode) of a /predict request, whichever of the four forms it came in.
+
+        `mode` is "number" (read every digit, the default) or "digit" (one digit, never
+        split), from the JSON body, a form field or the query string.
+        """
         mimetype = request.mimetype
         if mimetype == "application/json":
             payload = request.get_json(silent=True)
             if not isinstance(payload, dict) or "image" not in payload:
                 raise utils.InvalidImage('The body must be a JSON object like '
                                          '{"image": "data:image/png;base64,..."}.')
-            return utils.decode_base64_image(payload["image"])
+            return utils.decode_base64_image(payload["image"]), payload.get("mode")
         if mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+            mode = request.form.get("mode")
             upload = request.files.get("image") or request.files.get("file")
             if upload is not None:
-                return upload.read()
+                return upload.read(), mode
             text = request.form.get("image") or request.form.get("data")
             if text is None:
                 raise utils.InvalidImage("Send the image as a file in the form field 'image', "
                                          "or as a data URI in the field 'image' or 'data'.")
-            return utils.decode_base64_image(text)
+            return utils.decode_base64_image(text), mode
         if mimetype.startswith("image/"):
             if mimetype == "image/svg+xml":
                 raise utils.UnsupportedImage("SVG is not supported; send a raster image such "
                                              "as PNG.")
-            return request.get_data()
+            return request.get_data(), request.args.get("mode")
         if not mimetype and not request.content_length:
             raise utils.InvalidImage("The request has no image. Send JSON "
                                      '{"image": "<data URI>"}, a form, or an image body.')
@@ -94,7 +99,11 @@ def create_app(config=None):
 
     @app.post("/predict")
     def predict():
-        reply, timings = recognizer.read(read_image_bytes(), app.config["MAX_IMAGE_PIXELS"])
+        data, mode = read_request()
+        if mode not in (None, "number", "digit"):
+            raise utils.InvalidImage('mode must be "digit" (one digit) or "number".')
+        reply, timings = recognizer.read(data, app.config["MAX_IMAGE_PIXELS"],
+                                         one_digit=mode == "digit")
         response = jsonify(reply)
         response.headers["Server-Timing"] = ", ".join(
             f"{name};dur={1000 * seconds:.3f}" for name, seconds in timings.items())

@@ -35,17 +35,18 @@ class Recognizer:
         """float32 [N, 28, 28] in [0, 1] -> float32 [N, 10]."""
         return self.session.run(["probabilities"], {"image": digits[..., np.newaxis]})[0]
 
-    def read(self, data, max_pixels=utils.MAX_IMAGE_PIXELS):
+    def read(self, data, max_pixels=utils.MAX_IMAGE_PIXELS, one_digit=False):
         """Image bytes -> (reply dict, timings in seconds for decode, preprocess, inference).
 
         The reply: `number` and `digits` (one entry per digit, left to right); for a single
         digit also `digit`, `confidence`, `probabilities` and `preview` of it; for several,
         those are None except `confidence`, the chance that the whole number is right.
+        With `one_digit`, the drawing is never split.
         """
         started = time.perf_counter()
         image = utils.open_image(data, max_pixels)
         decoded = time.perf_counter()
-        parts = utils.split_digits(utils.ink_map(image))
+        parts = utils.split_digits(utils.ink_map(image), one_digit)
         digit_images = np.stack([utils.to_mnist(ink) for _, ink in parts])
         preprocessed = time.perf_counter()
         probabilities = self.probabilities(digit_images)

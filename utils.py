@@ -29,6 +29,7 @@ INSIDE_STROKE = 80               # a cell this much darker than its neighbours i
 MIN_CONTRAST = 40                # 0-255: weaker ink than this is a blank image
 SEGMENT_SIZE = 128               # longer side of the mask on which separate marks are found
 SPECK_FRACTION = 0.15            # marks smaller than this share of the tallest one are specks
+FLAT_FRACTION = 0.35             # marks flatter than this share of the tallest one are bars
 MAX_DIGITS = 12
 MIN_DIGIT_FRACTION = 0.04        # ink smaller than this share of the image's longer side is a speck
 
@@ -269,36 +270,47 @@ def _components(mask):
 
 
 def _group_into_digits(boxes):
-    """Merge component boxes [top, bottom, left, right] that overlap horizontally by at least
-    half the narrower one (strokes of one digit); returns groups of indices, left to right."""
+    """Merge component boxes (top, bottom, left, right) that belong to one digit; returns
+    groups of indices, left to right.
+
+    Two marks are one digit when they overlap horizontally by half the narrower one, or by
+    a quarter when one is a flat bar (a 5's detached top, a 7's crossbar).
+    """
+    tallest = max(box[1] - box[0] for box in boxes)
     groups = [[index] for index in range(len(boxes))]
-    extents = [[box[2], box[3]] for box in boxes]
+    extents = [list(box) for box in boxes]
+
+    def belong_together(a, b):
+        overlap = min(a[3], b[3]) - max(a[2], b[2])
+        narrower = min(a[3] - a[2], b[3] - b[2])
+        flat = min(a[1] - a[0], b[1] - b[0]) < FLAT_FRACTION * tallest
+        return overlap >= (0.25 if flat else 0.5) * narrower
+
     merged = True
     while merged:
         merged = False
         for a in range(len(groups)):
             for b in range(a + 1, len(groups)):
-                overlap = min(extents[a][1], extents[b][1]) - max(extents[a][0], extents[b][0])
-                narrower = min(extents[a][1] - extents[a][0], extents[b][1] - extents[b][0])
-                if overlap >= 0.5 * narrower:
+                if belong_together(extents[a], extents[b]):
                     groups[a] += groups.pop(b)
-                    extents[a] = [min(extents[a][0], extents[b][0]),
-                                  max(extents[a][1], extents[b][1])]
-                    extents.pop(b)
+                    other = extents.pop(b)
+                    extents[a] = [min(extents[a][0], other[0]), max(extents[a][1], other[1]),
+                                  min(extents[a][2], other[2]), max(extents[a][3], other[3])]
                     merged = True
                     break
             if merged:
                 break
-    order = sorted(range(len(groups)), key=lambda index: extents[index][0])
+    order = sorted(range(len(groups)), key=lambda index: extents[index][2])
     return [groups[index] for index in order]
 
 
-def split_digits(ink):
+def split_digits(ink, one_digit=False):
     """uint8 [H, W] ink map -> [(box, digit_ink)], one per digit, left to right.
 
     `box` is (x0, y0, x1, y1) in the image's pixels; `digit_ink` is the uint8 ink inside it
     with other digits' strokes removed. Strokes that overlap horizontally stay one digit (a 5
     with a detached bar, a 7 with a crossbar, a 4 in two strokes); specks are dropped.
+    With `one_digit`, everything but the specks is one digit.
     """
     top, bottom, left, right = ink_bbox(ink)
     region = ink[top:bottom, left:right]
@@ -313,7 +325,8 @@ def split_digits(ink):
     kept = [index for index, box in enumerate(boxes)
             if max(box[1] - box[0], box[3] - box[2]) >= SPECK_FRACTION * tallest
             or areas[index] >= SPECK_FRACTION * total_area]
-    groups = _group_into_digits([boxes[index] for index in kept])
+    groups = ([list(range(len(kept)))] if one_digit
+              else _group_into_digits([boxes[index] for index in kept]))
     if len(groups) > MAX_DIGITS:
         raise NothingDrawn(f"The drawing has more than {MAX_DIGITS} separate marks; write one "
                            "number, left to right.")

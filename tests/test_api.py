@@ -237,7 +237,7 @@ def test_timing_split_is_reported_in_server_timing(client, seven_png):
 def draw_number(draw_mnist_digit, indices, width=140):
     canvas = Image.new("RGBA", (width * len(indices), 280), (0, 0, 0, 0))
     for position, index in enumerate(indices):
-        digit, _ = draw_mnist_digit(index, canvas=(width, 280), height=150)
+        digit, _ = draw_mnist_digit(index, canvas=(width, 280), height=110)
         canvas.alpha_composite(digit, (position * width, 0))
     return canvas
 

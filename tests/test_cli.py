@@ -50,7 +50,7 @@ def test_cli_reads_a_whole_number(tmp_path, draw_mnist_digit):
 
     canvas = Image.new("RGBA", (560, 280), (0, 0, 0, 0))
     for position, index in enumerate([1, 3, 1, 4]):  # 2, 0, 2, 4
-        digit, _ = draw_mnist_digit(index, canvas=(140, 280), height=150)
+        digit, _ = draw_mnist_digit(index, canvas=(140, 280), height=110)
         canvas.alpha_composite(digit, (position * 140, 0))
     (tmp_path / "year.png").write_bytes(encode(canvas, "PNG"))
     result = run_cli(tmp_path / "year.png")

@@ -1,0 +1,468 @@
+"""The drawing page in a real browser: Chromium, driven by Playwright, against the real app.
+
+A digit is drawn the way a person draws it: the skeleton of an MNIST test digit, traced into
+pen strokes (tests/strokes.py), moved along with the mouse or a finger.
+"""
+
+import base64
+import threading
+from pathlib import Path
+
+import pytest
+
+from conftest import IN_CI, MODEL_PATH, encode
+
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 360, "height": 640}
+TIMEOUT_MS = 10_000
+
+CANVAS = '[data-testid="canvas"]'
+PREDICT = '[data-testid="predict"]'
+CLEAR = '[data-testid="clear"]'
+UPLOAD = '[data-testid="upload"]'
+RESULT = '[data-testid="result"]'
+MESSAGE = '[data-testid="message"]'
+DIGIT_CARDS = '[data-testid="digits"] > li'
+NUMBER_MODE = '[data-testid="mode-number"]'
+DIGIT_MODE = '[data-testid="mode-digit"]'
+
+DIGIT_HEIGHT = 200 / 280  # of the canvas height: a person fills most of the box
+WIDE = (560, 280)  # the canvas in number mode
+POINT_SPACING = 10  # canvas px between pointer samples, as a mouse moved briskly sends them
+MIN_RIGHT_OF_TEN = 9
+
+INKED_PIXELS_JS = """() => {
+    const canvas = document.querySelector('[data-testid="canvas"]');
+    const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+    let inked = 0;
+    for (let i = 3; i < pixels.length; i += 4) if (pixels[i] !== 0) inked += 1;
+    return inked;
+}"""
+
+# Records CSP violations the page itself sees; Playwright's init scripts are exempt from CSP.
+CSP_RECORDER_JS = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+    window.__cspViolations.push(`${event.violatedDirective} blocked ${event.blockedURI}`);
+});
+"""
+
+DROP_FILE_JS = """({ base64, name, type }) => {
+    const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([bytes], name, { type }));
+    const pad = document.querySelector('[data-testid="pad"]');
+    for (const kind of ["dragenter", "dragover", "drop"]) {
+        pad.dispatchEvent(new DragEvent(kind, { dataTransfer: transfer, bubbles: true,
+                                                cancelable: true }));
+    }
+}"""
+
+
+def unavailable(reason):
+    """Skip on a developer machine; in CI a browser test that cannot run is a failure."""
+    if IN_CI:
+        pytest.fail(f"{reason} CI must run the browser tests.", pytrace=False)
+    pytest.skip(reason)
+
+
+# ---------------------------------------------------------------------------
+# Fixtures: the app on a free port, Chromium, a page
+# ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def live_server(request):
+    """Base URL of the real app with the real model, served from a thread on a free port."""
+    if not MODEL_PATH.exists():
+        unavailable(f"No trained model at {MODEL_PATH}: run `make train` first.")
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, request.getfixturevalue("app"), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/"
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("Playwright is not installed: pip install -r requirements-test.txt.")
+    if not CHROMIUM.exists():
+        unavailable(f"Chromium is not at {CHROMIUM}: apt-get install chromium "
+                    "(`make test` does it when run as root).")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture()
+def console_errors():
+    """Console errors and uncaught exceptions of every page the test opened."""
+    return []
+
+
+@pytest.fixture()
+def open_page(browser, live_server, console_errors):
+    """open_page(**context_options) -> a Playwright page showing the app, desktop-sized."""
+    contexts = []
+
+    def open_page(**options):
+        context = browser.new_context(**{"viewport": DESKTOP, **options})
+        contexts.append(context)
+        context.add_init_script(CSP_RECORDER_JS)
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.on("console", lambda message: message.type == "error"
+                and console_errors.append(message.text))
+        page.on("pageerror", lambda error: console_errors.append(f"uncaught: {error}"))
+        page.goto(live_server)
+        page.wait_for_selector(f'{RESULT}[data-state="empty"]')
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture()
+def page(open_page):
+    return open_page()
+
+
+@pytest.fixture(scope="session")
+def first_of_each_digit(mnist_test):
+    """Index of the first MNIST test image of each digit 0-9."""
+    labels = mnist_test[1]
+    return [int((labels == digit).nonzero()[0][0]) for digit in range(10)]
+
+
+@pytest.fixture(scope="session")
+def digit_strokes(mnist_test):
+    """digit_strokes(index, canvas, centre) -> MNIST test digit `index` as pen strokes in
+    pixels of a canvas of size `canvas`, centred at `centre` (default: the canvas centre)."""
+    import strokes
+
+    def place(index, canvas=(280, 280), centre=None):
+        traced = strokes.digit_strokes(mnist_test[0][index])
+        centre = centre or (canvas[0] / 2, canvas[1] / 2)
+        return strokes.place_strokes(traced, canvas, DIGIT_HEIGHT * canvas[1], centre)
+
+    return place
+
+
+# ---------------------------------------------------------------------------
+# Helpers: draw, predict, read the page
+# ---------------------------------------------------------------------------
+
+def canvas_to_viewport(page):
+    """A function mapping canvas backing-store pixels to viewport CSS pixels."""
+    box = page.locator(CANVAS).bounding_box()
+    width, height = page.eval_on_selector(CANVAS, "canvas => [canvas.width, canvas.height]")
+    return lambda x, y: (box["x"] + x * box["width"] / width,
+                         box["y"] + y * box["height"] / height)
+
+
+def thin_out(polyline, spacing=POINT_SPACING):
+    """Drop points closer than `spacing` px to the last one kept; always keep both ends."""
+    kept = [polyline[0]]
+    for x, y in polyline[1:-1]:
+        if (x - kept[-1][0]) ** 2 + (y - kept[-1][1]) ** 2 >= spacing ** 2:
+            kept.append((x, y))
+    return kept + polyline[-1:] if len(polyline) > 1 else kept
+
+
+def draw_with_mouse(page, polylines):
+    to_viewport = canvas_to_viewport(page)
+    for polyline in polylines:
+        points = [to_viewport(*point) for point in thin_out(polyline)]
+        page.mouse.move(*points[0])
+        page.mouse.down()
+        for point in points[1:]:
+            page.mouse.move(*point)
+        page.mouse.up()
+
+
+def draw_with_finger(page, polylines):
+    """Touch events as a touch screen sends them; Chromium turns them into touch pointers."""
+    to_viewport = canvas_to_viewport(page)
+    cdp = page.context.new_cdp_session(page)
+    for polyline in polylines:
+        points = [to_viewport(*point) for point in thin_out(polyline)]
+        x, y = points[0]
+        cdp.send("Input.dispatchTouchEvent",
+                 {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+        for x, y in points[1:]:
+            cdp.send("Input.dispatchTouchEvent",
+                     {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    cdp.detach()
+
+
+def predict(page, action=None):
+    """Do `action` (default: click Predict), wait for the answer; return (response, data-digit)."""
+    with page.expect_response(lambda response: response.url.endswith("/predict")) as answer:
+        (action or (lambda: page.click(PREDICT)))()
+    page.wait_for_selector(f'{RESULT}:not([data-state="pending"])')
+    return answer.value, page.get_attribute(RESULT, "data-digit")
+
+
+def inked_pixels(page):
+    return page.evaluate(INKED_PIXELS_JS)
+
+
+def png_of_mnist_digit(draw_mnist_digit, index, path):
+    """A photo-like PNG: MNIST test digit `index` in black ink on white paper, landscape."""
+    image, label = draw_mnist_digit(index, canvas=(480, 360), height=260, pen=22,
+                                    convention="black_on_white")
+    path.write_bytes(encode(image.convert("RGB"), "PNG"))
+    return label
+
+
+# ---------------------------------------------------------------------------
+# Drawing and reading digits
+# ---------------------------------------------------------------------------
+
+def test_mouse_drawn_digits_are_read(page, digit_strokes, first_of_each_digit, mnist_test,
+                                     record_property):
+    misread = {}
+    for digit, index in enumerate(first_of_each_digit):
+        draw_with_mouse(page, digit_strokes(index))
+        response, answer = predict(page)
+        assert response.ok, f"/predict refused a drawn {digit}: {response.json()}"
+        if answer != str(digit):
+            misread[digit] = answer
+        page.click(CLEAR)
+    right = 10 - len(misread)
+    record_property("mouse_digits_right", right)
+    print(f"{right} of 10 mouse-drawn digits read right; misread (drawn: read): {misread}")
+    assert right >= MIN_RIGHT_OF_TEN, (
+        f"only {right} of 10 mouse-drawn digits were read right; misread (drawn: read): "
+        f"{misread}")
+
+
+def test_finger_drawing_on_a_touch_screen(open_page, digit_strokes, first_of_each_digit):
+    page = open_page(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+    page.evaluate("""() => {
+        window.__pointerTypes = [];
+        document.querySelector('[data-testid="canvas"]').addEventListener(
+            "pointerdown", (event) => window.__pointerTypes.push(event.pointerType));
+    }""")
+    draw_with_finger(page, digit_strokes(first_of_each_digit[3]))
+    assert inked_pixels(page) > 0, "touching the canvas drew nothing"
+    assert set(page.evaluate("() => window.__pointerTypes")) == {"touch"}
+    response, answer = predict(page, lambda: page.tap(PREDICT))
+    assert response.ok
+    assert answer == "3", f"a 3 drawn with a finger was read as {answer!r}"
+
+
+def test_clear_empties_the_canvas_and_the_answer(page, digit_strokes, first_of_each_digit):
+    draw_with_mouse(page, digit_strokes(first_of_each_digit[7]))
+    assert inked_pixels(page) > 0, "drawing with the mouse left no ink on the canvas"
+    _, answer = predict(page)
+    assert answer != ""
+    assert page.is_visible(".seen-image"), "the 28x28 image the model saw is not shown"
+    page.click(CLEAR)
+    assert inked_pixels(page) == 0, "Clear left ink on the canvas"
+    assert page.get_attribute(RESULT, "data-digit") == ""
+    assert not page.is_visible(".probabilities"), "Clear left the old probabilities on show"
+
+
+def test_enter_predicts_and_escape_clears(page, digit_strokes, first_of_each_digit):
+    draw_with_mouse(page, digit_strokes(first_of_each_digit[1]))
+    _, answer = predict(page, lambda: page.keyboard.press("Enter"))
+    assert answer == "1"
+    page.keyboard.press("Escape")
+    assert page.get_attribute(RESULT, "data-digit") == ""
+    assert inked_pixels(page) == 0, "Escape left ink on the canvas"
+
+
+def test_predict_on_an_empty_canvas_asks_for_a_drawing_and_sends_nothing(page):
+    requests = []
+    page.on("request", lambda request: "/predict" in request.url and requests.append(request))
+    page.click(PREDICT)
+    page.keyboard.press("Enter")
+    assert "empty" in page.inner_text(MESSAGE), "no message says the canvas is empty"
+    page.wait_for_timeout(300)  # a request, had one been sent, would have gone by now
+    assert requests == [], "Predict on an empty canvas sent a request"
+    assert page.get_attribute(RESULT, "data-digit") == ""
+
+
+# ---------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("status, content_type, body, shown", [
+    (422, "application/json", '{"error": "Nothing is drawn: the image is blank."}',
+     "Nothing is drawn: the image is blank."),
+    (502, "text/html", "<h1>Bad Gateway</h1>", "502"),
+])
+def test_a_server_error_is_shown(page, digit_strokes, first_of_each_digit, status,
+                                 content_type, body, shown):
+    page.route("**/predict", lambda route: route.fulfill(status=status, body=body,
+                                                         content_type=content_type))
+    draw_with_mouse(page, digit_strokes(first_of_each_digit[4]))
+    predict(page)
+    assert shown in page.inner_text(MESSAGE)
+    assert page.get_attribute(RESULT, "data-state") == "error"
+    assert page.get_attribute(RESULT, "data-digit") == ""
+
+
+def test_a_lone_dot_is_refused_with_the_servers_message(page):
+    # On the wide canvas a pen dot is smaller than the server's smallest digit.
+    page.check(NUMBER_MODE)
+    to_viewport = canvas_to_viewport(page)
+    page.mouse.click(*to_viewport(280, 140))
+    response, answer = predict(page)
+    assert response.status == 422, f"the server answered {response.status} to a lone dot"
+    assert page.inner_text(MESSAGE) == response.json()["error"]
+    assert answer == ""
+
+
+def test_an_unreadable_photo_shows_the_servers_message(page, tmp_path):
+    fake = tmp_path / "digit.png"
+    fake.write_bytes(b"this is not a PNG, only named like one")
+    with page.expect_file_chooser() as chooser:
+        page.click(UPLOAD)
+    response, answer = predict(page, lambda: chooser.value.set_files(fake))
+    assert response.status == 400
+    assert page.inner_text(MESSAGE) == response.json()["error"]
+    assert answer == ""
+
+
+# ---------------------------------------------------------------------------
+# Photos
+# ---------------------------------------------------------------------------
+
+def test_a_png_uploaded_through_the_picker_is_read(page, draw_mnist_digit, first_of_each_digit,
+                                                   tmp_path):
+    photo = tmp_path / "digit.png"
+    label = png_of_mnist_digit(draw_mnist_digit, first_of_each_digit[2], photo)
+    with page.expect_file_chooser() as chooser:
+        page.click(UPLOAD)
+    response, answer = predict(page, lambda: chooser.value.set_files(photo))
+    assert response.request.headers["content-type"].startswith("multipart/form-data")
+    assert answer == str(label), f"an uploaded {label} was read as {answer!r}"
+    assert inked_pixels(page) > 0, "the uploaded photo is not shown on the canvas"
+
+
+def test_a_photo_dropped_on_the_canvas_is_read(page, draw_mnist_digit, first_of_each_digit,
+                                               tmp_path):
+    photo = tmp_path / "digit.png"
+    label = png_of_mnist_digit(draw_mnist_digit, first_of_each_digit[6], photo)
+    payload = {"base64": base64.b64encode(photo.read_bytes()).decode(), "name": photo.name,
+               "type": "image/png"}
+    _, answer = predict(page, lambda: page.evaluate(DROP_FILE_JS, payload))
+    assert answer == str(label), f"a dropped {label} was read as {answer!r}"
+
+
+# ---------------------------------------------------------------------------
+# Numbers
+# ---------------------------------------------------------------------------
+
+def test_number_mode_widens_the_canvas_and_digit_mode_restores_it(page, digit_strokes,
+                                                                   first_of_each_digit):
+    page.check(NUMBER_MODE)
+    assert page.eval_on_selector(CANVAS, "c => [c.width, c.height]") == [560, 280]
+    draw_with_mouse(page, digit_strokes(first_of_each_digit[8], canvas=WIDE, centre=(150, 140)))
+    page.check(DIGIT_MODE)
+    assert page.eval_on_selector(CANVAS, "c => [c.width, c.height]") == [280, 280]
+    assert inked_pixels(page) == 0, "switching modes left the old drawing behind"
+
+
+def test_a_drawn_two_digit_number_is_read(page, digit_strokes, first_of_each_digit):
+    page.check(NUMBER_MODE)
+    draw_with_mouse(page, digit_strokes(first_of_each_digit[2], canvas=WIDE, centre=(150, 140)))
+    draw_with_mouse(page, digit_strokes(first_of_each_digit[7], canvas=WIDE, centre=(410, 140)))
+    response, answer = predict(page)
+    assert response.ok
+    assert answer == "27", f"the number 27 was read as {answer!r}"
+    assert page.locator(DIGIT_CARDS).count() == 2, "each digit's answer is not shown"
+
+
+def preview_uri():
+    from PIL import Image
+
+    return "data:image/png;base64," + base64.b64encode(
+        encode(Image.new("L", (28, 28), 0), "PNG")).decode()
+
+
+SINGLE = {"digit": 7, "confidence": 0.98, "probabilities": [0.002] * 7 + [0.98, 0.002, 0.002],
+          "preview": preview_uri()}
+NUMBER_REPLIES = {
+    "without number fields": (SINGLE, "7", 0, True),
+    "one digit with number fields": (
+        {**SINGLE, "number": "7",
+         "digits": [{"digit": 7, "confidence": 0.98, "box": [80, 40, 200, 240],
+                     "preview": SINGLE["preview"]}]},
+        "7", 0, True),
+    "four digits": (
+        {"digit": None, "confidence": 0.9, "probabilities": None, "preview": None,
+         "number": "2024",
+         "digits": [{"digit": int(d), "confidence": 0.97, "box": [20 + 130 * i, 40, 130 + 130 * i, 240],
+                     "preview": SINGLE["preview"]} for i, d in enumerate("2024")]},
+        "2024", 4, False),
+}
+
+
+@pytest.mark.parametrize("reply, shown, cards, details", NUMBER_REPLIES.values(),
+                         ids=NUMBER_REPLIES.keys())
+def test_replies_with_and_without_number_fields_are_shown(page, reply, shown, cards, details):
+    page.route("**/predict", lambda route: route.fulfill(json=reply))
+    page.check(NUMBER_MODE)
+    draw_with_mouse(page, [[(100, 100), (300, 200)]])
+    _, answer = predict(page)
+    assert answer == shown
+    assert page.inner_text(".answer-value") == shown
+    assert page.locator(DIGIT_CARDS).count() == cards
+    assert page.is_visible(".probabilities") == details
+    assert page.locator(".boxes .box").count() == len(reply.get("digits", []))
+
+
+# ---------------------------------------------------------------------------
+# Layout, accessibility hooks, console
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", [DIGIT_MODE, NUMBER_MODE])
+def test_a_phone_shows_the_canvas_and_buttons_without_sideways_scrolling(open_page, mode):
+    page = open_page(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+    page.check(mode)
+    scroll_width = page.evaluate("() => document.scrollingElement.scrollWidth")
+    assert scroll_width <= PHONE["width"], f"the page is {scroll_width} px wide on a 360 px phone"
+    for selector in (CANVAS, PREDICT, CLEAR, UPLOAD):
+        box = page.locator(selector).bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], (
+            f"{selector} sticks out sideways: {box}")
+        assert box["y"] + box["height"] <= PHONE["height"], (
+            f"{selector} is below the first screen on a phone: {box}")
+
+
+def test_the_page_has_labels_and_a_live_answer(page):
+    assert page.get_attribute(RESULT, "aria-live") == "polite"
+    assert page.get_attribute(CANVAS, "aria-label")
+    for selector in (PREDICT, CLEAR, UPLOAD):
+        assert page.eval_on_selector(selector, "e => e.tagName") == "BUTTON"
+    assert page.get_attribute("html", "lang") == "en"
+
+
+def test_no_console_errors_or_csp_violations(page, console_errors, digit_strokes,
+                                             first_of_each_digit, draw_mnist_digit, tmp_path):
+    assert page.evaluate("() => document.querySelectorAll('[style]').length") == 0, \
+        "inline style attributes would break under the CSP"
+    draw_with_mouse(page, digit_strokes(first_of_each_digit[6]))
+    predict(page)
+    page.click(CLEAR)
+    photo = tmp_path / "digit.png"
+    png_of_mnist_digit(draw_mnist_digit, first_of_each_digit[0], photo)
+    predict(page, lambda: page.set_input_files('[data-testid="file"]', photo))
+    page.check(NUMBER_MODE)
+    draw_with_mouse(page, digit_strokes(first_of_each_digit[9], canvas=WIDE, centre=(150, 140)))
+    predict(page)
+    assert page.evaluate("() => window.__cspViolations") == [], "the CSP blocked something"
+    assert console_errors == [], f"the browser console shows errors: {console_errors}"
