@@ -37,7 +37,7 @@ system-packages:
 	fi
 
 run: $(VENV)/.serve-installed
-	PORT=$(PORT) $(BIN)/python app.py
+	PORT=$(PORT) $(BIN)/gunicorn --config gunicorn.conf.py 'app:create_app()'
 
 test: $(VENV)/.test-installed system-packages
 	$(BIN)/python -m pytest
