@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
 SYSTEM_PACKAGES := buildah debootstrap chromium wrk fonts-dejavu-core \
-	fonts-dkg-handwriting fonts-breip fonts-bwht fonts-femkeklaver fonts-humor-sans \
+	fonts-dkg-handwriting fonts-breip fonts-bwht fonts-humor-sans \
 	fonts-rufscript fonts-dancingscript fonts-comic-neue
 
 .PHONY: run test train bench system-packages

@@ -30,6 +30,7 @@ MIN_CONTRAST = 40                # 0-255: weaker ink than this is a blank image
 SEGMENT_SIZE = 128               # longer side of the mask on which separate marks are found
 SPECK_FRACTION = 0.15            # marks smaller than this share of the tallest one are specks
 FLAT_FRACTION = 0.35             # marks flatter than this share of the tallest one are bars
+SMALL_FRACTION = 0.4             # marks shorter than this share of the tallest are not digits
 MAX_DIGITS = 12
 MIN_DIGIT_FRACTION = 0.04        # ink smaller than this share of the image's longer side is a speck
 
@@ -274,7 +275,8 @@ def _group_into_digits(boxes):
     groups of indices, left to right.
 
     Two marks are one digit when they overlap horizontally by half the narrower one, or by
-    a quarter when one is a flat bar (a 5's detached top, a 7's crossbar).
+    a quarter when one is a flat bar (a 5's detached top, a 7's crossbar). Marks shorter
+    than SMALL_FRACTION of the tallest join the nearest digit, or are dropped if far.
     """
     tallest = max(box[1] - box[0] for box in boxes)
     groups = [[index] for index in range(len(boxes))]
@@ -300,8 +302,22 @@ def _group_into_digits(boxes):
                     break
             if merged:
                 break
-    order = sorted(range(len(groups)), key=lambda index: extents[index][2])
-    return [groups[index] for index in order]
+    # A mark much shorter than the tallest is never a digit by itself (a 5's bar floating
+    # to the right, a fragment of a broken stroke): it joins the nearest digit if close.
+    small = [index for index, extent in enumerate(extents)
+             if extent[1] - extent[0] < SMALL_FRACTION * tallest]
+    digits = [index for index in range(len(groups)) if index not in small]
+    for index in small:
+        if not digits:
+            break
+        gaps = [max(extents[d][2] - extents[index][3], extents[index][2] - extents[d][3], 0)
+                for d in digits]
+        nearest = digits[int(np.argmin(gaps))]
+        if min(gaps) <= SMALL_FRACTION * tallest:
+            groups[nearest] += groups[index]
+    if not digits:
+        digits = list(range(len(groups)))
+    return [groups[index] for index in sorted(digits, key=lambda index: extents[index][2])]
 
 
 def split_digits(ink, one_digit=False):

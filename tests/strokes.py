@@ -10,7 +10,7 @@ import io
 import math
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 SUPERSAMPLE = 3  # draw at 3x and shrink, so edges are anti-aliased like a canvas
 CONVENTIONS = ("black_on_white", "white_on_black", "ink_on_transparent")
@@ -95,6 +95,50 @@ def digit_strokes(image, upscale=4, threshold=0.45, min_points=3):
         points = path[::2] + ([path[-1]] if len(path) % 2 == 0 else [])
         strokes.append([((col + 0.5) / size, (row + 0.5) / size) for row, col in points])
     return strokes
+
+
+LOOPED_DIGITS = {0, 6, 8, 9}
+
+
+def _holes(mask):
+    """Number of holes in a bool mask: background regions that do not reach the border."""
+    background = np.pad(~mask, 1, constant_values=True)
+    seen = np.zeros_like(background)
+    regions = 0
+    for start in zip(*np.nonzero(background)):
+        if seen[start]:
+            continue
+        regions += 1
+        stack = [start]
+        seen[start] = True
+        while stack:
+            row, column = stack.pop()
+            for dr, dc in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+                r, c = row + dr, column + dc
+                if (0 <= r < background.shape[0] and 0 <= c < background.shape[1]
+                        and background[r, c] and not seen[r, c]):
+                    seen[r, c] = True
+                    stack.append((r, c))
+    return regions - 1
+
+
+def tracing_is_faithful(image, strokes, label, min_coverage=0.9):
+    """Whether traced strokes still show the 28x28 digit: the same holes (and a visible loop
+    in a 0, 6, 8 or 9), and at least `min_coverage` of its ink under the redrawn pen.
+
+    Thinning fills small holes and eats blobs, so a blotted 8 can trace into a 'Y'; such
+    digits would test the tracer, not the recognizer. This never consults the model.
+    """
+    image = np.asarray(image)
+    size = image.shape[0]
+    redrawn = draw_strokes([[(x * size, y * size) for x, y in stroke] for stroke in strokes],
+                           (size, size), 2.6, "white_on_black").convert("L")
+    original = image >= 0.5 * image.max()
+    traced = np.asarray(redrawn) >= 128
+    covered = np.asarray(redrawn.filter(ImageFilter.MaxFilter(3))) >= 128
+    holes = _holes(original)
+    return (holes == _holes(traced) and (holes > 0 or label not in LOOPED_DIGITS)
+            and (original & covered).sum() >= min_coverage * original.sum())
 
 
 def strokes_box(strokes):

@@ -28,7 +28,7 @@ def test_drawn_single_digits_are_read(client, mnist_test):
 def test_drawn_numbers_are_read_exactly(client, mnist_test):
     x_test, y_test = mnist_test
     results = drawn_digits.evaluate(
-        client, drawn_digits.number_cases(x_test, y_test, 200, seed=7), key="number")
+        client, drawn_digits.number_cases(x_test, y_test, 200, seed=7), mode="number")
     accuracy = drawn_digits.accuracy(results)
     wrong = [(label, answer) for _, label, answer in results if label != answer]
     print(f"drawn numbers: {100 * accuracy:.2f} % of {len(results)}; wrong: {wrong}")
