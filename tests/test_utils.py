@@ -151,3 +151,15 @@ def test_preview_is_a_png_data_uri_of_the_digit():
     assert uri.startswith("data:image/png;base64,")
     decoded = utils.open_image(base64.b64decode(uri.split(",")[1]))
     assert np.array_equal(np.asarray(decoded) > 127, digit > 0.5)
+
+
+@pytest.mark.parametrize("ink", [(255, 255, 255), (0, 0, 0), (230, 40, 40)])
+def test_thin_ink_on_a_transparent_black_canvas_is_found(ink):
+    # What canvas.toDataURL() gives: untouched pixels are (0, 0, 0, 0) whatever the ink colour.
+    from PIL import ImageDraw
+
+    image = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
+    ImageDraw.Draw(image).line([(140, 40), (150, 240)], fill=ink + (255,), width=5)
+    digit = read(image)
+    height, width = ink_extent(digit)
+    assert height in (20, 21) and width <= 5, "a thin stroke of any colour must be read as ink"
