@@ -42,7 +42,6 @@ def create_app(config=None):
         MAX_IMAGE_PIXELS=utils.MAX_IMAGE_PIXELS,
         CORS_ORIGINS=[origin.strip() for origin in os.environ.get("CORS_ORIGINS", "").split(",")
                       if origin.strip()],
-        JSON_SORT_KEYS=False,
     )
     app.config.update(config or {})
     app.json.sort_keys = False
@@ -52,7 +51,7 @@ def create_app(config=None):
         """(image bytes, mode) of a /predict request, whichever of the four forms it came in.
 
         `mode` is "number" (read every digit, the default) or "digit" (one digit, never
-        split), from the JSON body, a form field or the query string.
+        split), from the JSON body or a form field; None when the body does not say.
         """
         mimetype = request.mimetype
         if mimetype == "application/json":
@@ -75,7 +74,7 @@ def create_app(config=None):
             if mimetype == "image/svg+xml":
                 raise utils.UnsupportedImage("SVG is not supported; send a raster image such "
                                              "as PNG.")
-            return request.get_data(), request.args.get("mode")
+            return request.get_data(), None
         if not mimetype and not request.content_length:
             raise utils.InvalidImage("The request has no image. Send JSON "
                                      '{"image": "<data URI>"}, a form, or an image body.')
@@ -100,6 +99,7 @@ def create_app(config=None):
     @app.post("/predict")
     def predict():
         data, mode = read_request()
+        mode = mode or request.args.get("mode")
         if mode not in (None, "number", "digit"):
             raise utils.InvalidImage('mode must be "digit" (one digit) or "number".')
         reply, timings = recognizer.read(data, app.config["MAX_IMAGE_PIXELS"],

@@ -287,3 +287,20 @@ def test_specks_are_not_read_as_digits(client, seven):
         specked.paste((0, 0, 0, 255), (x, y, x + 3, y + 3))
     assert assert_reads(client.post("/predict", data=encode(specked, "PNG"),
                                     content_type="image/png"), 7)["number"] == "7"
+
+
+@pytest.mark.parametrize("send", [
+    lambda client, png: client.post("/predict", json={"image": data_uri(png), "mode": "digit"}),
+    lambda client, png: client.post("/predict", data={"image": data_uri(png), "mode": "digit"}),
+    lambda client, png: client.post("/predict?mode=digit", data=png, content_type="image/png"),
+], ids=["json", "form", "query"])
+def test_digit_mode_reads_one_digit_even_when_marks_are_apart(client, draw_mnist_digit, send):
+    png = encode(draw_number(draw_mnist_digit, [2, 2]), "PNG")  # two 1s, far apart
+    assert send(client, png).get_json()["number"] == "1"
+    assert client.post("/predict", data=png, content_type="image/png").get_json()["number"] == "11"
+
+
+@pytest.mark.parametrize("mode", ["digits", "DIGIT", 5, ["digit"]])
+def test_an_unknown_mode_is_400(client, seven_png, mode):
+    response = client.post("/predict", json={"image": data_uri(seven_png), "mode": mode})
+    assert response.status_code == 400 and "mode" in response.get_json()["error"]
