@@ -1,6 +1,7 @@
 # make run   install the serving requirements and serve http://localhost:$(PORT)
 # make test  install everything the tests need (on Debian as root, system tools too) and run them
 # make train retrain the shipped model with the default settings
+# make bench start the production server and measure speed, errors and memory (needs wrk)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -44,3 +45,6 @@ test: $(VENV)/.test-installed system-packages
 
 train: $(VENV)/.test-installed
 	$(BIN)/python train_mnist.py
+
+bench: $(VENV)/.test-installed system-packages
+	$(BIN)/python scripts/bench.py $(BENCH_ARGS)

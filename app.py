@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 def create_app(config=None):
     app = Flask(__name__)
     app.config.from_mapping(
+        DEBUG=False,  # never from FLASK_DEBUG: this factory is what production serves
         MODEL_PATH=os.environ.get("MODEL_PATH", str(ROOT / "model" / "model.onnx")),
         MAX_CONTENT_LENGTH=2 * MEGABYTE,
         MAX_FORM_MEMORY_SIZE=2 * MEGABYTE,
@@ -44,6 +45,10 @@ def create_app(config=None):
                       if origin.strip()],
     )
     app.config.update(config or {})
+    origins = app.config["CORS_ORIGINS"]
+    if isinstance(origins, str):  # a comma-separated string, as in the environment variable
+        origins = origins.split(",")
+    app.config["CORS_ORIGINS"] = frozenset(origin.strip() for origin in origins if origin.strip())
     app.json.sort_keys = False
     recognizer = Recognizer(app.config["MODEL_PATH"])
 
@@ -55,7 +60,10 @@ def create_app(config=None):
         """
         mimetype = request.mimetype
         if mimetype == "application/json":
-            payload = request.get_json(silent=True)
+            try:
+                payload = request.get_json(silent=True)
+            except RecursionError:  # nested deeper than Python's json parser goes
+                payload = None
             if not isinstance(payload, dict) or "image" not in payload:
                 raise utils.InvalidImage('The body must be a JSON object like '
                                          '{"image": "data:image/png;base64,..."}.')
@@ -80,6 +88,14 @@ def create_app(config=None):
                                      '{"image": "<data URI>"}, a form, or an image body.')
         raise UnsupportedMediaType(f"Content type '{mimetype or 'none'}' is not accepted: send "
                                    "application/json, a form, or an image/* body.")
+
+    @app.before_request
+    def refuse_long_chunked_bodies():
+        # Without Content-Length, Werkzeug stops reading at MAX_CONTENT_LENGTH and hands on
+        # what it read: a 50 MB chunked upload would be cut short instead of refused.
+        if request.content_length is None and request.method == "POST":
+            if len(request.get_data()) >= app.config["MAX_CONTENT_LENGTH"]:
+                raise RequestEntityTooLarge()
 
     @app.get("/")
     def index():

@@ -124,11 +124,27 @@ def open_image(data, max_pixels=MAX_IMAGE_PIXELS):
             image.draft(image.mode, (WORK_LIMIT, WORK_LIMIT))
         image.load()
         if max(image.size) > 2 * WORK_LIMIT:
-            image = image.reduce(max(image.size) // WORK_LIMIT)
+            image = _reduce(image, max(image.size) // WORK_LIMIT)
         return ImageOps.exif_transpose(image)
     except Exception:
         raise InvalidImage("The image is truncated or damaged and could not be decoded.") \
             from None
+
+
+def _reduce(image, factor):
+    """`image.reduce(factor)` for every mode Pillow decodes, at the cost of one band.
+
+    Pillow's reduce refuses 1, P and I;16 images, and makes a premultiplied full-size copy of
+    LA and RGBA ones (100 MB for a 25-megapixel canvas): those go band by band instead.
+    """
+    if image.mode not in ("L", "LA", "RGB", "RGBA", "I", "F", "CMYK"):
+        has_alpha = "A" in image.getbands() or "transparency" in image.info
+        image = image.convert("I" if image.mode.startswith("I;16") else "L" if image.mode == "1"
+                              else "RGBA" if has_alpha else "RGB")
+    if "A" not in image.mode:
+        return image.reduce(factor)
+    return Image.merge(image.mode, [image.getchannel(band).reduce(factor)
+                                    for band in range(len(image.getbands()))])
 
 
 # ---------------------------------------------------------------------------
@@ -138,8 +154,9 @@ def open_image(data, max_pixels=MAX_IMAGE_PIXELS):
 def _luminance(image):
     """Pillow image of any mode -> uint8 [H, W] luminance, transparency flattened.
 
-    Transparent pixels become the background colour that contrasts with the opaque ones, so
-    ink on a transparent canvas (`canvas.toDataURL()`) reads the same in any ink colour.
+    Transparent pixels become the colour that contrasts with sparse opaque strokes, so ink
+    on a transparent canvas reads the same in any colour; around a mostly opaque sheet they
+    become the sheet's colour.
     """
     if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         values = np.asarray(image, dtype=np.float32)
@@ -156,11 +173,18 @@ def _luminance(image):
         return np.asarray(grey)
     if highest_alpha == 0:
         return np.zeros((image.height, image.width), np.uint8)  # fully transparent: blank
-    # The ink's colour, weighted by opacity, on a reduced copy: the decision needs no detail.
+    # The opaque part's colour, weighted by opacity, on a reduced copy (no detail needed).
+    # Mostly opaque: it is paper, so transparency becomes paper. Otherwise it is strokes,
+    # and transparency becomes the colour that contrasts with them.
     factor = max(1, max(image.size) // 64)
-    weighted = np.asarray(ImageChops.multiply(grey, alpha).reduce(factor), np.float32).sum()
-    ink_is_dark = weighted * 255 < 128 * np.asarray(alpha.reduce(factor), np.float32).sum()
-    background = Image.new("L", image.size, 255 if ink_is_dark else 0)
+    opacity = np.asarray(alpha.reduce(factor), np.float32)
+    weighted = np.asarray(ImageChops.multiply(grey, alpha).reduce(factor), np.float32)
+    opaque_colour = 255 * weighted.sum() / opacity.sum()
+    if opacity.mean() > 127:
+        fill = round(opaque_colour)
+    else:
+        fill = 255 if opaque_colour < 128 else 0
+    background = Image.new("L", image.size, fill)
     return np.asarray(Image.composite(grey, background, alpha))
 
 
@@ -172,6 +196,9 @@ def ink_map(image):
     locally, so a photo's uneven light and grey paper drop out; what is left below an
     Otsu-derived floor (paper texture, JPEG noise) is set to 0.
     """
+    ink = _canvas_ink(image)
+    if ink is not None:
+        return ink
     grey = _luminance(image)
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
     if np.median(border) < 128:
@@ -182,6 +209,26 @@ def ink_map(image):
         raise NothingDrawn("Nothing is drawn: the image is blank. Draw a digit and try again.")
     floor = max(FAINT * strongest, 0.5 * _otsu_threshold(ink))
     ink[ink < floor] = 0
+    return (ink * (255.0 / strongest)).astype(np.uint8)
+
+
+def _canvas_ink(image):
+    """The ink of a drawing on a transparent canvas is its alpha; None for any other image.
+
+    A fast path for what the page sends: no paper to estimate, no colours to weigh.
+    """
+    if image.mode not in ("RGBA", "LA"):
+        return None
+    alpha = np.asarray(image.getchannel("A"))
+    if alpha[0].any() or alpha[-1].any() or alpha[:, 0].any() or alpha[:, -1].any():
+        return None  # an opaque border: not a bare canvas
+    if np.count_nonzero(alpha) > alpha.size // 2:
+        return None  # mostly opaque: a sheet with a transparent margin, not strokes
+    ink = alpha.astype(np.int16)
+    strongest = int(ink.max())
+    if strongest < MIN_CONTRAST:
+        raise NothingDrawn("Nothing is drawn: the image is blank. Draw a digit and try again.")
+    ink[ink < max(FAINT * strongest, 0.5 * _otsu_threshold(ink))] = 0
     return (ink * (255.0 / strongest)).astype(np.uint8)
 
 
@@ -445,6 +492,8 @@ def to_mnist(ink):
     work = normalise_stroke_width(_resize_longer_side(crop, WORK_SIZE))
     work = work.crop(work.getbbox() or (0, 0) + work.size)
     digit = np.asarray(_resize_longer_side(work, MNIST_BOX)).astype(np.float32)
+    if digit.max() == 0:  # faint, sparse ink that scaling down to 20 px averaged away
+        raise NothingDrawn("The drawing is too faint or too thin to read. Draw it bolder.")
     digit *= 255.0 / digit.max()  # MNIST digits reach full white; resizing dims thin strokes
     return centre_by_mass(np.rint(digit).astype(np.uint8)).astype(np.float32) / 255.0
 

@@ -163,3 +163,11 @@ def test_thin_ink_on_a_transparent_black_canvas_is_found(ink):
     digit = read(image)
     height, width = ink_extent(digit)
     assert height in (20, 21) and width <= 5, "a thin stroke of any colour must be read as ink"
+
+
+def test_an_opaque_sheet_with_a_transparent_margin_is_read_by_its_ink_not_its_outline(
+        draw_mnist_digit):
+    sheet = draw_mnist_digit(3, convention="black_on_white")[0]
+    framed = Image.new("RGBA", (320, 320), (0, 0, 0, 0))
+    framed.paste(sheet, (20, 20))
+    assert np.abs(read(framed) - read(sheet)).max() < 0.1

@@ -1,0 +1,258 @@
+"""Property-based tests: whatever arrives, the pipeline raises only utils.ImageError and the API
+never answers 5xx."""
+
+import base64
+import io
+import json
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from PIL import Image
+
+import utils
+from conftest import data_uri, encode
+
+MODERATE = settings(max_examples=150, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FEW = settings(MODERATE, max_examples=60)
+
+
+def read_digits(image, one_digit=False):
+    """The app's pipeline after decoding: find the ink, split it into digits, each to 28x28."""
+    return [utils.to_mnist(ink) for _, ink in utils.split_digits(utils.ink_map(image), one_digit)]
+
+
+def assert_mnist_shaped(digit):
+    assert digit.shape == (28, 28) and digit.dtype == np.float32
+    assert np.isfinite(digit).all() and digit.min() >= 0 and digit.max() <= 1
+
+
+# --- pixels ---------------------------------------------------------------------------------
+
+side = st.integers(1, 48)
+pixel_arrays = st.one_of(
+    hnp.arrays(np.uint8, st.tuples(side, side)),                         # L
+    hnp.arrays(np.uint8, st.tuples(side, side, st.sampled_from([2, 3, 4]))),  # LA, RGB, RGBA
+    hnp.arrays(np.uint16, st.tuples(side, side)),                        # I;16
+    hnp.arrays(np.float32, st.tuples(side, side),                        # F, even inf and NaN
+               elements=st.floats(width=32, allow_nan=True, allow_infinity=True)),
+)
+
+
+def scatter(size, dots, background, ink):
+    """A (width, height) greyscale drawing: `background` with square dots (x, y in [0, 1],
+    radius) of `ink`."""
+    width, height = size
+    array = np.full((height, width), background, np.uint8)
+    for x, y, radius in dots:
+        row, column = int(y * (height - 1)), int(x * (width - 1))
+        array[max(0, row - radius):row + radius, max(0, column - radius):column + radius] = ink
+    return array
+
+
+# Sparse drawings: mostly background with a few marks, nearer to what people send.
+sparse_arrays = st.builds(
+    scatter, st.tuples(st.integers(1, 300), st.integers(1, 300)),
+    st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1), st.integers(1, 12)), max_size=8),
+    st.integers(0, 255), st.integers(0, 255))
+
+
+def faint_corners(size, value=1):
+    """An ink map with one faint dot in two opposite corners."""
+    ink = np.zeros((size, size), np.uint8)
+    ink[0, 0] = ink[-1, -1] = value
+    return ink
+
+
+@MODERATE
+@given(pixel_arrays, st.booleans())
+def test_any_pixels_give_28x28_digits_or_an_image_error(array, one_digit):
+    try:
+        digits = read_digits(Image.fromarray(array), one_digit)
+    except utils.ImageError:
+        return
+    assert digits, "the pipeline returned no digit and raised nothing"
+    for digit in digits:
+        assert_mnist_shaped(digit)
+
+
+@MODERATE
+@given(sparse_arrays, st.booleans())
+@example(scatter((2000, 2000), [(0.1, 0.1, 1), (0.9, 0.9, 1)], 255, 0), True)  # far specks
+@example(scatter((2000, 2000), [(0.1, 0.1, 1), (0.9, 0.9, 1)], 255, 0), False)
+def test_sparse_drawings_give_28x28_digits_or_an_image_error(array, one_digit):
+    try:
+        digits = read_digits(Image.fromarray(array), one_digit)
+    except utils.ImageError:
+        return
+    for digit in digits:
+        assert_mnist_shaped(digit)
+
+
+@MODERATE
+@given(hnp.arrays(np.uint8, st.tuples(st.integers(1, 64), st.integers(1, 64))))
+@example(faint_corners(200))
+def test_to_mnist_on_any_ink_map_gives_a_digit_or_an_image_error(ink):
+    # to_mnist's input is any uint8 ink map; faint ink must not turn into NaN or a crash.
+    try:
+        digit = utils.to_mnist(ink)
+    except utils.ImageError:
+        return
+    assert_mnist_shaped(digit)
+
+
+@pytest.mark.parametrize("mode, format", [
+    ("1", "PNG"), ("L", "PNG"), ("LA", "PNG"), ("P", "PNG"), ("RGB", "PNG"), ("RGBA", "PNG"),
+    ("I;16", "PNG"), ("I", "TIFF"), ("F", "TIFF"), ("CMYK", "JPEG"), ("RGB", "WEBP"),
+    ("L", "GIF"), ("RGB", "BMP"),
+])
+def test_a_large_drawing_is_read_in_any_mode(mode, format):
+    # Large enough that the pipeline shrinks it first, in modes Pillow cannot shrink directly.
+    drawing = Image.new("L", (3000, 2000), 255)
+    drawing.paste(0, (1400, 300, 1600, 1700))  # a 1
+    image = drawing.convert(mode) if mode != "I;16" else Image.fromarray(
+        np.asarray(drawing, np.uint16) * 257)
+    try:
+        digits = read_digits(utils.open_image(encode(image, format)))
+    except utils.ImageError as error:
+        pytest.fail(f"a clear 3000x2000 drawing in mode {mode} ({format}) was refused: {error}")
+    assert len(digits) == 1
+    assert_mnist_shaped(digits[0])
+
+
+# --- bytes ----------------------------------------------------------------------------------
+
+def _sample_files():
+    """A small drawing in each accepted format, the seeds for byte-level mutations."""
+    image = Image.new("RGBA", (40, 40), (0, 0, 0, 0))
+    image.paste((0, 0, 0, 255), (15, 5, 25, 35))
+    rgb = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image).convert("RGB")
+    return [encode(image, "PNG"), encode(rgb, "JPEG"), encode(rgb.convert("L"), "GIF"),
+            encode(rgb, "BMP"), encode(rgb, "TIFF"), encode(image, "WEBP"),
+            encode(rgb.convert("P"), "PNG"), encode(rgb.convert("CMYK"), "JPEG")]
+
+
+SAMPLE_FILES = _sample_files()
+
+
+@st.composite
+def damaged_files(draw):
+    """A valid image file with a few bytes overwritten, a piece cut out, or its end cut off."""
+    data = bytearray(draw(st.sampled_from(SAMPLE_FILES)))
+    for _ in range(draw(st.integers(0, 6))):
+        data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
+    if draw(st.booleans()):
+        start = draw(st.integers(0, len(data) - 1))
+        del data[start:start + draw(st.integers(1, 64))]
+    return bytes(data[:draw(st.integers(0, len(data)))])
+
+
+def decode_and_read(data):
+    image = utils.open_image(data, max_pixels=1_000_000)
+    return read_digits(image)
+
+
+@MODERATE
+@given(st.binary(max_size=2048))
+def test_any_bytes_decode_or_raise_an_image_error(data):
+    try:
+        decode_and_read(data)
+    except utils.ImageError:
+        pass
+
+
+@MODERATE
+@given(damaged_files())
+def test_damaged_image_files_decode_or_raise_an_image_error(data):
+    try:
+        decode_and_read(data)
+    except utils.ImageError:
+        pass
+
+
+@MODERATE
+@given(st.one_of(st.text(), st.text(alphabet="data:image/pngbase64;,+/=-_ \n\r\tAZaz09%\u00e9\ud800"),
+                 st.builds(lambda data: data_uri(data), st.binary(max_size=256))))
+def test_any_text_decodes_to_bytes_or_raises_an_image_error(text):
+    try:
+        assert isinstance(utils.decode_base64_image(text), bytes)
+    except utils.ImageError:
+        pass
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children,
+                                                                      max_size=4),
+    max_leaves=20)
+
+
+@MODERATE
+@given(json_values)
+def test_any_json_value_as_image_decodes_or_raises_an_image_error(value):
+    try:
+        utils.decode_base64_image(value)
+    except utils.ImageError:
+        pass
+
+
+# --- the API --------------------------------------------------------------------------------
+
+def assert_no_server_error(response, what):
+    assert response.status_code < 500, \
+        f"{what} made the server fail ({response.status_code}): {response.data[:300]!r}"
+    if response.status_code >= 400:
+        body = response.get_json(silent=True)
+        assert isinstance(body, dict) and isinstance(body.get("error"), str), \
+            f"{what} got an error that is not JSON with 'error': {response.data[:300]!r}"
+
+
+@pytest.fixture(scope="module")
+def api(app):
+    return app.test_client()
+
+
+@FEW
+@given(json_values)
+def test_api_on_any_json_never_answers_5xx(api, value):
+    body = json.dumps(value).encode()  # NaN and Infinity too: Python's json reads them
+    assert_no_server_error(api.post("/predict", data=body, content_type="application/json"),
+                           f"the JSON {body[:200]!r}")
+
+
+@FEW
+@given(json_values | st.text() | st.builds(data_uri, st.binary(max_size=512)))
+def test_api_on_any_image_field_never_answers_5xx(api, value):
+    assert_no_server_error(api.post("/predict", json={"image": value}),
+                           f"the image field {value!r:.200}")
+
+
+@FEW
+@given(json_values)
+def test_api_on_any_mode_never_answers_5xx(api, mode):
+    image = data_uri(SAMPLE_FILES[0])
+    assert_no_server_error(api.post("/predict", json={"image": image, "mode": mode}),
+                           f"the mode {mode!r:.200}")
+
+
+@FEW
+@given(st.binary(max_size=2048) | damaged_files(),
+       st.sampled_from(["application/json", "image/png", "image/jpeg", "image/svg+xml",
+                        "text/plain", "application/x-www-form-urlencoded",
+                        "multipart/form-data", "multipart/form-data; boundary=x", None]))
+def test_api_on_any_body_never_answers_5xx(api, body, content_type):
+    assert_no_server_error(api.post("/predict", data=body, content_type=content_type),
+                           f"the {content_type} body {body[:100]!r}")
+
+
+@FEW
+@given(damaged_files())
+def test_api_on_damaged_uploads_never_answers_5xx(api, data):
+    response = api.post("/predict", data={"image": (io.BytesIO(data), "digit.png")},
+                        content_type="multipart/form-data")
+    assert_no_server_error(response, f"the upload {data[:100]!r}")
+    response = api.post("/predict", json={"image": base64.b64encode(data).decode()})
+    assert_no_server_error(response, f"the base64 {data[:100]!r}")
