@@ -330,7 +330,8 @@ def _group_into_digits(boxes):
     groups of indices, left to right.
 
     Two marks are one digit when they overlap horizontally by half the narrower one, or by
-    a quarter when one is a flat bar (a 5's detached top, a 7's crossbar). Marks shorter
+    a quarter when one is a flat bar (a 5's detached top, a 7's crossbar), or when one
+    stands on the other (a stroke broken in two). Marks shorter
     than SMALL_FRACTION of the tallest join the nearest digit, or are dropped if far.
     """
     tallest = max(box[1] - box[0] for box in boxes)
@@ -341,7 +342,10 @@ def _group_into_digits(boxes):
         overlap = min(a[3], b[3]) - max(a[2], b[2])
         narrower = min(a[3] - a[2], b[3] - b[2])
         flat = min(a[1] - a[0], b[1] - b[0]) < FLAT_FRACTION * tallest
-        return overlap >= (0.25 if flat else 0.5) * narrower
+        # Digits of a number stand side by side; marks one above the other that (nearly)
+        # touch sideways are one digit, such as a 1 broken in two.
+        stacked = min(a[1], b[1]) <= max(a[0], b[0]) and overlap > -0.1 * tallest
+        return stacked or overlap >= (0.25 if flat else 0.5) * narrower
 
     merged = True
     while merged:

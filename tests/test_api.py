@@ -270,6 +270,7 @@ def test_a_number_is_read_left_to_right(client, draw_mnist_digit):
                                    [(0.3, 0.5), (0.6, 0.5), (0.7, 0.7), (0.55, 0.88), (0.3, 0.85)]]),
     ("7 with a crossbar", [[(0.25, 0.15), (0.75, 0.15), (0.45, 0.9)], [(0.35, 0.5), (0.7, 0.5)]]),
     ("4 in two strokes", [[(0.45, 0.1), (0.25, 0.6), (0.75, 0.6)], [(0.62, 0.35), (0.62, 0.92)]]),
+    ("1 broken in two", [[(0.55, 0.1), (0.5, 0.45)], [(0.49, 0.58), (0.45, 0.92)]]),
 ])
 def test_one_digit_in_several_strokes_is_not_split(client, name, strokes_of_one_digit):
     import strokes
