@@ -193,30 +193,21 @@ def ink_map(image):
 
     Polarity comes from the image itself: the border is taken to be background, so
     black-on-white, white-on-black and coloured ink all work. The background is estimated
-    locally, so a photo's uneven light and grey paper drop out; what is left below an
-    Otsu-derived floor (paper texture, JPEG noise) is set to 0.
+    locally, so a photo's uneven light and grey paper drop out. A bare transparent canvas,
+    what the page sends, takes a shortcut: its ink is its opacity.
     """
-    ink = _canvas_ink(image)
-    if ink is not None:
-        return ink
+    alpha = _bare_canvas_alpha(image)
+    if alpha is not None:
+        return _clean_ink(alpha.astype(np.int16))
     grey = _luminance(image)
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
     if np.median(border) < 128:
         grey = 255 - grey  # light ink on a dark ground: work as if dark on light
-    ink = np.subtract(_paper_brightness(grey), grey, dtype=np.int16)
-    strongest = int(ink.max())
-    if strongest < MIN_CONTRAST:
-        raise NothingDrawn("Nothing is drawn: the image is blank. Draw a digit and try again.")
-    floor = max(FAINT * strongest, 0.5 * _otsu_threshold(ink))
-    ink[ink < floor] = 0
-    return (ink * (255.0 / strongest)).astype(np.uint8)
+    return _clean_ink(np.subtract(_paper_brightness(grey), grey, dtype=np.int16))
 
 
-def _canvas_ink(image):
-    """The ink of a drawing on a transparent canvas is its alpha; None for any other image.
-
-    A fast path for what the page sends: no paper to estimate, no colours to weigh.
-    """
+def _bare_canvas_alpha(image):
+    """uint8 [H, W] alpha of strokes on a transparent canvas; None for any other image."""
     if image.mode not in ("RGBA", "LA"):
         return None
     alpha = np.asarray(image.getchannel("A"))
@@ -224,7 +215,12 @@ def _canvas_ink(image):
         return None  # an opaque border: not a bare canvas
     if np.count_nonzero(alpha) > alpha.size // 2:
         return None  # mostly opaque: a sheet with a transparent margin, not strokes
-    ink = alpha.astype(np.int16)
+    return alpha
+
+
+def _clean_ink(ink):
+    """int16 [H, W] raw ink -> uint8 [H, W]: what is below an Otsu-derived floor (paper grain,
+    JPEG noise, anti-aliasing fringe) set to 0, the strongest ink scaled to 255."""
     strongest = int(ink.max())
     if strongest < MIN_CONTRAST:
         raise NothingDrawn("Nothing is drawn: the image is blank. Draw a digit and try again.")
