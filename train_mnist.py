@@ -304,9 +304,7 @@ def main(argv=None):
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=args.learning_rate / 10, decay_steps=total_steps - warmup_steps,
         alpha=0.01, warmup_target=args.learning_rate, warmup_steps=warmup_steps)
-    # The weights kept are a moving average over the last ~1000 steps (fit() swaps them in
-    # at the end): steadier than the last step's.
-    model.compile(optimizer=keras.optimizers.Adam(schedule, use_ema=True, ema_momentum=0.999),
+    model.compile(optimizer=keras.optimizers.Adam(schedule),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
     # The test set only draws the learning curves: nothing is chosen by it (no early
