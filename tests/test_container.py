@@ -90,11 +90,13 @@ def sh(*argv, timeout=120):
 
 def say(request, text):
     """Print past pytest's output capture, so `make test` shows the measurements too."""
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(text)
-    else:
+    plugins = request.config.pluginmanager
+    reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
+    if reporter is None or capture is None:
         print(text)
+        return
+    with capture.global_and_fixture_disabled():  # fd-level capture would swallow it otherwise
+        reporter.write_line(text)
 
 
 def dockerfile_base():
