@@ -498,11 +498,6 @@ def to_mnist(ink):
     return centre_by_mass(np.rint(digit).astype(np.uint8)).astype(np.float32) / 255.0
 
 
-def image_to_mnist(data, max_pixels=MAX_IMAGE_PIXELS):
-    """Image bytes -> float32 [28, 28] in [0, 1]: decode, find the ink, apply MNIST's recipe."""
-    return to_mnist(ink_map(open_image(data, max_pixels)))
-
-
 # ---------------------------------------------------------------------------
 # Out
 # ---------------------------------------------------------------------------

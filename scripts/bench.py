@@ -16,8 +16,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,7 +27,8 @@ import requests
 from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMAND = [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "app:create_app()"]
+sys.path.insert(0, str(ROOT / "tests"))
+from live_server import COMMAND, child_pids, free_port, memory_of, stop  # noqa: E402
 
 # ---------------------------------------------------------------------------
 # Targets (from the issue)
@@ -68,12 +67,6 @@ WRK_SCRIPT = ROOT / "scripts" / "post.lua"  # POSTs the file $WRK_BODY, counts s
 # ---------------------------------------------------------------------------
 
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def start_server(workers, log):
     """Start gunicorn; return (process, url, seconds from launch to the first good answer)."""
     port = free_port()
@@ -86,7 +79,7 @@ def start_server(workers, log):
         if process.poll() is not None:
             sys.exit(f"gunicorn exited with status {process.returncode}; see {log.name}")
         if time.perf_counter() - launched > 60:
-            stop_server(process)
+            stop(process)
             sys.exit(f"gunicorn gave no good answer within 60 s; see {log.name}")
         try:
             response = requests.post(url + "/predict", data=body, timeout=5,
@@ -98,32 +91,12 @@ def start_server(workers, log):
         time.sleep(0.005)
 
 
-def stop_server(process):
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def server_pids(master):
-    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-    return [master] + [int(pid) for pid in children]
-
-
-def memory_mb(pids):
-    """(sum of RSS, sum of PSS) in MB over the processes. PSS splits each shared page between
-    the processes sharing it: the workers share what the master loaded before forking."""
-    rss = pss = 0
-    for pid in pids:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                rss += int(line.split()[1])
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                pss += int(line.split()[1])
-    return rss / 1024, pss / 1024
+def memory_mb(master):
+    """(sum of RSS, sum of PSS) in MB over the master and its workers. PSS splits each shared
+    page between the processes sharing it: the workers share what the master loaded before
+    forking."""
+    usage = [memory_of(pid) for pid in [master, *child_pids(master)]]
+    return sum(u["rss"] for u in usage), sum(u["pss"] for u in usage)
 
 # ---------------------------------------------------------------------------
 # Measurements
@@ -184,10 +157,10 @@ def measure(workers, args, body_file, log_dir):
     try:
         run_wrk(url, body_file, args.threads, args.connections, 2)  # warm up every worker
         load = run_wrk(url, body_file, args.threads, args.connections, args.duration)
-        rss, pss = memory_mb(server_pids(process.pid))
+        rss, pss = memory_mb(process.pid)
         timing = server_timing(url, args.sequential)
     finally:
-        stop_server(process)
+        stop(process)
     return {"workers": workers, "launch": launch, "rss": rss, "pss": pss, "timing": timing,
             **load}
 

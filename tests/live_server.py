@@ -41,6 +41,22 @@ def memory_of(pid):
     return {"rss": fields["VmRSS"], "hwm": fields["VmHWM"], "pss": pss}
 
 
+def child_pids(pid):
+    """The PIDs of a process's children: gunicorn's workers, for its master."""
+    return sorted(int(child) for child in
+                  Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
+
+
+def stop(process):
+    """SIGTERM, as a platform stops a dyno or container; SIGKILL if it is not gone in 15 s."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class LiveServer:
     def __init__(self, process, url, log_path, workers):
         self.process = process
@@ -50,8 +66,7 @@ class LiveServer:
 
     @property
     def worker_pids(self):
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        return sorted(int(pid) for pid in children.read_text().split())
+        return child_pids(self.process.pid)
 
     def log(self):
         return self.log_path.read_text(errors="replace")
@@ -92,9 +107,4 @@ def gunicorn(model_path, log_path, workers=2, environment=None, timeout=60):
             time.sleep(0.05)
         yield server
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
