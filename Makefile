@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 SYSTEM_PACKAGES := buildah debootstrap chromium wrk fonts-dejavu-core \
 	fonts-dkg-handwriting fonts-breip fonts-bwht fonts-humor-sans \
-	fonts-rufscript fonts-dancingscript fonts-comic-neue
+	fonts-rufscript fonts-dancingscript fonts-comic-neue fonts-femkeklaver
 
 .PHONY: run test train bench system-packages
 

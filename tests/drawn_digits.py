@@ -1,8 +1,9 @@
 """Digits drawn the way people draw on a 280x280 canvas, for the drawn-digit evaluation.
 
-Two sources: MNIST *test* digits traced into strokes and redrawn with another pen (only those
-whose tracing keeps their loops and ink: see strokes.tracing_is_faithful), and the digits of
-handwriting fonts. Each case varies pen width (6-30 px), digit height (25-90 % of
+Two sources: MNIST *test* digits traced into strokes and redrawn with another pen, and the
+digits of handwriting fonts. The sample of test digits is drawn first; those whose tracing
+loses a hole or ink (strokes.tracing_is_faithful, judged on the images alone, never on the
+label or the model) are left out and counted per class. Each case varies pen width (6-30 px), digit height (25-90 % of
 the canvas), position (off-centre), slant, and colour convention.
 
     python tests/drawn_digits.py     # the full evaluation with a table by condition
@@ -10,6 +11,7 @@ the canvas), position (off-centre), slant, and colour convention.
 Numbers: 2-4 MNIST test digits written left to right on a 560x280 canvas.
 """
 
+import collections
 import glob
 import math
 import random
@@ -23,8 +25,9 @@ CANVAS = (280, 280)
 PEN_WIDTHS = (6, 30)
 HEIGHT_FRACTIONS = (0.25, 0.9)
 SLANT_DEGREES = (-10, 15)
-# Handwriting fonts from Debian. Left out: femkeklaver, whose digits are hollow sketched
-# outlines, not pen strokes.
+# Handwriting fonts from Debian. femkeklaver is reported on its own: its digits are hollow
+# sketched outlines, not pen strokes (see the README's "Hollow lettering").
+HOLLOW_FONT_GLOBS = ["/usr/share/fonts/truetype/femkeklaver/*.ttf"]
 FONT_GLOBS = ["/usr/share/fonts/truetype/fifthhorseman/dkg*.ttf",
               "/usr/share/fonts/truetype/breip/*.ttf",
               "/usr/share/fonts/opentype/bwht/*.otf",
@@ -34,8 +37,8 @@ FONT_GLOBS = ["/usr/share/fonts/truetype/fifthhorseman/dkg*.ttf",
               "/usr/share/fonts/opentype/comic-neue/*.otf"]
 
 
-def handwriting_fonts():
-    return sorted(path for pattern in FONT_GLOBS for path in glob.glob(pattern))
+def handwriting_fonts(globs=FONT_GLOBS):
+    return sorted(path for pattern in globs for path in glob.glob(pattern))
 
 
 def random_placement(rng, aspect):
@@ -48,33 +51,50 @@ def random_placement(rng, aspect):
     return height, centre
 
 
+def sample_test_digits(x_test, y_test, count, rng):
+    """(included, excluded): `count` random test-set indices, split by whether their tracing
+    is faithful (strokes.tracing_is_faithful: the images alone, never the label or model)."""
+    included, excluded = [], []
+    for index in rng.sample(range(len(x_test)), count):
+        faithful = strokes.tracing_is_faithful(x_test[index], strokes.digit_strokes(x_test[index]))
+        (included if faithful else excluded).append(index)
+    return included, excluded
+
+
 def faithful_indices(x_test, y_test, count, rng):
-    """`count` random test-set indices whose digits trace into faithful strokes
-    (strokes.tracing_is_faithful: judged on the images alone, never by the model)."""
+    """`count` random test-set indices whose digits trace into faithful strokes (for numbers,
+    where each digit must be readable by a person)."""
     chosen = []
     for index in rng.sample(range(len(x_test)), len(x_test)):
-        if strokes.tracing_is_faithful(x_test[index], strokes.digit_strokes(x_test[index]),
-                                       int(y_test[index])):
+        if strokes.tracing_is_faithful(x_test[index], strokes.digit_strokes(x_test[index])):
             chosen.append(index)
             if len(chosen) == count:
                 break
     return chosen
 
 
-def mnist_cases(x_test, y_test, count, seed=0):
-    """Yield (RGBA image, label, conditions) for `count` random MNIST test digits."""
+def draw_test_digit(x_test, index, rng, convention):
+    """(RGBA image, conditions) of MNIST test digit `index` drawn with a random pen, size,
+    place and slant."""
+    traced = strokes.digit_strokes(x_test[index])
+    x0, y0, x1, y1 = strokes.strokes_box(traced)
+    pen = rng.uniform(*PEN_WIDTHS)
+    slant = rng.uniform(*SLANT_DEGREES)
+    height, centre = random_placement(rng, (x1 - x0) / max(y1 - y0, 1e-6) + 0.2)
+    image = strokes.draw_strokes(strokes.place_strokes(traced, CANVAS, height, centre, slant),
+                                 CANVAS, pen, convention)
+    return image, dict(source="mnist", pen=pen, height=height / CANVAS[1],
+                       convention=convention, index=int(index))
+
+
+def mnist_cases(x_test, y_test, indices, seed=0):
+    """Yield (RGBA image, label, conditions) for the given MNIST test digits, the colour
+    conventions taken in turn."""
     rng = random.Random(seed)
-    for number, index in enumerate(faithful_indices(x_test, y_test, count, rng)):
-        traced = strokes.digit_strokes(x_test[index])
-        x0, y0, x1, y1 = strokes.strokes_box(traced)
-        pen = rng.uniform(*PEN_WIDTHS)
-        slant = rng.uniform(*SLANT_DEGREES)
-        height, centre = random_placement(rng, (x1 - x0) / max(y1 - y0, 1e-6) + 0.2)
-        convention = strokes.CONVENTIONS[number % 3]
-        image = strokes.draw_strokes(strokes.place_strokes(traced, CANVAS, height, centre, slant),
-                                     CANVAS, pen, convention)
-        yield image, int(y_test[index]), dict(source="mnist", pen=pen, height=height / CANVAS[1],
-                                             convention=convention, index=int(index))
+    for number, index in enumerate(indices):
+        image, conditions = draw_test_digit(x_test, index, rng,
+                                            strokes.CONVENTIONS[number % 3])
+        yield image, int(y_test[index]), conditions
 
 
 def font_glyph(path, digit, weight):
@@ -87,11 +107,11 @@ def font_glyph(path, digit, weight):
     return image.crop(image.getbbox())
 
 
-def font_cases(seed=0, repeats=2):
+def font_cases(seed=0, repeats=2, fonts=None):
     """Yield (RGBA image, label, conditions) for each digit of each handwriting font."""
     rng = random.Random(seed)
     number = 0
-    for path in handwriting_fonts():
+    for path in fonts or handwriting_fonts():
         for digit in range(10):
             for _ in range(repeats):
                 glyph = font_glyph(path, digit, weight=rng.choice([0, 3, 8]))
@@ -189,18 +209,37 @@ def accuracy(results):
     return float(np.mean([label == answer for _, label, answer in results]))
 
 
+def confusions(results, most=12):
+    """The most frequent mistakes as [("true -> read", count)], most frequent first."""
+    counts = collections.Counter(f"{label} -> {answer}" for _, label, answer in results
+                                 if label != answer)
+    return counts.most_common(most)
+
+
 def main():
+    import argparse
     import sys
     from pathlib import Path
 
+    parser = argparse.ArgumentParser(description="Drawn-digit evaluation through the server.")
+    parser.add_argument("--digits", type=int, default=5000, help="MNIST test digits sampled")
+    parser.add_argument("--numbers", type=int, default=1000)
+    parser.add_argument("--model", help="an ONNX model other than model/model.onnx")
+    args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     import train_mnist
     from app import create_app
 
-    client = create_app().test_client()
+    client = create_app({"MODEL_PATH": args.model} if args.model else None).test_client()
     _, (x_test, y_test) = train_mnist.load_mnist()
-    mnist_results = evaluate(client, mnist_cases(x_test, y_test, 3000, seed=1))
+    included, excluded = sample_test_digits(x_test, y_test, args.digits, random.Random(1))
+    print(f"MNIST test digits sampled: {args.digits}; left out before any prediction because "
+          f"their tracing loses a hole or ink: {len(excluded)}, per class "
+          f"{np.bincount(y_test[excluded], minlength=10).tolist()}")
+    mnist_results = evaluate(client, mnist_cases(x_test, y_test, included, seed=1))
     font_results = evaluate(client, font_cases(seed=1, repeats=3))
+    hollow_results = evaluate(client, font_cases(
+        seed=1, repeats=3, fonts=handwriting_fonts(HOLLOW_FONT_GLOBS)))
     everything = mnist_results + font_results
     print(f"{'condition':38s} {'cases':>6s} {'accuracy':>9s}")
 
@@ -211,8 +250,10 @@ def main():
     row("all drawn digits", everything)
     row("MNIST test digits, redrawn", mnist_results)
     row("handwriting fonts", font_results)
-    for convention in strokes.CONVENTIONS:
-        row(f"  {convention}", [r for r in everything if r[0]["convention"] == convention])
+    for name, results in (("MNIST", mnist_results), ("fonts", font_results)):
+        for convention in strokes.CONVENTIONS:
+            row(f"  {name}, {convention}",
+                [r for r in results if r[0]["convention"] == convention])
     for low, high in [(6, 12), (12, 20), (20, 30.1)]:
         row(f"  pen {low}-{int(high)} px (MNIST)",
             [r for r in mnist_results if low <= r[0]["pen"] < high])
@@ -221,9 +262,16 @@ def main():
             [r for r in everything if low <= r[0]["height"] < high])
     for font in sorted({r[0]["source"] for r in font_results}):
         row(f"  {font}", [r for r in font_results if r[0]["source"] == font])
+    row("hollow lettering (femkeklaver), apart", hollow_results)
+    print("most frequent confusions, MNIST redrawn (true -> read, count):",
+          confusions(mnist_results))
+    print("most frequent confusions, fonts:", confusions(font_results))
+    print("most frequent confusions, hollow lettering:", confusions(hollow_results))
     wrong = [(r[0]["source"], r[0].get("index"), r[1], r[2]) for r in everything if r[1] != r[2]]
     print("wrong (source, MNIST index, label, answer):", wrong[:60])
-    number_results = evaluate(client, number_cases(x_test, y_test, 1000, seed=1),
+    if not args.numbers:
+        return
+    number_results = evaluate(client, number_cases(x_test, y_test, args.numbers, seed=1),
                               mode="number")
     row("numbers of 2-4 digits, read exactly", number_results)
     for digits in (2, 3, 4):
