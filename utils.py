@@ -9,8 +9,10 @@ import base64
 import binascii
 import io
 import re
+import struct
 
 import numpy as np
+import zlib_ng.zlib_ng as zlib_ng
 from PIL import Image, ImageChops, ImageFilter, ImageOps, UnidentifiedImageError
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
@@ -34,6 +36,11 @@ FLAT_FRACTION = 0.35             # marks flatter than this share of the tallest 
 SMALL_FRACTION = 0.4             # marks shorter than this share of the tallest are not digits
 MAX_DIGITS = 12
 MIN_DIGIT_FRACTION = 0.04        # ink smaller than this share of the image's longer side is a speck
+FAST_PNG_PIXELS = 1024 * 1024    # plain PNGs up to this size are decoded by read_ink itself
+# Chunks that do not change the pixels Pillow decodes: a PNG with only these takes the fast path.
+PLAIN_PNG_CHUNKS = {b"IHDR", b"IDAT", b"IEND", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"pHYs",
+                    b"tIME", b"bKGD"}
+PNG_COLOUR_MODES = {0: "L", 2: "RGB", 4: "LA", 6: "RGBA"}  # colour type -> mode, 8-bit only
 
 _DATA_URI = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^;,]*)*?),", re.I)
 
@@ -131,6 +138,76 @@ def open_image(data, max_pixels=MAX_IMAGE_PIXELS):
             from None
 
 
+def _plain_png(data, max_pixels):
+    """(mode, uint8 [H, 1 + W * bands] filtered scanlines) of a plain PNG; None for others.
+
+    Plain: 8 bits per band, grey or RGB with or without alpha, not interlaced, no chunk that
+    changes the pixels (palette, transparency key, EXIF), at most FAST_PNG_PIXELS. zlib-ng
+    inflates a canvas's long runs of blank pixels many times faster than Pillow's zlib.
+    """
+    chunks = _png_chunks(data)
+    if chunks is None or not set(chunks) <= PLAIN_PNG_CHUNKS or b"IHDR" not in chunks:
+        return None
+    width, height, depth, colour, _, _, interlace = struct.unpack(
+        ">IIBBBBB", chunks[b"IHDR"][0][:13].ljust(13, b"\0"))
+    mode = PNG_COLOUR_MODES.get(colour)
+    if (mode is None or depth != 8 or interlace or not 0 < width * height
+            <= min(FAST_PNG_PIXELS, max_pixels)):
+        return None
+    size = height * (1 + width * len(mode))
+    try:
+        scanlines = zlib_ng.decompressobj().decompress(b"".join(chunks.get(b"IDAT", [])),
+                                                       size + 1)
+    except zlib_ng.error:
+        return None  # damaged: Pillow's path gives the error its message
+    if len(scanlines) != size:
+        return None
+    return mode, np.frombuffer(scanlines, np.uint8).reshape(height, -1)
+
+
+def _png_chunks(data):
+    """{chunk type: [chunk data, ...]} of a PNG file; None if it is not one or is cut short."""
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return None
+    chunks, position = {}, 8
+    while position + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[position:position + 8])
+        end = position + 12 + length
+        if end > len(data):
+            return None
+        chunks.setdefault(kind, []).append(data[position + 8:end - 4])
+        position = end
+        if kind == b"IEND":
+            return chunks
+    return None
+
+
+def _png_band(scanlines, bands, band):
+    """uint8 [H, W] pixels of one band from filtered PNG scanlines; None if a row uses the
+    Average or Paeth filter (Pillow undoes those).
+
+    Filters None, Sub and Up (what browsers' canvases use) touch one band at a time: a Sub
+    row is a running sum along the row, a run of Up rows a running sum down each column,
+    restarting at the last row that is not Up (or at zero above the image), modulo 256.
+    """
+    kinds = scanlines[:, 0]
+    if kinds.max() > 2:
+        return None
+    values = scanlines[:, 1 + band::bands]
+    sub, up = kinds == 1, kinds == 2
+    if up.all():
+        return np.cumsum(values, axis=0, dtype=np.uint8)
+    values = np.array(values)
+    if sub.any():
+        values[sub] = np.cumsum(values[sub], axis=1, dtype=np.uint8)
+    if not up.any():
+        return values
+    added = np.cumsum(np.where(up[:, np.newaxis], values, 0), axis=0, dtype=np.uint8)
+    restart = np.maximum.accumulate(np.where(up, -1, np.arange(len(kinds))))
+    start = np.where((restart >= 0)[:, np.newaxis], values[restart] - added[restart], 0)
+    return added + start.astype(np.uint8)
+
+
 def _reduce(image, factor):
     """`image.reduce(factor)` for every mode Pillow decodes, at the cost of one band.
 
@@ -188,6 +265,18 @@ def _luminance(image):
     return np.asarray(Image.composite(grey, background, alpha))
 
 
+def read_ink(data, max_pixels=MAX_IMAGE_PIXELS):
+    """Image bytes -> uint8 [H, W] ink map: the same as ink_map(open_image(data)), faster.
+
+    A plain PNG (what a browser's canvas gives) is decoded here one band at a time: only
+    the alpha band of a transparent canvas, only the colour bands of an opaque image.
+    Everything else goes through Pillow.
+    """
+    png = _plain_png(data, max_pixels)
+    ink = _plain_png_ink(*png) if png is not None else None
+    return ink if ink is not None else ink_map(open_image(data, max_pixels))
+
+
 def ink_map(image):
     """Pillow image -> uint8 [H, W] ink, 0 = background, 255 = the strongest ink.
 
@@ -196,40 +285,77 @@ def ink_map(image):
     locally, so a photo's uneven light and grey paper drop out. A bare transparent canvas,
     what the page sends, takes a shortcut: its ink is its opacity.
     """
-    alpha = _bare_canvas_alpha(image)
-    if alpha is not None:
-        return _clean_ink(alpha.astype(np.int16))
-    grey = _luminance(image)
+    if image.mode in ("RGBA", "LA"):
+        alpha = np.asarray(image.getchannel("A"))
+        if _is_bare_canvas(alpha):
+            return _clean_ink(alpha)
+    return _ink_from_grey(_luminance(image))
+
+
+def _plain_png_ink(mode, scanlines):
+    """ink_map of a plain PNG (see _plain_png) from its bands; None where Pillow must
+    decode it (Average or Paeth filters, partial transparency)."""
+    bands = len(mode)
+    if mode.endswith("A"):
+        alpha = _png_band(scanlines, bands, bands - 1)
+        if alpha is None:
+            return None
+        if _is_bare_canvas(alpha):
+            return _clean_ink(alpha)
+        if alpha.min() < 255:
+            return None  # a sheet with transparent parts: _luminance flattens it
+    colours = [_png_band(scanlines, bands, band) for band in range(3 if "RGB" in mode else 1)]
+    if colours[0] is None:
+        return None
+    return _ink_from_grey(colours[0] if len(colours) == 1 else _rgb_luminance(*colours))
+
+
+def _rgb_luminance(red, green, blue):
+    """uint8 [H, W] bands -> uint8 [H, W] luminance, exactly as Pillow's convert("L")."""
+    if np.array_equal(red, green) and np.array_equal(green, blue):
+        return red  # grey already: drawings usually are
+    weighted = (red.astype(np.uint32) * 19595 + green.astype(np.uint32) * 38470
+                + blue.astype(np.uint32) * 7471 + 0x8000)
+    return (weighted >> 16).astype(np.uint8)
+
+
+def _is_bare_canvas(alpha):
+    """Whether uint8 [H, W] alpha is strokes on a transparent canvas, not an opaque sheet."""
+    if alpha[0].any() or alpha[-1].any() or alpha[:, 0].any() or alpha[:, -1].any():
+        return False  # an opaque border: not a bare canvas
+    return np.count_nonzero(alpha) <= alpha.size // 2  # else a sheet with a transparent margin
+
+
+def _ink_from_grey(grey):
+    """uint8 [H, W] luminance -> uint8 [H, W] ink, its polarity and paper taken from it."""
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
     if np.median(border) < 128:
         grey = 255 - grey  # light ink on a dark ground: work as if dark on light
-    return _clean_ink(np.subtract(_paper_brightness(grey), grey, dtype=np.int16))
-
-
-def _bare_canvas_alpha(image):
-    """uint8 [H, W] alpha of strokes on a transparent canvas; None for any other image."""
-    if image.mode not in ("RGBA", "LA"):
-        return None
-    alpha = np.asarray(image.getchannel("A"))
-    if alpha[0].any() or alpha[-1].any() or alpha[:, 0].any() or alpha[:, -1].any():
-        return None  # an opaque border: not a bare canvas
-    if np.count_nonzero(alpha) > alpha.size // 2:
-        return None  # mostly opaque: a sheet with a transparent margin, not strokes
-    return alpha
+    cells = _paper_cells(grey)
+    if cells.min() == cells.max():  # evenly lit paper, as on any canvas: skip the scaling up
+        paper = int(cells[0, 0])
+        return _clean_ink(paper - np.minimum(grey, paper))
+    paper = np.asarray(Image.fromarray(cells).resize(grey.shape[::-1],
+                                                     Image.Resampling.BILINEAR))
+    return _clean_ink(np.maximum(paper, grey) - grey)
 
 
 def _clean_ink(ink):
-    """int16 [H, W] raw ink -> uint8 [H, W]: what is below an Otsu-derived floor (paper grain,
+    """uint8 [H, W] raw ink -> uint8 [H, W]: what is below an Otsu-derived floor (paper grain,
     JPEG noise, anti-aliasing fringe) set to 0, the strongest ink scaled to 255."""
     strongest = int(ink.max())
     if strongest < MIN_CONTRAST:
         raise NothingDrawn("Nothing is drawn: the image is blank. Draw a digit and try again.")
-    ink[ink < max(FAINT * strongest, 0.5 * _otsu_threshold(ink))] = 0
-    return (ink * (255.0 / strongest)).astype(np.uint8)
+    histogram = np.array(Image.fromarray(np.ascontiguousarray(ink)).histogram(), np.float64)
+    histogram[0] = 0
+    levels = np.arange(256)
+    scaled = (levels * (255.0 / strongest)).astype(np.uint8)  # one lookup, no float image
+    scaled[levels < max(FAINT * strongest, 0.5 * _otsu_threshold(histogram))] = 0
+    return np.take(scaled, ink)
 
 
-def _paper_brightness(grey):
-    """uint8 [H, W] dark-on-light image -> uint8 [H, W] estimate of the paper without ink.
+def _paper_cells(grey):
+    """uint8 [H, W] dark-on-light image -> uint8 [rows, columns]: the paper's light per cell.
 
     The brightest value in each coarse cell is paper (strokes are thinner than a cell; a
     cell inside a fat stroke borrows its neighbours' value); scaling the cell grid back up
@@ -243,14 +369,11 @@ def _paper_brightness(grey):
     neighbours = np.asarray(Image.fromarray(brightest).filter(ImageFilter.MaxFilter(3)))
     # A cell far darker than its neighbours lies inside a stroke; a gentle shadow is not.
     inside_stroke = neighbours.astype(np.int16) - brightest > INSIDE_STROKE
-    brightest = np.where(inside_stroke, neighbours, brightest)
-    return np.asarray(Image.fromarray(brightest).resize((width, height),
-                                                        Image.Resampling.BILINEAR))
+    return np.where(inside_stroke, neighbours, brightest)
 
 
-def _otsu_threshold(ink):
-    """Otsu's threshold of the non-zero values of an int [H, W] ink map."""
-    histogram = np.bincount(ink[ink > 0].ravel(), minlength=256)[:256].astype(np.float64)
+def _otsu_threshold(histogram):
+    """Otsu's threshold of a 256-bin histogram of ink values (bin 0, no ink, left empty)."""
     total = histogram.sum()
     if total == 0:
         return 0.0
