@@ -40,6 +40,7 @@ FAST_PNG_PIXELS = 1024 * 1024    # plain PNGs up to this size are decoded by rea
 # Chunks that do not change the pixels Pillow decodes: a PNG with only these takes the fast path.
 PLAIN_PNG_CHUNKS = {b"IHDR", b"IDAT", b"IEND", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"pHYs",
                     b"tIME", b"bKGD"}
+MAX_PNG_RUNS = 16               # ... and whose rows' filters change no more often than this
 PNG_COLOUR_MODES = {0: "L", 2: "RGB", 4: "LA", 6: "RGBA"}  # colour type -> mode, 8-bit only
 
 _DATA_URI = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^;,]*)*?),", re.I)
@@ -183,20 +184,42 @@ def _png_chunks(data):
 
 
 def _png_band(scanlines, bands, band):
-    """uint8 [H, W] pixels of one band from filtered PNG scanlines; None if a row uses the
-    Average or Paeth filter (Pillow undoes those).
+    """uint8 [H, W] pixels of one band from filtered PNG scanlines.
 
-    Filters None, Sub and Up (what browsers' canvases use) touch one band at a time: a Sub
-    row is a running sum along the row, a run of Up rows a running sum down each column,
-    restarting at the last row that is not Up (or at zero above the image), modulo 256.
+    PNG's filters predict a byte from the same band only, so one band can be decoded alone.
+    Runs of rows filtered None, Sub or Up are undone in numpy; runs of Average or Paeth
+    rows, which predict along the row byte by byte, are handed to Pillow as a small
+    one-band PNG. None when there are too many such runs to be worth it.
     """
     kinds = scanlines[:, 0]
-    if kinds.max() > 2:
-        return None
     values = scanlines[:, 1 + band::bands]
+    if kinds.max() <= 2:
+        return _undo_simple_filters(kinds, values, None)
+    sequential = kinds > 2
+    starts = np.flatnonzero(np.diff(sequential.astype(np.int8), prepend=-1))
+    if len(starts) > MAX_PNG_RUNS:
+        return None
+    pixels = np.empty(values.shape, np.uint8)
+    above = None
+    for start, end in zip(starts, [*starts[1:], len(kinds)]):
+        undo = _undo_with_pillow if sequential[start] else _undo_simple_filters
+        pixels[start:end] = undo(kinds[start:end], values[start:end], above)
+        above = pixels[end - 1]
+    return pixels
+
+
+def _undo_simple_filters(kinds, values, above):
+    """Undo filters None (0), Sub (1) and Up (2) of uint8 [h, W] one-band rows below the
+    decoded row `above` (None at the top of the image).
+
+    A Sub row is a running sum along the row; a run of Up rows a running sum down each
+    column, restarting at the last row that is not Up, or at `above`; all modulo 256.
+    """
     sub, up = kinds == 1, kinds == 2
     if up.all():
-        return np.cumsum(values, axis=0, dtype=np.uint8)
+        if above is None:
+            return np.cumsum(values, axis=0, dtype=np.uint8)
+        return np.cumsum(np.vstack([above, values]), axis=0, dtype=np.uint8)[1:]
     values = np.array(values)
     if sub.any():
         values[sub] = np.cumsum(values[sub], axis=1, dtype=np.uint8)
@@ -204,8 +227,29 @@ def _png_band(scanlines, bands, band):
         return values
     added = np.cumsum(np.where(up[:, np.newaxis], values, 0), axis=0, dtype=np.uint8)
     restart = np.maximum.accumulate(np.where(up, -1, np.arange(len(kinds))))
-    start = np.where((restart >= 0)[:, np.newaxis], values[restart] - added[restart], 0)
+    top = np.zeros(values.shape[1], np.uint8) if above is None else above
+    start = np.where((restart >= 0)[:, np.newaxis], values[restart] - added[restart], top)
     return added + start.astype(np.uint8)
+
+
+def _undo_with_pillow(kinds, values, above):
+    """Undo any PNG filters of uint8 [h, W] one-band rows below the decoded row `above`
+    (None at the top) with Pillow's decoder, on a small greyscale PNG made of them."""
+    rows = np.column_stack([kinds, values])
+    if above is not None:
+        rows = np.vstack([np.concatenate([[0], above]), rows]).astype(np.uint8)
+    height, width = rows.shape[0], values.shape[1]
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    png = b"".join([b"\x89PNG\r\n\x1a\n", _png_chunk(b"IHDR", header),
+                    _png_chunk(b"IDAT", zlib_ng.compress(rows.tobytes(), 1)),
+                    _png_chunk(b"IEND", b"")])
+    decoded = np.asarray(Image.open(io.BytesIO(png), formats=("PNG",)))
+    return decoded if above is None else decoded[1:]
+
+
+def _png_chunk(kind, data):
+    return (struct.pack(">I", len(data)) + kind + data
+            + struct.pack(">I", zlib_ng.crc32(data, zlib_ng.crc32(kind))))
 
 
 def _reduce(image, factor):
@@ -273,7 +317,7 @@ def read_ink(data, max_pixels=MAX_IMAGE_PIXELS):
     Everything else goes through Pillow.
     """
     png = _plain_png(data, max_pixels)
-    ink = _plain_png_ink(*png) if png is not None else None
+    ink = _plain_png_ink(*png) if png is not None else None  # None: not a plain PNG
     return ink if ink is not None else ink_map(open_image(data, max_pixels))
 
 
