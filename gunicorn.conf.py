@@ -62,3 +62,16 @@ def post_worker_init(worker):
 
         worker.wsgi = BodyDeadline(worker.wsgi, _BODY_SECONDS,
                                    worker.wsgi.config["MAX_CONTENT_LENGTH"])
+
+
+def post_request(worker, req, environ, response):
+    """Give the worker's other connections a turn after each request.
+
+    A greenlet yields only when a socket would block. Under load a client's next request
+    is often already there when its greenlet reads, so without this one keep-alive
+    connection can be served again and again while the others wait (seconds, measured).
+    """
+    if worker.cfg.worker_class_str == "gevent":
+        import gevent
+
+        gevent.idle()

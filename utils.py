@@ -183,67 +183,62 @@ def _png_chunks(data):
     return None
 
 
-def _png_band(scanlines, bands, band):
-    """uint8 [H, W] pixels of one band from filtered PNG scanlines.
+def _png_bands(scanlines, bands, chosen):
+    """uint8 [H, W, len(chosen)] pixels of the chosen bands (indices) of filtered PNG
+    scanlines with `bands` bands per pixel; None when decoding them here is not worth it.
 
-    PNG's filters predict a byte from the same band only, so one band can be decoded alone.
-    Runs of rows filtered None, Sub or Up are undone in numpy; runs of Average or Paeth
-    rows, which predict along the row byte by byte, are handed to Pillow as a small
-    one-band PNG. None when there are too many such runs to be worth it.
+    PNG's filters predict a byte from the same band only, so bands decode independently.
+    A Sub row is a running sum along the row; a run of Up rows a running sum down each
+    column, restarting at the last row that is not Up; all modulo 256. Average and Paeth
+    rows predict along the row byte by byte: a few runs of them go to Pillow as a small PNG.
     """
     kinds = scanlines[:, 0]
-    values = scanlines[:, 1 + band::bands]
-    if kinds.max() <= 2:
-        return _undo_simple_filters(kinds, values, None)
-    sequential = kinds > 2
-    starts = np.flatnonzero(np.diff(sequential.astype(np.int8), prepend=-1))
-    if len(starts) > MAX_PNG_RUNS:
-        return None
-    pixels = np.empty(values.shape, np.uint8)
-    above = None
-    for start, end in zip(starts, [*starts[1:], len(kinds)]):
-        undo = _undo_with_pillow if sequential[start] else _undo_simple_filters
-        pixels[start:end] = undo(kinds[start:end], values[start:end], above)
-        above = pixels[end - 1]
-    return pixels
-
-
-def _undo_simple_filters(kinds, values, above):
-    """Undo filters None (0), Sub (1) and Up (2) of uint8 [h, W] one-band rows below the
-    decoded row `above` (None at the top of the image).
-
-    A Sub row is a running sum along the row; a run of Up rows a running sum down each
-    column, restarting at the last row that is not Up, or at `above`; all modulo 256.
-    """
-    sub, up = kinds == 1, kinds == 2
+    height = len(kinds)
+    filtered = scanlines[:, 1:].reshape(height, -1, bands)
+    filtered = (filtered[:, :, chosen[0]:chosen[0] + 1] if len(chosen) == 1
+                else filtered[:, :, chosen])
+    up = kinds == 2
     if up.all():
-        if above is None:
-            return np.cumsum(values, axis=0, dtype=np.uint8)
-        return np.cumsum(np.vstack([above, values]), axis=0, dtype=np.uint8)[1:]
-    values = np.array(values)
+        return np.cumsum(filtered, axis=0, dtype=np.uint8)
+    sequential = kinds > 2
+    runs = np.flatnonzero(np.diff(sequential.astype(np.int8), prepend=0, append=0))
+    if len(runs) > 2 * MAX_PNG_RUNS:
+        return None
+    values = np.array(filtered)
+    sub = kinds == 1
     if sub.any():
         values[sub] = np.cumsum(values[sub], axis=1, dtype=np.uint8)
-    if not up.any():
-        return values
-    added = np.cumsum(np.where(up[:, np.newaxis], values, 0), axis=0, dtype=np.uint8)
-    restart = np.maximum.accumulate(np.where(up, -1, np.arange(len(kinds))))
-    top = np.zeros(values.shape[1], np.uint8) if above is None else above
-    start = np.where((restart >= 0)[:, np.newaxis], values[restart] - added[restart], top)
-    return added + start.astype(np.uint8)
+    added = np.cumsum(np.where(up[:, np.newaxis, np.newaxis], values, 0), axis=0,
+                      dtype=np.uint8)
+    restart = np.maximum.accumulate(np.where(up, -1, np.arange(height)))
+
+    def decoded_row(row):
+        if restart[row] < 0:
+            return added[row]
+        return values[restart[row]] + added[row] - added[restart[row]]
+
+    for start, end in zip(runs[0::2], runs[1::2]):  # in order: each needs the row above
+        above = decoded_row(start - 1) if start else None
+        values[start:end] = _undo_with_pillow(kinds[start:end], filtered[start:end], above)
+    begin = np.where((restart >= 0)[:, np.newaxis, np.newaxis],
+                     values[restart] - added[restart], 0)
+    return added + begin.astype(np.uint8)
 
 
 def _undo_with_pillow(kinds, values, above):
-    """Undo any PNG filters of uint8 [h, W] one-band rows below the decoded row `above`
-    (None at the top) with Pillow's decoder, on a small greyscale PNG made of them."""
-    rows = np.column_stack([kinds, values])
+    """Undo any PNG filters of uint8 [h, W, bands] rows below the decoded row `above` (None
+    at the top) with Pillow's decoder, on a small PNG made of them (1 to 4 bands)."""
+    height, width, bands = values.shape
+    rows = np.column_stack([kinds, values.reshape(height, -1)])
     if above is not None:
-        rows = np.vstack([np.concatenate([[0], above]), rows]).astype(np.uint8)
-    height, width = rows.shape[0], values.shape[1]
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+        rows = np.vstack([np.concatenate([[0], above.ravel()]), rows]).astype(np.uint8)
+    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[bands]
+    header = struct.pack(">IIBBBBB", width, len(rows), 8, colour_type, 0, 0, 0)
     png = b"".join([b"\x89PNG\r\n\x1a\n", _png_chunk(b"IHDR", header),
                     _png_chunk(b"IDAT", zlib_ng.compress(rows.tobytes(), 1)),
                     _png_chunk(b"IEND", b"")])
-    decoded = np.asarray(Image.open(io.BytesIO(png), formats=("PNG",)))
+    decoded = np.asarray(Image.open(io.BytesIO(png), formats=("PNG",))).reshape(
+        len(rows), width, bands)
     return decoded if above is None else decoded[1:]
 
 
@@ -338,28 +333,51 @@ def ink_map(image):
 
 def _plain_png_ink(mode, scanlines):
     """ink_map of a plain PNG (see _plain_png) from its bands; None where Pillow must
-    decode it (Average or Paeth filters, partial transparency)."""
+    decode it (partial transparency, filters too mixed to be worth it)."""
     bands = len(mode)
-    if mode.endswith("A"):
-        alpha = _png_band(scanlines, bands, bands - 1)
+    if mode.endswith("A") and not _opaque_scanlines(scanlines, bands):
+        alpha = _png_bands(scanlines, bands, [bands - 1])
         if alpha is None:
             return None
+        alpha = alpha[:, :, 0]
         if _is_bare_canvas(alpha):
             return _clean_ink(alpha)
         if alpha.min() < 255:
             return None  # a sheet with transparent parts: _luminance flattens it
-    colours = [_png_band(scanlines, bands, band) for band in range(3 if "RGB" in mode else 1)]
-    if colours[0] is None:
-        return None
-    return _ink_from_grey(colours[0] if len(colours) == 1 else _rgb_luminance(*colours))
+    if "RGB" in mode and not _grey_scanlines(scanlines, bands):
+        colours = _png_bands(scanlines, bands, [0, 1, 2])
+        return None if colours is None else _ink_from_grey(_rgb_luminance(colours))
+    grey = _png_bands(scanlines, bands, [0])  # grey, or red = green = blue
+    return None if grey is None else _ink_from_grey(grey[:, :, 0])
 
 
-def _rgb_luminance(red, green, blue):
-    """uint8 [H, W] bands -> uint8 [H, W] luminance, exactly as Pillow's convert("L")."""
-    if np.array_equal(red, green) and np.array_equal(green, blue):
-        return red  # grey already: drawings usually are
-    weighted = (red.astype(np.uint32) * 19595 + green.astype(np.uint32) * 38470
-                + blue.astype(np.uint32) * 7471 + 0x8000)
+def _opaque_scanlines(scanlines, bands):
+    """Whether the alpha band (the last) is 255 in every pixel, judged on the filtered bytes.
+
+    Row by row, each filter turns an all-255 row under an all-255 row (or under nothing, at
+    the top) into one known pattern: a first byte and the same byte for the rest.
+    """
+    kinds = scanlines[:, 0]
+    alpha = scanlines[:, bands::bands]
+    top = np.arange(len(kinds)) == 0
+    # filter:              None  Sub   Up           Average            Paeth
+    first = np.choose(kinds.clip(0, 4), [255, 255, np.where(top, 255, 0),
+                                         np.where(top, 255, 128), np.where(top, 255, 0)])
+    rest = np.choose(kinds.clip(0, 4), [255, 0, np.where(top, 255, 0),
+                                        np.where(top, 128, 0), 0])
+    return bool((alpha[:, 0] == first).all() and (alpha[:, 1:] == rest[:, np.newaxis]).all())
+
+
+def _grey_scanlines(scanlines, bands):
+    """Whether red, green and blue are equal in every pixel, judged on the filtered bytes:
+    equal bytes under the same filters decode to equal values."""
+    pixels = np.ascontiguousarray(scanlines[:, 1:]).tobytes()
+    return pixels[0::bands] == pixels[1::bands] == pixels[2::bands]  # bytes: C-speed slicing
+
+
+def _rgb_luminance(colours):
+    """uint8 [H, W, 3] -> uint8 [H, W] luminance, exactly as Pillow's convert("L")."""
+    weighted = np.dot(colours, np.array([19595, 38470, 7471], np.uint32)) + 0x8000
     return (weighted >> 16).astype(np.uint8)
 
 
@@ -407,9 +425,8 @@ def _paper_cells(grey):
     """
     height, width = grey.shape
     cell = max(8, -(-max(height, width) // PAPER_CELLS))
-    rows, columns = -(-height // cell), -(-width // cell)
-    padded = np.pad(grey, ((0, rows * cell - height), (0, columns * cell - width)), mode="edge")
-    brightest = padded.reshape(rows, cell, columns, cell).max(axis=(1, 3))
+    brightest = np.maximum.reduceat(np.maximum.reduceat(grey, np.arange(0, height, cell), axis=0),
+                                    np.arange(0, width, cell), axis=1)  # cells at the edge: smaller
     neighbours = np.asarray(Image.fromarray(brightest).filter(ImageFilter.MaxFilter(3)))
     # A cell far darker than its neighbours lies inside a stroke; a gentle shadow is not.
     inside_stroke = neighbours.astype(np.int16) - brightest > INSIDE_STROKE
