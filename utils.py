@@ -194,22 +194,24 @@ def _png_bands(scanlines, bands, chosen):
     """
     kinds = scanlines[:, 0]
     height = len(kinds)
-    filtered = scanlines[:, 1:].reshape(height, -1, bands)
-    filtered = (filtered[:, :, chosen[0]:chosen[0] + 1] if len(chosen) == 1
-                else filtered[:, :, chosen])
+    pixels = scanlines[:, 1:].reshape(height, -1, bands)
+    width, count = pixels.shape[1], len(chosen)
+    # Rows of width * count bytes: a numpy loop over a trailing axis of 1 or 3 would crawl.
+    filtered = (pixels[:, :, chosen[0]] if count == 1
+                else pixels[:, :, chosen].reshape(height, width * count))
     up = kinds == 2
     if up.all():
-        return np.cumsum(filtered, axis=0, dtype=np.uint8)
+        return np.cumsum(filtered, axis=0, dtype=np.uint8).reshape(height, width, count)
     sequential = kinds > 2
     runs = np.flatnonzero(np.diff(sequential.astype(np.int8), prepend=0, append=0))
     if len(runs) > 2 * MAX_PNG_RUNS:
         return None
-    values = np.array(filtered)
     sub = kinds == 1
+    values = np.array(filtered) if sub.any() or sequential.any() else filtered
     if sub.any():
-        values[sub] = np.cumsum(values[sub], axis=1, dtype=np.uint8)
-    added = np.cumsum(np.where(up[:, np.newaxis, np.newaxis], values, 0), axis=0,
-                      dtype=np.uint8)
+        values[sub] = np.cumsum(values[sub].reshape(-1, width, count), axis=1,
+                                dtype=np.uint8).reshape(-1, width * count)
+    added = np.cumsum(values * up[:, np.newaxis], axis=0, dtype=np.uint8)
     restart = np.maximum.accumulate(np.where(up, -1, np.arange(height)))
 
     def decoded_row(row):
@@ -219,26 +221,26 @@ def _png_bands(scanlines, bands, chosen):
 
     for start, end in zip(runs[0::2], runs[1::2]):  # in order: each needs the row above
         above = decoded_row(start - 1) if start else None
-        values[start:end] = _undo_with_pillow(kinds[start:end], filtered[start:end], above)
-    begin = np.where((restart >= 0)[:, np.newaxis, np.newaxis],
-                     values[restart] - added[restart], 0)
-    return added + begin.astype(np.uint8)
+        values[start:end] = _undo_with_pillow(kinds[start:end], filtered[start:end], above,
+                                              count)
+    begin = values[restart] - added[restart]
+    begin[restart < 0] = 0  # Up rows from the top of the image start at zero
+    return (added + begin).reshape(height, width, count)
 
 
-def _undo_with_pillow(kinds, values, above):
-    """Undo any PNG filters of uint8 [h, W, bands] rows below the decoded row `above` (None
-    at the top) with Pillow's decoder, on a small PNG made of them (1 to 4 bands)."""
-    height, width, bands = values.shape
-    rows = np.column_stack([kinds, values.reshape(height, -1)])
+def _undo_with_pillow(kinds, rows, above, bands):
+    """Undo any PNG filters of uint8 [h, W * bands] filtered rows below the decoded row
+    `above` (None at the top) with Pillow's decoder, on a small PNG made of them."""
+    rows = np.column_stack([kinds, rows])
     if above is not None:
-        rows = np.vstack([np.concatenate([[0], above.ravel()]), rows]).astype(np.uint8)
+        rows = np.vstack([np.concatenate([[0], above]), rows]).astype(np.uint8)
+    width = (rows.shape[1] - 1) // bands
     colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[bands]
     header = struct.pack(">IIBBBBB", width, len(rows), 8, colour_type, 0, 0, 0)
     png = b"".join([b"\x89PNG\r\n\x1a\n", _png_chunk(b"IHDR", header),
                     _png_chunk(b"IDAT", zlib_ng.compress(rows.tobytes(), 1)),
                     _png_chunk(b"IEND", b"")])
-    decoded = np.asarray(Image.open(io.BytesIO(png), formats=("PNG",))).reshape(
-        len(rows), width, bands)
+    decoded = np.asarray(Image.open(io.BytesIO(png), formats=("PNG",))).reshape(len(rows), -1)
     return decoded if above is None else decoded[1:]
 
 
@@ -408,12 +410,18 @@ def _clean_ink(ink):
     strongest = int(ink.max())
     if strongest < MIN_CONTRAST:
         raise NothingDrawn("Nothing is drawn: the image is blank. Draw a digit and try again.")
-    histogram = np.array(Image.fromarray(np.ascontiguousarray(ink)).histogram(), np.float64)
+    # Only the box around the ink needs work; outside it everything is 0 and stays 0.
+    rows, columns = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    box = np.s_[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1]
+    histogram = np.array(Image.fromarray(np.ascontiguousarray(ink[box])).histogram(),
+                         np.float64)
     histogram[0] = 0
     levels = np.arange(256)
     scaled = (levels * (255.0 / strongest)).astype(np.uint8)  # one lookup, no float image
     scaled[levels < max(FAINT * strongest, 0.5 * _otsu_threshold(histogram))] = 0
-    return np.take(scaled, ink)
+    cleaned = np.zeros(ink.shape, np.uint8)
+    cleaned[box] = np.take(scaled, ink[box])
+    return cleaned
 
 
 def _paper_cells(grey):
@@ -425,8 +433,11 @@ def _paper_cells(grey):
     """
     height, width = grey.shape
     cell = max(8, -(-max(height, width) // PAPER_CELLS))
-    brightest = np.maximum.reduceat(np.maximum.reduceat(grey, np.arange(0, height, cell), axis=0),
-                                    np.arange(0, width, cell), axis=1)  # cells at the edge: smaller
+    whole = height // cell * cell  # rows in whole cells; the last cells may be shorter
+    row_bands = grey[:whole].reshape(-1, cell, width).max(axis=1)
+    if whole < height:
+        row_bands = np.vstack([row_bands, grey[whole:].max(axis=0)])
+    brightest = np.maximum.reduceat(row_bands, np.arange(0, width, cell), axis=1)
     neighbours = np.asarray(Image.fromarray(brightest).filter(ImageFilter.MaxFilter(3)))
     # A cell far darker than its neighbours lies inside a stroke; a gentle shadow is not.
     inside_stroke = neighbours.astype(np.int16) - brightest > INSIDE_STROKE
