@@ -21,6 +21,7 @@ import live_server
 from conftest import data_uri, encode
 
 SHORT_DEADLINE = 2  # seconds; the shipped deadline is 10 s, shortened here to keep tests quick
+MEMORY_PER_WORKER_MB = 40  # what 500 parked connections may add to a worker's peak
 
 
 @pytest.fixture(scope="module")
@@ -86,10 +87,14 @@ def server(tmp_path_factory):
 @pytest.mark.parametrize("slow", [64, 500])
 def test_slow_clients_do_not_starve_good_requests(server, digits, slow):
     workers = server.worker_pids
+    ask_many(server, digits, 16)  # each worker's first requests grow it anyway
+    server.reset_peak_memory()
+    before = {pid: live_server.memory_of(pid)["rss"] for pid in workers}
     clients = open_slow_clients(server, slow)
     try:
         answers = ask_many(server, digits, 64)
         still_waiting = [client for client in clients if _is_open(client)]
+        growth = {pid: live_server.memory_of(pid)["hwm"] - before[pid] for pid in workers}
     finally:
         for client in clients:
             client.close()
@@ -97,6 +102,8 @@ def test_slow_clients_do_not_starve_good_requests(server, digits, slow):
         f"with {slow} slow clients open, good requests got: {sorted(set(answers))}"
     assert len(still_waiting) == slow, "the slow clients were not all still connected meanwhile"
     assert server.worker_pids == workers, "a worker was replaced while slow clients waited"
+    assert max(growth.values()) < MEMORY_PER_WORKER_MB, (
+        f"{slow} slow clients raised a worker's peak memory by {max(growth.values()):.0f} MB")
 
 
 def _is_open(client):
