@@ -1,7 +1,8 @@
 # make run   install the serving requirements and serve http://localhost:$(PORT)
 # make test  install everything the tests need (on Debian as root, system tools too) and run them
 # make train retrain the shipped model with the default settings
-# make bench start the production server and measure speed, errors and memory (needs wrk)
+# make bench time the request path in-process, then start the production server and measure
+#            speed, errors and memory, also with 64 slow clients open (needs wrk)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin

@@ -5,9 +5,11 @@ import os
 from pathlib import Path
 
 from flask import Flask, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, UnsupportedMediaType
+from werkzeug.exceptions import (HTTPException, RequestEntityTooLarge, RequestTimeout,
+                                 UnsupportedMediaType)
 
 import utils
+from body_deadline import TIMED_OUT
 from recognizer import Recognizer
 
 ROOT = Path(__file__).resolve().parent
@@ -88,6 +90,13 @@ def create_app(config=None):
                                      '{"image": "<data URI>"}, a form, or an image body.')
         raise UnsupportedMediaType(f"Content type '{mimetype or 'none'}' is not accepted: send "
                                    "application/json, a form, or an image/* body.")
+
+    @app.before_request
+    def refuse_late_bodies():
+        seconds = request.environ.get(TIMED_OUT)  # set by gunicorn.conf.py's BodyDeadline
+        if seconds is not None:
+            raise RequestTimeout(f"The request body did not arrive within {seconds:g} s; "
+                                 "the connection is closed. Send the request again.")
 
     @app.before_request
     def refuse_long_chunked_bodies():

@@ -16,6 +16,16 @@ import utils
 DEFAULT_MODEL = Path(__file__).resolve().parent / "model" / "model.onnx"
 
 
+def digit_images(data, max_pixels=utils.MAX_IMAGE_PIXELS, one_digit=False):
+    """Image bytes -> (boxes, float32 [N, 28, 28] in [0, 1]): each digit as the network sees it.
+
+    `boxes` are (x0, y0, x1, y1) in the image's pixels, left to right; with `one_digit` the
+    drawing is never split.
+    """
+    parts = utils.split_digits(utils.read_ink(data, max_pixels), one_digit)
+    return [box for box, _ in parts], np.stack([utils.to_mnist(ink) for _, ink in parts])
+
+
 class Recognizer:
     """Loads model.onnx once; `read` turns image bytes into the reply the API sends."""
 
@@ -38,15 +48,18 @@ class Recognizer:
     def read(self, data, max_pixels=utils.MAX_IMAGE_PIXELS, one_digit=False):
         """Image bytes -> (reply dict, timings in seconds for decode, preprocess, inference).
 
+        `decode` is bytes to ink map (utils.read_ink decodes and finds the ink in one go),
+        `preprocess` the splitting and the MNIST recipe, `inference` the network.
+
         The reply: `number` and `digits` (one entry per digit, left to right); for a single
         digit also `digit`, `confidence`, `probabilities` and `preview` of it; for several,
         those are None except `confidence`, the chance that the whole number is right.
         With `one_digit`, the drawing is never split.
         """
         started = time.perf_counter()
-        image = utils.open_image(data, max_pixels)
+        ink = utils.read_ink(data, max_pixels)
         decoded = time.perf_counter()
-        parts = utils.split_digits(utils.ink_map(image), one_digit)
+        parts = utils.split_digits(ink, one_digit)
         digit_images = np.stack([utils.to_mnist(ink) for _, ink in parts])
         preprocessed = time.perf_counter()
         probabilities = self.probabilities(digit_images)

@@ -9,8 +9,10 @@ import base64
 import binascii
 import io
 import re
+import struct
 
 import numpy as np
+import zlib_ng.zlib_ng as zlib_ng
 from PIL import Image, ImageChops, ImageFilter, ImageOps, UnidentifiedImageError
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
@@ -34,6 +36,12 @@ FLAT_FRACTION = 0.35             # marks flatter than this share of the tallest 
 SMALL_FRACTION = 0.4             # marks shorter than this share of the tallest are not digits
 MAX_DIGITS = 12
 MIN_DIGIT_FRACTION = 0.04        # ink smaller than this share of the image's longer side is a speck
+FAST_PNG_PIXELS = 1024 * 1024    # plain PNGs up to this size are decoded by read_ink itself
+# Chunks that do not change the pixels Pillow decodes: a PNG with only these takes the fast path.
+PLAIN_PNG_CHUNKS = {b"IHDR", b"IDAT", b"IEND", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"pHYs",
+                    b"tIME", b"bKGD"}
+MAX_PNG_RUNS = 16               # ... and whose rows' filters change no more often than this
+PNG_COLOUR_MODES = {0: "L", 2: "RGB", 4: "LA", 6: "RGBA"}  # colour type -> mode, 8-bit only
 
 _DATA_URI = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^;,]*)*?),", re.I)
 
@@ -131,6 +139,116 @@ def open_image(data, max_pixels=MAX_IMAGE_PIXELS):
             from None
 
 
+def _plain_png(data, max_pixels):
+    """(mode, uint8 [H, 1 + W * bands] filtered scanlines) of a plain PNG; None for others.
+
+    Plain: 8 bits per band, grey or RGB with or without alpha, not interlaced, no chunk that
+    changes the pixels (palette, transparency key, EXIF), at most FAST_PNG_PIXELS. zlib-ng
+    inflates a canvas's long runs of blank pixels many times faster than Pillow's zlib.
+    """
+    chunks = _png_chunks(data)
+    if chunks is None or not set(chunks) <= PLAIN_PNG_CHUNKS or b"IHDR" not in chunks:
+        return None
+    width, height, depth, colour, _, _, interlace = struct.unpack(
+        ">IIBBBBB", chunks[b"IHDR"][0][:13].ljust(13, b"\0"))
+    mode = PNG_COLOUR_MODES.get(colour)
+    if (mode is None or depth != 8 or interlace or not 0 < width * height
+            <= min(FAST_PNG_PIXELS, max_pixels)):
+        return None
+    size = height * (1 + width * len(mode))
+    try:
+        scanlines = zlib_ng.decompressobj().decompress(b"".join(chunks.get(b"IDAT", [])),
+                                                       size + 1)
+    except zlib_ng.error:
+        return None  # damaged: Pillow's path gives the error its message
+    if len(scanlines) != size:
+        return None
+    return mode, np.frombuffer(scanlines, np.uint8).reshape(height, -1)
+
+
+def _png_chunks(data):
+    """{chunk type: [chunk data, ...]} of a PNG file; None if it is not one or is cut short."""
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return None
+    chunks, position = {}, 8
+    while position + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[position:position + 8])
+        end = position + 12 + length
+        if end > len(data):
+            return None
+        chunks.setdefault(kind, []).append(data[position + 8:end - 4])
+        position = end
+        if kind == b"IEND":
+            return chunks
+    return None
+
+
+def _png_bands(scanlines, bands, chosen):
+    """uint8 [H, W, len(chosen)] pixels of the chosen bands (indices) of filtered PNG
+    scanlines with `bands` bands per pixel; None when decoding them here is not worth it.
+
+    PNG's filters predict a byte from the same band only, so bands decode independently.
+    A Sub row is a running sum along the row; a run of Up rows a running sum down each
+    column, restarting at the last row that is not Up; all modulo 256. Average and Paeth
+    rows predict along the row byte by byte: a few runs of them go to Pillow as a small PNG.
+    """
+    kinds = scanlines[:, 0]
+    height = len(kinds)
+    pixels = scanlines[:, 1:].reshape(height, -1, bands)
+    width, count = pixels.shape[1], len(chosen)
+    # Rows of width * count bytes: a numpy loop over a trailing axis of 1 or 3 would crawl.
+    filtered = (pixels[:, :, chosen[0]] if count == 1
+                else pixels[:, :, chosen].reshape(height, width * count))
+    up = kinds == 2
+    if up.all():
+        return np.cumsum(filtered, axis=0, dtype=np.uint8).reshape(height, width, count)
+    sequential = kinds > 2
+    runs = np.flatnonzero(np.diff(sequential.astype(np.int8), prepend=0, append=0))
+    if len(runs) > 2 * MAX_PNG_RUNS:
+        return None
+    sub = kinds == 1
+    values = np.array(filtered) if sub.any() or sequential.any() else filtered
+    if sub.any():
+        values[sub] = np.cumsum(values[sub].reshape(-1, width, count), axis=1,
+                                dtype=np.uint8).reshape(-1, width * count)
+    added = np.cumsum(values * up[:, np.newaxis], axis=0, dtype=np.uint8)
+    restart = np.maximum.accumulate(np.where(up, -1, np.arange(height)))
+
+    def decoded_row(row):
+        if restart[row] < 0:
+            return added[row]
+        return values[restart[row]] + added[row] - added[restart[row]]
+
+    for start, end in zip(runs[0::2], runs[1::2]):  # in order: each needs the row above
+        above = decoded_row(start - 1) if start else None
+        values[start:end] = _undo_with_pillow(kinds[start:end], filtered[start:end], above,
+                                              count)
+    begin = values[restart] - added[restart]
+    begin[restart < 0] = 0  # Up rows from the top of the image start at zero
+    return (added + begin).reshape(height, width, count)
+
+
+def _undo_with_pillow(kinds, rows, above, bands):
+    """Undo any PNG filters of uint8 [h, W * bands] filtered rows below the decoded row
+    `above` (None at the top) with Pillow's decoder, on a small PNG made of them."""
+    rows = np.column_stack([kinds, rows])
+    if above is not None:
+        rows = np.vstack([np.concatenate([[0], above]), rows]).astype(np.uint8)
+    width = (rows.shape[1] - 1) // bands
+    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[bands]
+    header = struct.pack(">IIBBBBB", width, len(rows), 8, colour_type, 0, 0, 0)
+    png = b"".join([b"\x89PNG\r\n\x1a\n", _png_chunk(b"IHDR", header),
+                    _png_chunk(b"IDAT", zlib_ng.compress(rows.tobytes(), 1)),
+                    _png_chunk(b"IEND", b"")])
+    decoded = np.asarray(Image.open(io.BytesIO(png), formats=("PNG",))).reshape(len(rows), -1)
+    return decoded if above is None else decoded[1:]
+
+
+def _png_chunk(kind, data):
+    return (struct.pack(">I", len(data)) + kind + data
+            + struct.pack(">I", zlib_ng.crc32(data, zlib_ng.crc32(kind))))
+
+
 def _reduce(image, factor):
     """`image.reduce(factor)` for every mode Pillow decodes, at the cost of one band.
 
@@ -188,6 +306,18 @@ def _luminance(image):
     return np.asarray(Image.composite(grey, background, alpha))
 
 
+def read_ink(data, max_pixels=MAX_IMAGE_PIXELS):
+    """Image bytes -> uint8 [H, W] ink map: the same as ink_map(open_image(data)), faster.
+
+    A plain PNG (what a browser's canvas gives) is decoded here one band at a time: only
+    the alpha band of a transparent canvas, only the colour bands of an opaque image.
+    Everything else goes through Pillow.
+    """
+    png = _plain_png(data, max_pixels)
+    ink = _plain_png_ink(*png) if png is not None else None  # None: not a plain PNG
+    return ink if ink is not None else ink_map(open_image(data, max_pixels))
+
+
 def ink_map(image):
     """Pillow image -> uint8 [H, W] ink, 0 = background, 255 = the strongest ink.
 
@@ -196,40 +326,106 @@ def ink_map(image):
     locally, so a photo's uneven light and grey paper drop out. A bare transparent canvas,
     what the page sends, takes a shortcut: its ink is its opacity.
     """
-    alpha = _bare_canvas_alpha(image)
-    if alpha is not None:
-        return _clean_ink(alpha.astype(np.int16))
-    grey = _luminance(image)
+    if image.mode in ("RGBA", "LA"):
+        alpha = np.asarray(image.getchannel("A"))
+        if _is_bare_canvas(alpha):
+            return _clean_ink(alpha)
+    return _ink_from_grey(_luminance(image))
+
+
+def _plain_png_ink(mode, scanlines):
+    """ink_map of a plain PNG (see _plain_png) from its bands; None where Pillow must
+    decode it (partial transparency, filters too mixed to be worth it)."""
+    bands = len(mode)
+    if mode.endswith("A") and not _opaque_scanlines(scanlines, bands):
+        alpha = _png_bands(scanlines, bands, [bands - 1])
+        if alpha is None:
+            return None
+        alpha = alpha[:, :, 0]
+        if _is_bare_canvas(alpha):
+            return _clean_ink(alpha)
+        if alpha.min() < 255:
+            return None  # a sheet with transparent parts: _luminance flattens it
+    if "RGB" in mode and not _grey_scanlines(scanlines, bands):
+        colours = _png_bands(scanlines, bands, [0, 1, 2])
+        return None if colours is None else _ink_from_grey(_rgb_luminance(colours))
+    grey = _png_bands(scanlines, bands, [0])  # grey, or red = green = blue
+    return None if grey is None else _ink_from_grey(grey[:, :, 0])
+
+
+def _opaque_scanlines(scanlines, bands):
+    """Whether the alpha band (the last) is 255 in every pixel, judged on the filtered bytes.
+
+    Row by row, each filter turns an all-255 row under an all-255 row (or under nothing, at
+    the top) into one known pattern: a first byte and the same byte for the rest.
+    """
+    kinds = scanlines[:, 0]
+    alpha = scanlines[:, bands::bands]
+    top = np.arange(len(kinds)) == 0
+    # filter:              None  Sub   Up           Average            Paeth
+    first = np.choose(kinds.clip(0, 4), [255, 255, np.where(top, 255, 0),
+                                         np.where(top, 255, 128), np.where(top, 255, 0)])
+    rest = np.choose(kinds.clip(0, 4), [255, 0, np.where(top, 255, 0),
+                                        np.where(top, 128, 0), 0])
+    return bool((alpha[:, 0] == first).all() and (alpha[:, 1:] == rest[:, np.newaxis]).all())
+
+
+def _grey_scanlines(scanlines, bands):
+    """Whether red, green and blue are equal in every pixel, judged on the filtered bytes:
+    equal bytes under the same filters decode to equal values."""
+    pixels = np.ascontiguousarray(scanlines[:, 1:]).tobytes()
+    return pixels[0::bands] == pixels[1::bands] == pixels[2::bands]  # bytes: C-speed slicing
+
+
+def _rgb_luminance(colours):
+    """uint8 [H, W, 3] -> uint8 [H, W] luminance, exactly as Pillow's convert("L")."""
+    weighted = np.dot(colours, np.array([19595, 38470, 7471], np.uint32)) + 0x8000
+    return (weighted >> 16).astype(np.uint8)
+
+
+def _is_bare_canvas(alpha):
+    """Whether uint8 [H, W] alpha is strokes on a transparent canvas, not an opaque sheet."""
+    if alpha[0].any() or alpha[-1].any() or alpha[:, 0].any() or alpha[:, -1].any():
+        return False  # an opaque border: not a bare canvas
+    return np.count_nonzero(alpha) <= alpha.size // 2  # else a sheet with a transparent margin
+
+
+def _ink_from_grey(grey):
+    """uint8 [H, W] luminance -> uint8 [H, W] ink, its polarity and paper taken from it."""
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
     if np.median(border) < 128:
         grey = 255 - grey  # light ink on a dark ground: work as if dark on light
-    return _clean_ink(np.subtract(_paper_brightness(grey), grey, dtype=np.int16))
-
-
-def _bare_canvas_alpha(image):
-    """uint8 [H, W] alpha of strokes on a transparent canvas; None for any other image."""
-    if image.mode not in ("RGBA", "LA"):
-        return None
-    alpha = np.asarray(image.getchannel("A"))
-    if alpha[0].any() or alpha[-1].any() or alpha[:, 0].any() or alpha[:, -1].any():
-        return None  # an opaque border: not a bare canvas
-    if np.count_nonzero(alpha) > alpha.size // 2:
-        return None  # mostly opaque: a sheet with a transparent margin, not strokes
-    return alpha
+    cells = _paper_cells(grey)
+    if cells.min() == cells.max():  # evenly lit paper, as on any canvas: skip the scaling up
+        paper = int(cells[0, 0])
+        return _clean_ink(paper - np.minimum(grey, paper))
+    paper = np.asarray(Image.fromarray(cells).resize(grey.shape[::-1],
+                                                     Image.Resampling.BILINEAR))
+    return _clean_ink(np.maximum(paper, grey) - grey)
 
 
 def _clean_ink(ink):
-    """int16 [H, W] raw ink -> uint8 [H, W]: what is below an Otsu-derived floor (paper grain,
+    """uint8 [H, W] raw ink -> uint8 [H, W]: what is below an Otsu-derived floor (paper grain,
     JPEG noise, anti-aliasing fringe) set to 0, the strongest ink scaled to 255."""
     strongest = int(ink.max())
     if strongest < MIN_CONTRAST:
         raise NothingDrawn("Nothing is drawn: the image is blank. Draw a digit and try again.")
-    ink[ink < max(FAINT * strongest, 0.5 * _otsu_threshold(ink))] = 0
-    return (ink * (255.0 / strongest)).astype(np.uint8)
+    # Only the box around the ink needs work; outside it everything is 0 and stays 0.
+    rows, columns = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    box = np.s_[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1]
+    histogram = np.array(Image.fromarray(np.ascontiguousarray(ink[box])).histogram(),
+                         np.float64)
+    histogram[0] = 0
+    levels = np.arange(256)
+    scaled = (levels * (255.0 / strongest)).astype(np.uint8)  # one lookup, no float image
+    scaled[levels < max(FAINT * strongest, 0.5 * _otsu_threshold(histogram))] = 0
+    cleaned = np.zeros(ink.shape, np.uint8)
+    cleaned[box] = np.take(scaled, ink[box])
+    return cleaned
 
 
-def _paper_brightness(grey):
-    """uint8 [H, W] dark-on-light image -> uint8 [H, W] estimate of the paper without ink.
+def _paper_cells(grey):
+    """uint8 [H, W] dark-on-light image -> uint8 [rows, columns]: the paper's light per cell.
 
     The brightest value in each coarse cell is paper (strokes are thinner than a cell; a
     cell inside a fat stroke borrows its neighbours' value); scaling the cell grid back up
@@ -237,20 +433,19 @@ def _paper_brightness(grey):
     """
     height, width = grey.shape
     cell = max(8, -(-max(height, width) // PAPER_CELLS))
-    rows, columns = -(-height // cell), -(-width // cell)
-    padded = np.pad(grey, ((0, rows * cell - height), (0, columns * cell - width)), mode="edge")
-    brightest = padded.reshape(rows, cell, columns, cell).max(axis=(1, 3))
+    whole = height // cell * cell  # rows in whole cells; the last cells may be shorter
+    row_bands = grey[:whole].reshape(-1, cell, width).max(axis=1)
+    if whole < height:
+        row_bands = np.vstack([row_bands, grey[whole:].max(axis=0)])
+    brightest = np.maximum.reduceat(row_bands, np.arange(0, width, cell), axis=1)
     neighbours = np.asarray(Image.fromarray(brightest).filter(ImageFilter.MaxFilter(3)))
     # A cell far darker than its neighbours lies inside a stroke; a gentle shadow is not.
     inside_stroke = neighbours.astype(np.int16) - brightest > INSIDE_STROKE
-    brightest = np.where(inside_stroke, neighbours, brightest)
-    return np.asarray(Image.fromarray(brightest).resize((width, height),
-                                                        Image.Resampling.BILINEAR))
+    return np.where(inside_stroke, neighbours, brightest)
 
 
-def _otsu_threshold(ink):
-    """Otsu's threshold of the non-zero values of an int [H, W] ink map."""
-    histogram = np.bincount(ink[ink > 0].ravel(), minlength=256)[:256].astype(np.float64)
+def _otsu_threshold(histogram):
+    """Otsu's threshold of a 256-bin histogram of ink values (bin 0, no ink, left empty)."""
     total = histogram.sum()
     if total == 0:
         return 0.0

@@ -134,6 +134,27 @@ def test_runtime_txt_names_the_python_of_the_docker_base():
         f"image runs {base.group(1)}: the two Heroku paths would differ.")
 
 
+def test_python_version_file_and_runtime_txt_name_the_same_python():
+    # Heroku's buildpack reads .python-version (major version only) and treats runtime.txt as
+    # deprecated; both stay, so they must agree.
+    version_file = (ROOT / ".python-version").read_text().strip()
+    assert re.fullmatch(r"\d+\.\d+", version_file), (
+        f".python-version says {version_file!r}; the buildpack wants a major version like 3.11.")
+    runtime = re.fullmatch(r"python-(\d+\.\d+)(\.\d+)?", (ROOT / "runtime.txt").read_text().strip())
+    assert runtime and runtime.group(1) == version_file, (
+        f".python-version names Python {version_file} but runtime.txt says "
+        f"{(ROOT / 'runtime.txt').read_text().strip()!r}: the buildpack and the image would differ.")
+
+
+def test_gunicorn_uses_gevent_workers_that_outlast_herokus_router(monkeypatch):
+    settings = load_gunicorn_config(monkeypatch, {})
+    assert settings["worker_class"] == "gevent", "slow clients starve sync workers"
+    assert settings["keepalive"] > 55, (
+        f"keepalive {settings['keepalive']} s: Heroku's router reuses idle connections for "
+        "55 s, so gunicorn must not close them sooner.")
+    assert settings["graceful_timeout"] < 30, "Heroku kills the dyno 30 s after SIGTERM"
+
+
 @pytest.mark.parametrize("environment, bind, workers", [
     ({}, "0.0.0.0:5000", 2),
     ({"PORT": "8123"}, "0.0.0.0:8123", 2),

@@ -251,6 +251,7 @@ def test_unexpected_exception_gives_json_500_without_traceback(monkeypatch, envi
         raise RuntimeError("secret detail from /work/main/utils.py")
 
     monkeypatch.setattr(utils, "open_image", broken)
+    monkeypatch.setattr(utils, "read_ink", broken)  # decodes plain PNGs without open_image
     response = app.test_client().post("/predict", data=digit_png, content_type="image/png")
     assert response.status_code == 500
     assert response.headers.get("Content-Type") == "application/json"

@@ -1,0 +1,116 @@
+"""utils.read_ink's own PNG decoding gives exactly Pillow's pixels and ink maps.
+
+PNGs are written here row by row with each of PNG's five filters, so every path of the decoder
+(numpy for None, Sub and Up; Pillow for runs of Average and Paeth) is taken on purpose.
+"""
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+import utils
+from conftest import encode
+
+MODES = {"L": 0, "LA": 4, "RGB": 2, "RGBA": 6}  # mode -> PNG colour type
+FILTER_PATTERNS = {  # the filter of each row, repeating
+    "None": [0], "Sub": [1], "Up": [2], "Average": [3], "Paeth": [4],
+    "mixed simple": [1, 2, 2, 0, 2], "a few Paeth rows among Up": [2] * 11 + [4],
+    "Average and Paeth runs": [2, 2, 3, 3, 1, 4, 4, 0],
+}
+
+
+def filtered_png(pixels, mode, pattern):
+    """uint8 [H, W, bands] pixels -> PNG bytes, row r filtered with pattern[r % len]."""
+    height, bands = pixels.shape[0], len(mode)
+    rows = pixels.reshape(height, -1).astype(np.int16)
+    scanlines = []
+    for number, row in enumerate(rows):
+        kind = pattern[number % len(pattern)]
+        above = rows[number - 1] if number else np.zeros_like(row)
+        left = np.concatenate([np.zeros(bands, np.int16), row[:-bands]])
+        upper_left = np.concatenate([np.zeros(bands, np.int16), above[:-bands]])
+        estimate = left + above - upper_left
+        paeth = np.where((abs(estimate - left) <= abs(estimate - above))
+                         & (abs(estimate - left) <= abs(estimate - upper_left)), left,
+                         np.where(abs(estimate - above) <= abs(estimate - upper_left), above,
+                                  upper_left))
+        predicted = [0, left, above, (left + above) // 2, paeth][kind]
+        scanlines.append(bytes([kind]) + ((row - predicted) % 256).astype(np.uint8).tobytes())
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", pixels.shape[1], height, 8, MODES[mode], 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"".join(scanlines))) + chunk(b"IEND", b""))
+
+
+def pillow_pixels(data):
+    image = Image.open(io.BytesIO(data))
+    return np.asarray(image).reshape(image.height, image.width, -1)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("pattern", FILTER_PATTERNS, ids=list(FILTER_PATTERNS))
+def test_every_band_decodes_to_pillows_pixels(mode, pattern):
+    rng = np.random.default_rng(len(mode) * 10 + len(pattern))
+    pixels = rng.integers(0, 256, (23, 37, len(mode)), dtype=np.uint8)
+    data = filtered_png(pixels, mode, FILTER_PATTERNS[pattern])
+    assert np.array_equal(pillow_pixels(data), pixels)  # the test's own encoder is right
+    _, scanlines = utils._plain_png(data, utils.MAX_IMAGE_PIXELS)
+    for band in range(len(mode)):
+        decoded = utils._png_bands(scanlines, len(mode), [band])
+        assert np.array_equal(decoded[:, :, 0], pixels[:, :, band]), \
+            f"{mode} band {band} with {pattern} filters decodes differently from Pillow"
+    if len(mode) >= 3:
+        decoded = utils._png_bands(scanlines, len(mode), [0, 1, 2])
+        assert np.array_equal(decoded, pixels[:, :, :3]), f"RGB of {mode} with {pattern}"
+
+
+@pytest.mark.parametrize("pattern", FILTER_PATTERNS, ids=list(FILTER_PATTERNS))
+def test_opaque_and_grey_are_recognised_from_the_filtered_bytes(pattern):
+    rng = np.random.default_rng(7)
+    grey = rng.integers(0, 256, (19, 29, 1), dtype=np.uint8)
+    pixels = np.concatenate([grey, grey, grey, np.full_like(grey, 255)], axis=2)
+    _, scanlines = utils._plain_png(filtered_png(pixels, "RGBA", FILTER_PATTERNS[pattern]),
+                                    utils.MAX_IMAGE_PIXELS)
+    assert utils._opaque_scanlines(scanlines, 4) and utils._grey_scanlines(scanlines, 4)
+    pixels[9, 14] = (10, 11, 10, 254)  # one pixel neither grey nor opaque
+    _, scanlines = utils._plain_png(filtered_png(pixels, "RGBA", FILTER_PATTERNS[pattern]),
+                                    utils.MAX_IMAGE_PIXELS)
+    assert not utils._opaque_scanlines(scanlines, 4)
+    assert not utils._grey_scanlines(scanlines, 4)
+
+
+def drawn_seven(convention):
+    """A 7 on a 280x280 canvas as RGBA in one of the colour conventions, with a colour tint."""
+    coverage = Image.new("L", (280, 280))
+    ImageDraw.Draw(coverage).line([(80, 60), (200, 60), (120, 230)], fill=255, width=18)
+    ink = {"transparent": (20, 30, 200), "black on white": (0, 0, 0),
+           "white on black": (255, 255, 255), "blue on cream": (30, 40, 150)}[convention]
+    paper = {"transparent": (0, 0, 0, 0), "black on white": (255, 255, 255, 255),
+             "white on black": (0, 0, 0, 255), "blue on cream": (250, 240, 210, 255)}[convention]
+    return Image.composite(Image.new("RGBA", coverage.size, ink + (255,)),
+                           Image.new("RGBA", coverage.size, paper), coverage)
+
+
+@pytest.mark.parametrize("convention, mode", [
+    (convention, mode)
+    for convention in ("transparent", "black on white", "white on black", "blue on cream")
+    for mode in ("RGBA", "RGB", "LA", "L")
+    if "A" in mode or convention != "transparent"  # without alpha nothing is transparent
+])
+@pytest.mark.parametrize("pattern", ["Pillow's own", "Up", "a few Paeth rows among Up"])
+def test_read_ink_equals_ink_map_of_pillows_image(convention, mode, pattern):
+    image = drawn_seven(convention).convert(mode)
+    if pattern == "Pillow's own":
+        data = encode(image, "PNG")
+    else:
+        pixels = np.asarray(image).reshape(image.height, image.width, -1)
+        data = filtered_png(pixels, mode, FILTER_PATTERNS[pattern])
+    assert np.array_equal(utils.read_ink(data), utils.ink_map(utils.open_image(data))), \
+        f"read_ink differs from the Pillow path for {convention} {mode} ({pattern})"
