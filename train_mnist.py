@@ -147,13 +147,13 @@ def draw_on_canvas(image, rng):
 
 def render_canvas_digit(image, rng):
     """uint8 [28, 28] MNIST digit -> uint8 [28, 28]: the digit drawn on a canvas
-    (draw_on_canvas) and read back by utils.ink_map and utils.to_mnist, as the server reads
-    it; None when there is nothing faithful to draw."""
+    (draw_on_canvas), sent as a PNG and read back by utils.read_ink and utils.to_mnist, the
+    server's own path; None when there is nothing faithful to draw."""
     drawing = draw_on_canvas(image, rng)
     if drawing is None:
         return None
     try:
-        digit = utils.to_mnist(utils.ink_map(drawing))
+        digit = utils.to_mnist(utils.read_ink(strokes.png_bytes(drawing)))
     except utils.ImageError:  # averaged away at 28x28: nothing to learn from
         return None
     return np.rint(digit * 255).astype(np.uint8)
