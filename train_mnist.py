@@ -425,7 +425,7 @@ def main(argv=None):
     (x_train, y_train), (x_test, y_test) = load_mnist(args.data)
     if args.limit:
         x_train, y_train = x_train[:args.limit], y_train[:args.limit]
-    evaluation = "MNIST test"
+    evaluation = "MNIST test digits"
     if args.validation:
         # Comparing settings: everything below is measured on training digits held out from
         # training, and the test set is never looked at.
@@ -493,7 +493,7 @@ def main(argv=None):
     keras_probabilities = model.predict(x_test_float[:PARITY_DIGITS], batch_size=500, verbose=0)
     difference = float(np.abs(keras_probabilities - probabilities[:PARITY_DIGITS]).max())
     same_argmax = bool((keras_probabilities.argmax(1) == predictions[:PARITY_DIGITS]).all())
-    print(f"Parity on {PARITY_DIGITS} {evaluation} digits: same argmax everywhere: "
+    print(f"Parity on the first {PARITY_DIGITS} of the {evaluation}: same argmax everywhere: "
           f"{same_argmax}, max |keras - onnx| = {difference:.2e}")
 
     matrix = confusion_matrix(y_test, predictions)
@@ -512,7 +512,7 @@ def main(argv=None):
     (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
 
     elapsed = time.monotonic() - started
-    print(f"\n{evaluation} accuracy (onnxruntime): {100 * accuracy:.2f} % "
+    print(f"\nAccuracy on the {evaluation} (onnxruntime): {100 * accuracy:.2f} % "
           f"({report['errors']} errors in {len(y_test)})")
     print(f"Time: {elapsed / 60:.1f} min ({training_seconds / 60:.1f} min training)")
     print("Wrote: " + ", ".join(str(out_dir / name) for name in

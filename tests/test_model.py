@@ -7,7 +7,8 @@ import pytest
 from conftest import MODEL_PATH
 
 REQUIRED_METADATA = ["mnist_test_accuracy", "training_date", "epochs", "seed",
-                     "tensorflow_version", "tf2onnx_version", "parameters"]
+                     "tensorflow_version", "tf2onnx_version", "parameters", "canvas_renderings"]
+PARAMETERS = 241_946  # as the README states
 
 
 @pytest.fixture(scope="module")
@@ -23,10 +24,9 @@ def test_model_takes_image_and_gives_probabilities(session):
     [model_input] = session.get_inputs()
     [model_output] = session.get_outputs()
     assert model_input.name == "image" and model_input.type == "tensor(float)"
-    assert model_input.shape[1:] == [28, 28, 1] and not isinstance(model_input.shape[0], int), \
-        "the batch dimension must be dynamic"
+    assert model_input.shape == ["N", 28, 28, 1], "the batch dimension must be dynamic, named N"
     assert model_output.name == "probabilities" and model_output.type == "tensor(float)"
-    assert model_output.shape[1:] == [10]
+    assert model_output.shape == ["N", 10]
 
 
 @pytest.mark.parametrize("batch", [1, 7, 64])
@@ -41,7 +41,8 @@ def test_metadata_tells_how_the_model_was_made(session):
     metadata = session.get_modelmeta().custom_metadata_map
     missing = [key for key in REQUIRED_METADATA if key not in metadata]
     assert not missing, f"model metadata lacks {missing}"
-    assert int(metadata["parameters"]) > 0
+    assert int(metadata["parameters"]) == PARAMETERS
+    assert int(metadata["canvas_renderings"]) > 50_000, "the model was not trained on drawings"
 
 
 def test_shipped_model_scores_at_least_99_60_percent_on_mnist_test(session, mnist_test):

@@ -96,7 +96,7 @@ def test_a_one_epoch_training_run_learns_and_exports_a_model_that_agrees_with_ke
     assert result.returncode == 0, f"training failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     for name in ["model.onnx", "model.keras", "report.json", "report.png", "misclassified.png"]:
         assert (tmp_path / name).stat().st_size > 0, f"training did not write {name}"
-    assert "MNIST test accuracy (onnxruntime)" in result.stdout
+    assert "Accuracy on the MNIST test digits (onnxruntime)" in result.stdout
 
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["mnist_test_accuracy"] >= SMOKE_TEST_FLOOR, \
