@@ -35,8 +35,9 @@ MB = 1_000_000  # as `docker images` counts
 DEBIAN_SUITE_FOR_PYTHON = {"3.11": "bookworm", "3.13": "trixie"}
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-# Top-level files the image must not carry (the Dockerfile copies every other *.py).
-TRAINING_ONLY = {"train_mnist.py"}
+# Top-level files the image must not carry (the Dockerfile copies every other *.py): the
+# training script and the stroke tracer it draws training digits with.
+TRAINING_ONLY = {"train_mnist.py", "strokes.py"}
 # Digits of the MNIST test set any working model reads (a 7, a 2, a 1 and a 0).
 DIGIT_INDICES = [0, 1, 2, 3]
 
