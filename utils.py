@@ -149,11 +149,11 @@ def _plain_png(data, max_pixels):
     chunks = _png_chunks(data)
     if chunks is None or not set(chunks) <= PLAIN_PNG_CHUNKS or b"IHDR" not in chunks:
         return None
-    width, height, depth, colour, _, _, interlace = struct.unpack(
+    width, height, depth, colour, compression, filtering, interlace = struct.unpack(
         ">IIBBBBB", chunks[b"IHDR"][0][:13].ljust(13, b"\0"))
     mode = PNG_COLOUR_MODES.get(colour)
-    if (mode is None or depth != 8 or interlace or not 0 < width * height
-            <= min(FAST_PNG_PIXELS, max_pixels)):
+    if (mode is None or depth != 8 or compression or filtering or interlace
+            or not 0 < width * height <= min(FAST_PNG_PIXELS, max_pixels)):
         return None
     size = height * (1 + width * len(mode))
     try:
@@ -196,7 +196,8 @@ def _png_bands(scanlines, bands, chosen):
     height = len(kinds)
     pixels = scanlines[:, 1:].reshape(height, -1, bands)
     width, count = pixels.shape[1], len(chosen)
-    # Rows of width * count bytes: a numpy loop over a trailing axis of 1 or 3 would crawl.
+    if kinds.max() > 4:
+        return None  # not a PNG filter: Pillow's path refuses the file with a message
     filtered = (pixels[:, :, chosen[0]] if count == 1
                 else pixels[:, :, chosen].reshape(height, width * count))
     up = kinds == 2

@@ -114,3 +114,24 @@ def test_read_ink_equals_ink_map_of_pillows_image(convention, mode, pattern):
         data = filtered_png(pixels, mode, FILTER_PATTERNS[pattern])
     assert np.array_equal(utils.read_ink(data), utils.ink_map(utils.open_image(data))), \
         f"read_ink differs from the Pillow path for {convention} {mode} ({pattern})"
+
+
+@pytest.mark.parametrize("damage", ["an unknown filter type", "a short IDAT", "bad zlib data"])
+def test_a_damaged_plain_png_is_refused_as_invalid(damage):
+    pixels = np.full((20, 30, 4), 255, np.uint8)
+    data = filtered_png(pixels, "RGBA", [2])
+    header_end = data.index(b"IDAT") - 4
+    _, scanlines = utils._plain_png(data, utils.MAX_IMAGE_PIXELS)
+    raw = bytearray(scanlines.tobytes())
+    if damage == "an unknown filter type":
+        raw[len(raw) // 2 // 121 * 121] = 7  # the filter byte of a middle row
+        body = zlib.compress(bytes(raw))
+    elif damage == "a short IDAT":
+        body = zlib.compress(bytes(raw[:-50]))
+    else:
+        body = b"not zlib at all"
+    chunk = struct.pack(">I", len(body)) + b"IDAT" + body + struct.pack(
+        ">I", zlib.crc32(b"IDAT" + body))
+    damaged = data[:header_end] + chunk + data[data.index(b"IEND") - 4:]
+    with pytest.raises(utils.InvalidImage):
+        utils.read_ink(damaged)
