@@ -169,16 +169,22 @@ def split_digits(ink, one_digit=False):
 # ---------------------------------------------------------------------------
 
 SEARCH_HEIGHT = utils.WORK_SIZE  # a mark is searched at the size to_mnist works a digit at
-WIDE_ASPECT = 0.95               # a mark wider than this share of its height is searched ...
-UNSURE_BELOW = 0.9               # ... and so is one the network reads with less confidence ...
+WIDE_ASPECT = 0.7                # a mark wider than this share of its height is searched ...
+UNSURE_BELOW = 0.99              # ... and so is one the network reads with less confidence ...
 MIN_SEARCH_ASPECT = 0.45         # ... unless it is too narrow to hold two digits
 MAX_PARTS = 4
+SHEARS = (-0.4, -0.2, 0.0, 0.2, 0.4)  # slants tried: sideways px per px of height
 MAX_CUTS = 8                     # the cheapest cuts tried per mark
 CUT_SPACING = 0.12               # of the mark's height: closer cuts are the same cut
 DIAGONAL_COST = 0.15             # a cut pays this, in pixels of ink, per step sideways
 PART_ASPECT = (0.1, 1.3)         # a digit's width as a share of the mark's height
 MIN_PART_HEIGHT = 0.5            # a part shorter than this share of the mark is no digit
-SPLIT_COST = 1.0                 # log-probability each extra digit must earn
+# The network is near-certain of most things it is shown, a stray piece of stroke included:
+# its probabilities are softened (logits divided by TEMPERATURE) before parts are compared,
+# and each digit past the first is credited PART_BONUS, as softened log-probabilities add
+# up against readings with more parts. Both tuned on MNIST training digits only.
+TEMPERATURE = 6.0
+PART_BONUS = 0.5
 
 
 def read_digits(ink, score, one_digit=False):
@@ -227,7 +233,7 @@ def _score_together(score, digits, searches):
 def _candidate_parts(box, part):
     """A mark -> {"cuts": number of cut lines, boundaries included, "parts": [...]}: each
     part lies between cut lines i < j, with its box in the image and its 28x28 digit."""
-    work, scale = _working_copy(part)
+    work, to_mark = _working_copy(part)
     height, width = work.shape
     cuts = _cut_lines(work)
     lines = [np.zeros(height, np.int64)] + cuts + [np.full(height, width, np.int64)]
@@ -239,7 +245,7 @@ def _candidate_parts(box, part):
             if (i, j) == (0, len(lines) - 1):
                 continue  # the whole mark is read as it is, not from the working copy
             span = (lines[j][middle] - lines[i][middle]) / height
-            if span > 1.5 * PART_ASPECT[1]:
+            if span > PART_ASPECT[1] + 2 * CUT_SPACING:
                 break
             inside = (columns >= lines[i][:, None]) & (columns < lines[j][:, None])
             piece = np.where(inside, work, 0)
@@ -251,24 +257,49 @@ def _candidate_parts(box, part):
             if (bottom - top < MIN_PART_HEIGHT * height
                     or not PART_ASPECT[0] <= (right - left) / height <= PART_ASPECT[1]):
                 continue
-            x0, y0 = box[0], box[1]
+            corners = [to_mark(x, y) for x in (left, right) for y in (top, bottom)]
+            xs, ys = [x for x, _ in corners], [y for _, y in corners]
             parts.append({
-                "i": i, "j": j,
-                "box": (int(x0 + left / scale), int(y0 + top / scale),
-                        int(np.ceil(x0 + right / scale)), int(np.ceil(y0 + bottom / scale))),
+                "i": i, "j": j, "aspect": (right - left) / height,
+                "box": (box[0] + max(0, int(min(xs))), box[1] + max(0, int(min(ys))),
+                        box[0] + min(part.shape[1], int(np.ceil(max(xs)))),
+                        box[1] + min(part.shape[0], int(np.ceil(max(ys))))),
                 "digit": _to_mnist_prepared(piece[top:bottom, left:right])})
-    return {"cuts": len(lines), "parts": parts}
+    return {"cuts": len(lines), "parts": parts, "aspect": width / height}
 
 
 def _working_copy(part):
     """uint8 [h, w] ink of a mark -> (uint8 ink SEARCH_HEIGHT px tall with MNIST's stroke
-    width, the scale from the mark to it)."""
+    width and its slant undone, a function mapping its (x, y) back to the mark's pixels)."""
     height, width = part.shape
     scale = SEARCH_HEIGHT / height
     size = (max(1, round(width * scale)), SEARCH_HEIGHT)
     resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
-    image = Image.fromarray(np.ascontiguousarray(part)).resize(size, resample)
-    return np.asarray(utils.normalise_stroke_width(image)), scale
+    image = utils.normalise_stroke_width(
+        Image.fromarray(np.ascontiguousarray(part)).resize(size, resample))
+    # Upright digits are separated by vertical gaps: of a few shears, keep the one whose
+    # column profile is the most peaked.
+    best = None
+    for shear in SHEARS:
+        widen = int(np.ceil(abs(shear) * SEARCH_HEIGHT))
+        # Output (x, y) shows input (x + shear * (y - centre) - widen / 2, y).
+        offset = -shear * SEARCH_HEIGHT / 2 - widen / 2
+        upright = np.asarray(image.transform((size[0] + widen, SEARCH_HEIGHT),
+                                             Image.Transform.AFFINE,
+                                             (1, shear, offset, 0, 1, 0),
+                                             Image.Resampling.BILINEAR))
+        profile = upright.sum(axis=0, dtype=np.float32)
+        peakedness = float(np.dot(profile, profile))
+        if best is None or peakedness > best[0]:
+            best = (peakedness, upright, shear, offset)
+    _, upright, shear, offset = best
+    used = np.flatnonzero(upright.any(axis=0))
+    upright = upright[:, used[0]:used[-1] + 1]
+
+    def to_mark(x, y):
+        return (x + used[0] + shear * y + offset) / scale, y / scale
+
+    return upright, to_mark
 
 
 def _cut_lines(work):
@@ -280,31 +311,43 @@ def _cut_lines(work):
     height, width = cost.shape
     from_top = _cheapest_paths(cost)
     from_bottom = _cheapest_paths(cost[::-1])[::-1]
-    middle = height // 2
-    through = from_top[middle] + from_bottom[middle] - cost[middle]
     margin = max(1, int(PART_ASPECT[0] * height))
     if width <= 2 * margin:
         return []
     reach = max(1, int(CUT_SPACING * height))
+    found = []  # (cost, middle column, line)
+    for row in (height // 4, height // 2, 3 * height // 4):
+        through = from_top[row] + from_bottom[row] - cost[row]
+        starts = _lowest_points(through, margin, reach)
+        if not len(starts):
+            continue
+        upper = _trace(from_top[:row + 1], starts)
+        lower = _trace(from_bottom[row:][::-1], starts)[::-1]
+        lines = np.concatenate([upper, lower[1:]])
+        found += [(float(through[x]), int(lines[height // 2, k]), lines[:, k])
+                  for k, x in enumerate(starts)]
+    # Straight cuts at the thinnest columns, for strokes that touch along a slant.
+    profile = cost.sum(axis=0)
+    for x in _lowest_points(profile, margin, reach):
+        found.append((float(profile[x]), int(x), np.full(height, x, np.int64)))
+    kept = []
+    for total, centre, line in sorted(found, key=lambda item: item[0]):
+        if len(kept) < MAX_CUTS and all(abs(centre - other) > 1 for _, other, _ in kept):
+            kept.append((total, centre, line))
+    return [line for _, _, line in sorted(kept, key=lambda item: item[1])]
+
+
+def _lowest_points(through, margin, reach):
+    """Columns of a row where `through` is lowest within `reach`, at least `margin` from the
+    ends; a flat run of them counts once, at its centre."""
     padded = np.pad(through, reach, constant_values=np.inf)
     lowest_near = np.lib.stride_tricks.sliding_window_view(padded, 2 * reach + 1).min(axis=1)
     minima = np.flatnonzero(through <= lowest_near)
-    minima = minima[(minima >= margin) & (minima < width - margin)]
-    starts = []
-    for x in minima:  # a flat run of minima (a blank-ish gap) is one cut, at its centre
-        if starts and x - starts[-1][-1] <= 1:
-            starts[-1].append(x)
-        else:
-            starts.append([x])
-    centres = [run[len(run) // 2] for run in starts]
-    centres = sorted(sorted(centres, key=lambda x: through[x])[:MAX_CUTS])
-    if not centres:
-        return []
-    starts = np.array(centres)
-    upper = _trace(from_top[:middle + 1], starts)
-    lower = _trace(from_bottom[middle:][::-1], starts)[::-1]
-    lines = np.concatenate([upper, lower[1:]])
-    return [lines[:, k] for k in range(len(centres))]
+    minima = minima[(minima >= margin) & (minima < len(through) - margin)]
+    if not minima.size:
+        return minima
+    runs = np.split(minima, np.flatnonzero(np.diff(minima) > 1) + 1)
+    return np.array([run[len(run) // 2] for run in runs])
 
 
 def _cheapest_paths(cost):
@@ -350,28 +393,31 @@ def _to_mnist_prepared(ink):
 
 
 def _best_reading(whole, search):
-    """The reading of one mark whose parts have the highest joint log-probability, less
-    SPLIT_COST per extra digit: [(box, digit, probabilities)], left to right. `whole` is the
-    mark read as one digit."""
+    """The reading of one mark whose parts have the highest joint softened log-probability,
+    plus PART_BONUS per extra digit: [(box, digit, probabilities)], left to right. `whole`
+    is the mark read as one digit, (box, digit, probabilities)."""
     end = search["cuts"] - 1
-    # best[k][j]: (log-probability, parts) of the best reading of the mark up to cut line j
-    # in k parts.
-    best = [dict() for _ in range(MAX_PARTS + 1)]
-    best[0][0] = (0.0, [])
     by_start = {}
     for candidate in search["parts"]:
         by_start.setdefault(candidate["i"], []).append(candidate)
+    best_score, reading = _log_confidence(whole[2]), [whole]
+    # layer[j]: (score, parts) of the best reading, in k parts, of the mark up to cut line j
+    layer = {0: (0.0, [])}
     for k in range(1, MAX_PARTS + 1):
-        for i, (log_probability, chosen) in sorted(best[k - 1].items()):
+        next_layer = {}
+        for i, (score, chosen) in layer.items():
             for candidate in by_start.get(i, []):
-                total = log_probability + np.log(max(float(candidate["probabilities"].max()),
-                                                     1e-12))
-                if total > best[k].get(candidate["j"], (-np.inf,))[0]:
-                    best[k][candidate["j"]] = (total, chosen + [candidate])
-    reading = [whole]
-    score = np.log(max(float(whole[2].max()), 1e-12))
-    for k in range(2, MAX_PARTS + 1):
-        if end in best[k] and best[k][end][0] - SPLIT_COST * (k - 1) > score:
-            score = best[k][end][0] - SPLIT_COST * (k - 1)
-            reading = [(c["box"], c["digit"], c["probabilities"]) for c in best[k][end][1]]
+                total = score + _log_confidence(candidate["probabilities"])
+                if total > next_layer.get(candidate["j"], (-np.inf,))[0]:
+                    next_layer[candidate["j"]] = (total, chosen + [candidate])
+        layer = next_layer
+        if k > 1 and end in layer and layer[end][0] + PART_BONUS * (k - 1) > best_score:
+            best_score = layer[end][0] + PART_BONUS * (k - 1)
+            reading = [(c["box"], c["digit"], c["probabilities"]) for c in layer[end][1]]
     return reading
+
+
+def _log_confidence(probabilities):
+    """float [10] probabilities -> the log-probability of the best class, softened."""
+    logits = np.log(np.maximum(probabilities, 1e-30)) / TEMPERATURE
+    return float(logits.max() - np.logaddexp.reduce(logits))
