@@ -523,7 +523,7 @@ def wait_for_answer(page, previous=""):
 
 def test_a_number_whose_digits_touch_is_read(page, touching_number):
     page.check(NUMBER_MODE)
-    polylines, number = touching_number("2024")
+    polylines, number = touching_number("2771")
     draw_with_mouse(page, polylines)
     assert page.evaluate(BLANK_COLUMNS_JS) == 0, "the digits were meant to touch, but do not"
     response, answer = predict(page)
