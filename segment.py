@@ -237,7 +237,7 @@ def _candidate_parts(box, part):
     height, width = work.shape
     cuts = _cut_lines(work)
     lines = [np.zeros(height, np.int64)] + cuts + [np.full(height, width, np.int64)]
-    columns = np.arange(width)
+    left_of = [np.arange(width) < line[:, None] for line in lines]  # bool [h, w] each
     middle = height // 2
     parts = []
     for i in range(len(lines) - 1):
@@ -247,8 +247,7 @@ def _candidate_parts(box, part):
             span = (lines[j][middle] - lines[i][middle]) / height
             if span > PART_ASPECT[1] + 2 * CUT_SPACING:
                 break
-            inside = (columns >= lines[i][:, None]) & (columns < lines[j][:, None])
-            piece = np.where(inside, work, 0)
+            piece = np.where(left_of[j] & ~left_of[i], work, 0)
             rows = np.flatnonzero(piece.any(axis=1))
             used = np.flatnonzero(piece.any(axis=0))
             if rows.size == 0:
@@ -278,21 +277,23 @@ def _working_copy(part):
     image = utils.normalise_stroke_width(
         Image.fromarray(np.ascontiguousarray(part)).resize(size, resample))
     # Upright digits are separated by vertical gaps: of a few shears, keep the one whose
-    # column profile is the most peaked.
-    best = None
-    for shear in SHEARS:
-        widen = int(np.ceil(abs(shear) * SEARCH_HEIGHT))
-        # Output (x, y) shows input (x + shear * (y - centre) - widen / 2, y).
-        offset = -shear * SEARCH_HEIGHT / 2 - widen / 2
-        upright = np.asarray(image.transform((size[0] + widen, SEARCH_HEIGHT),
-                                             Image.Transform.AFFINE,
-                                             (1, shear, offset, 0, 1, 0),
-                                             Image.Resampling.BILINEAR))
-        profile = upright.sum(axis=0, dtype=np.float32)
-        peakedness = float(np.dot(profile, profile))
-        if best is None or peakedness > best[0]:
-            best = (peakedness, upright, shear, offset)
-    _, upright, shear, offset = best
+    # column profile is the most peaked (measured on the ink's pixels, not on images).
+    ink = np.asarray(image)
+    rows, columns = np.nonzero(ink)
+    weights = ink[rows, columns].astype(np.float32)
+
+    def peakedness(shear):
+        sheared = np.rint(columns - shear * rows).astype(np.int64)
+        profile = np.bincount(sheared - sheared.min(), weights)
+        return float(np.dot(profile, profile))
+
+    shear = max(SHEARS, key=peakedness)
+    widen = int(np.ceil(abs(shear) * SEARCH_HEIGHT))
+    # Output (x, y) shows input (x + shear * (y - centre) - widen / 2, y).
+    offset = -shear * SEARCH_HEIGHT / 2 - widen / 2
+    upright = np.asarray(image.transform((size[0] + widen, SEARCH_HEIGHT),
+                                         Image.Transform.AFFINE, (1, shear, offset, 0, 1, 0),
+                                         Image.Resampling.BILINEAR))
     used = np.flatnonzero(upright.any(axis=0))
     upright = upright[:, used[0]:used[-1] + 1]
 
