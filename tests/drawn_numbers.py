@@ -13,6 +13,7 @@ are used depends on the images alone (drawn_digits.faithful_indices), never on a
 
     python tests/drawn_numbers.py           # the evaluation on MNIST test digits (README)
     python tests/drawn_numbers.py --train   # the same on MNIST training digits: for tuning
+    python tests/drawn_numbers.py --gaps-only  # as before the search: blank gaps only
 """
 
 import argparse
@@ -172,15 +173,22 @@ def main():
     parser.add_argument("--numbers", type=int, default=600, help="numbers of each kind")
     parser.add_argument("--singles", type=int, default=3000, help="single digits")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--gaps-only", action="store_true",
+                        help="never search a mark for touching digits: the reading before it")
     arguments = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import segment
     import train_mnist
     from app import create_app
+
+    if arguments.gaps_only:
+        segment.WIDE_ASPECT, segment.UNSURE_BELOW = float("inf"), 0.0
 
     client = create_app().test_client()
     (x_train, y_train), (x_test, y_test) = train_mnist.load_mnist()
     x, y = (x_train, y_train) if arguments.train else (x_test, y_test)
-    print(f"MNIST {'training' if arguments.train else 'test'} digits, seed {arguments.seed}")
+    print(f"MNIST {'training' if arguments.train else 'test'} digits, seed {arguments.seed}"
+          + (", blank gaps only" if arguments.gaps_only else ""))
     print(f"{'numbers read through POST /predict?mode=number':48s} {'cases':>6s} {'result':>9s}")
 
     def row(name, value, count, unit="% exact"):
