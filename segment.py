@@ -231,8 +231,10 @@ def _score_together(score, digits, searches):
 
 
 def _candidate_parts(box, part):
-    """A mark -> {"cuts": number of cut lines, boundaries included, "parts": [...]}: each
-    part lies between cut lines i < j, with its box in the image and its 28x28 digit."""
+    """A mark (its box in the image, uint8 [h, w] ink) -> {"cuts": number of cut lines,
+    the mark's two sides included, "parts": [...], "aspect": width / height upright}. Each
+    part lies between cut lines i < j, with its box in the image, its upright width as a share
+    of the mark's height, and its float32 [28, 28] digit."""
     work, to_mark = _working_copy(part)
     height, width = work.shape
     cuts = _cut_lines(work)
@@ -304,10 +306,12 @@ def _working_copy(part):
 
 
 def _cut_lines(work):
-    """uint8 [h, w] ink -> up to MAX_CUTS cut lines, left to right: int [h] arrays of the
-    column each row is cut at. A cut is the cheapest top-to-bottom path (ink crossed, plus
-    DIAGONAL_COST per sideways step) through a point of the middle row: it follows the gap
-    between two strokes as far as it goes and crosses ink where it is thinnest."""
+    """uint8 [h, w] upright ink -> up to MAX_CUTS cut lines, left to right: int [h] arrays of
+    the column each row is cut at, the cheapest first. A cut is either the cheapest
+    top-to-bottom path (ink crossed, plus DIAGONAL_COST per sideways step) through a low
+    point of the row a quarter, half or three quarters down, which follows the gap between
+    two strokes as far as it goes and crosses ink where it is thinnest; or a straight cut at
+    a minimum of the column profile."""
     cost = work.astype(np.float32) / 255.0
     height, width = cost.shape
     from_top = _cheapest_paths(cost)

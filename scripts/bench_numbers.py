@@ -1,9 +1,9 @@
 """Server time of reading digits and numbers, with and without the touching-digit search.
 
 For each kind of drawing, the median over drawings of the median of `--repeats` calls of
-Recognizer.read (decode, ink map, segmentation, inference: what /predict spends outside
-Flask), next to the same drawings read the way the service read them before the search
-(blank gaps only, one batch). Timings on a shared machine are noisy: compare the columns of
+Recognizer.read (decode, ink map, segmentation, inference, reply: what /predict spends outside
+Flask), next to the same drawings read with the search switched off (blank gaps only, as
+before it). Timings on a shared machine are noisy: compare the columns of
 one run, not runs.
 
     python scripts/bench_numbers.py
@@ -15,8 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
@@ -25,15 +23,17 @@ import drawn_numbers  # noqa: E402
 import segment  # noqa: E402
 import strokes  # noqa: E402
 import train_mnist  # noqa: E402
-import utils  # noqa: E402
 from recognizer import Recognizer  # noqa: E402
 
 
 def gaps_only(recognizer, data):
-    """The reading before the search: split at blank gaps, one batch, no cuts."""
-    ink = utils.ink_map(utils.open_image(data))
-    digits = np.stack([utils.to_mnist(part) for _, part in segment.split_digits(ink)])
-    return recognizer.probabilities(digits)
+    """Recognizer.read as before the search: split at blank gaps, never search a mark."""
+    searched = segment.WIDE_ASPECT, segment.UNSURE_BELOW
+    segment.WIDE_ASPECT, segment.UNSURE_BELOW = float("inf"), 0.0
+    try:
+        return recognizer.read(data)
+    finally:
+        segment.WIDE_ASPECT, segment.UNSURE_BELOW = searched
 
 
 def median_ms(function, data, repeats):
