@@ -513,11 +513,8 @@ PEN_OVERLAP = 6  # px by which each digit's ink reaches over its neighbour's
 
 def wait_for_answer(page, previous=""):
     """Wait, without pressing anything, for the page to show an answer other than `previous`."""
-    page.wait_for_function(
-        """previous => {
-            const result = document.querySelector('[data-testid="result"]');
-            return result.dataset.state === "done" && result.dataset.digit !== previous;
-        }""", arg=previous)
+    # Selectors, not wait_for_function: the page's CSP forbids the eval that one needs.
+    page.wait_for_selector(f'{RESULT}[data-state="done"]:not([data-digit="{previous}"])')
     return page.get_attribute(RESULT, "data-digit")
 
 
@@ -561,8 +558,7 @@ def test_a_new_stroke_cancels_the_request_in_flight(page, digit_strokes, first_o
     page.route("**/predict", hold_the_first)
     first, *rest = digit_strokes(first_of_each_digit[4])
     draw_with_mouse(page, [first])
-    page.wait_for_function("() => document.querySelector('[data-testid=\"result\"]')"
-                           ".dataset.state === 'pending'")
+    page.wait_for_selector(f'{RESULT}[data-state="pending"]')
     assert len(held) == 1, "lifting the pen did not ask the server"
     draw_with_mouse(page, rest)
     assert wait_for_answer(page) == "4"
