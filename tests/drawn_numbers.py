@@ -102,6 +102,12 @@ def ink_extents(digits, pen):
             for digit in digits]
 
 
+def all_apart(extents):
+    """Whether MIN_SPACE px of canvas separate every two neighbouring (left, right) extents."""
+    return all(right + MIN_SPACE <= next_left
+               for (_, right), (next_left, _) in zip(extents, extents[1:]))
+
+
 def number_cases(x, y, count, seed, touching):
     """Yield (RGBA image, number string, conditions) for `count` numbers of 2-4 digits of the
     images `x` (uint8 [N, 28, 28]) labelled `y`, touching or spaced."""
@@ -113,18 +119,13 @@ def number_cases(x, y, count, seed, touching):
         gap = rng.uniform(*(TOUCHING_GAP if touching else SPACED_GAP))
         convention = strokes.CONVENTIONS[number % 3]
         moves = 0
-        while True:
+        while True:  # decided on the drawing alone, before anything reads it
             digits, pen = place(gap)
-            if not touching and all(right + MIN_SPACE <= next_left for (_, right), (next_left, _)
-                                    in zip(ink_extents(digits, pen), ink_extents(digits, pen)[1:])):
-                image = strokes.draw_strokes([s for d in digits for s in d], CANVAS, pen,
-                                             convention)
+            image = strokes.draw_strokes([s for digit in digits for s in digit], CANVAS, pen,
+                                         convention)
+            if (not has_blank_column(coverage(image, convention)) if touching
+                    else all_apart(ink_extents(digits, pen))):
                 break
-            if touching:
-                image = strokes.draw_strokes([s for d in digits for s in d], CANVAS, pen,
-                                             convention)
-                if not has_blank_column(coverage(image, convention)):
-                    break
             gap += -GAP_STEP if touching else GAP_STEP
             moves += 1
         label = "".join(str(int(y[index])) for index in indices)
