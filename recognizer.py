@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+import segment
 import utils
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "model" / "model.onnx"
@@ -22,7 +23,7 @@ def digit_images(data, max_pixels=utils.MAX_IMAGE_PIXELS, one_digit=False):
     `boxes` are (x0, y0, x1, y1) in the image's pixels, left to right; with `one_digit` the
     drawing is never split.
     """
-    parts = utils.split_digits(utils.read_ink(data, max_pixels), one_digit)
+    parts = segment.split_digits(utils.read_ink(data, max_pixels), one_digit)
     return [box for box, _ in parts], np.stack([utils.to_mnist(ink) for _, ink in parts])
 
 
@@ -59,19 +60,25 @@ class Recognizer:
         started = time.perf_counter()
         ink = utils.read_ink(data, max_pixels)
         decoded = time.perf_counter()
-        parts = utils.split_digits(ink, one_digit)
-        digit_images = np.stack([utils.to_mnist(ink) for _, ink in parts])
-        preprocessed = time.perf_counter()
-        probabilities = self.probabilities(digit_images)
+        inference = []
+
+        def score(digits):  # timed apart: segmentation scores its candidate parts as it goes
+            scoring = time.perf_counter()
+            probabilities = self.probabilities(digits)
+            inference.append(time.perf_counter() - scoring)
+            return probabilities
+
+        boxes, digit_images, probabilities = segment.read_digits(ink, score, one_digit)
         inferred = time.perf_counter()
+        preprocessed = inferred - sum(inference)
 
         answers = probabilities.argmax(axis=1)
         confidences = probabilities[np.arange(len(answers)), answers]
         previews = [utils.preview_data_uri(digit) for digit in digit_images]
         digits = [{"digit": int(answer), "confidence": round(float(confidence), 6),
                    "box": list(box), "preview": preview}
-                  for answer, confidence, (box, _), preview
-                  in zip(answers, confidences, parts, previews)]
+                  for answer, confidence, box, preview
+                  in zip(answers, confidences, boxes, previews)]
         single = len(digits) == 1
         reply = {
             "digit": int(answers[0]) if single else None,

@@ -110,6 +110,7 @@ def stage_timings(calls):
     same bytes with Pillow alone costs, for comparison; "request path" is Recognizer.read
     without the preview and the reply (decode + preprocess + inference, as Server-Timing).
     """
+    import segment
     import utils
     from recognizer import Recognizer
 
@@ -118,19 +119,19 @@ def stage_timings(calls):
     for kind, make_png in PNG_KINDS.items():
         data = make_png()
         ink = utils.read_ink(data)
-        parts = utils.split_digits(ink)
+        parts = segment.split_digits(ink)
         digits = np.stack([utils.to_mnist(part) for _, part in parts])
         reply, _ = recognizer.read(data)
         assert reply["digit"] == 7, f"the benchmark's {kind} 7 is read as {reply['digit']}"
 
         def request_path():
-            found = utils.split_digits(utils.read_ink(data))
+            found = segment.split_digits(utils.read_ink(data))
             recognizer.probabilities(np.stack([utils.to_mnist(part) for _, part in found]))
 
         results[kind] = {
             "Pillow decode": median_ms(lambda: utils.open_image(data), calls),
             "decode + ink": median_ms(lambda: utils.read_ink(data), calls),
-            "split": median_ms(lambda: utils.split_digits(ink), calls),
+            "split": median_ms(lambda: segment.split_digits(ink), calls),
             "to_mnist": median_ms(lambda: [utils.to_mnist(part) for _, part in parts], calls),
             "inference": median_ms(lambda: recognizer.probabilities(digits), calls),
             "preview": median_ms(lambda: utils.preview_data_uri(digits[0]), calls),

@@ -1,5 +1,6 @@
 // The drawing page: draw on a canvas (mouse, finger or pen) or pick a photo, send it to
-// POST /predict, and show what the model answered and what it saw.
+// POST /predict, and show what the model answered and what it saw. While a person draws,
+// each finished stroke asks again, so the answer follows the drawing.
 
 // Dark ink on a transparent canvas: the server works out the polarity itself, and the
 // page's white "paper" behind the canvas is CSS, not pixels.
@@ -9,6 +10,8 @@ const INK = "#14161a";
 const PEN_WIDTH = 18;
 const CANVAS_SIZES = { digit: [280, 280], number: [560, 280] };
 const UNSURE_BELOW = 0.6;
+// Pause after the pen lifts before asking: the next stroke of a digit usually starts sooner.
+const LIVE_DELAY_MS = 300;
 // Relative, so the page also works when the app is mounted below a path prefix.
 const PREDICT_URL = "predict";
 
@@ -41,8 +44,8 @@ function formatPercent(probability) {
 }
 
 const NOTES = {
-  digit: "Draw a digit, then press Predict.",
-  number: "Draw a number, then press Predict.",
+  digit: "Draw a digit: the answer appears as you draw.",
+  number: "Draw a number: the answer appears as you draw.",
 };
 const CANVAS_LABELS = {
   digit: "Drawing area. Draw a digit with a mouse, a finger or a pen.",
@@ -56,6 +59,7 @@ const state = {
   photo: null, // { file, fit: { left, top, scale } | null }
   stroke: null, // { pointerId, rect, last, lastMid }
   request: null, // AbortController of the request in flight
+  liveTimer: 0, // the pending ask after the last stroke
 };
 
 // ---------------------------------------------------------------------------
@@ -101,6 +105,7 @@ function startStroke(event) {
   event.preventDefault();
   canvas.setPointerCapture(event.pointerId);
   if (state.photo) state.photo = null; // drawing over a photo: from now on send the canvas
+  cancelRequest(); // the drawing changes: an answer to the old one is of no use
   clearBoxes();
   result.classList.add("is-stale");
   const rect = canvas.getBoundingClientRect();
@@ -127,6 +132,7 @@ function endStroke(event) {
   context.lineTo(stroke.last.x, stroke.last.y);
   context.stroke();
   state.stroke = null;
+  state.liveTimer = setTimeout(() => predict({ live: true }), LIVE_DELAY_MS);
 }
 
 function clearCanvas() {
@@ -224,13 +230,19 @@ async function readReply(response) {
   return reply;
 }
 
-async function predict() {
+function cancelRequest() {
+  clearTimeout(state.liveTimer);
+  state.request?.abort();
+  state.request = null;
+}
+
+async function predict({ live = false } = {}) {
   if (!state.hasInk) {
     const what = state.mode === "number" ? "a number" : "a digit";
     showMessage(`The canvas is empty: draw ${what} first, then press Predict.`);
     return;
   }
-  state.request?.abort();
+  cancelRequest();
   const controller = new AbortController();
   state.request = controller;
   showMessage("");
@@ -249,7 +261,8 @@ async function predict() {
     showResult(reply);
   } catch (error) {
     if (error.name === "AbortError" || state.request !== controller) return;
-    showError(error.message);
+    // While drawing, the page must not scroll away from the canvas to show a message.
+    showError(error.message, { scroll: !live });
   } finally {
     if (state.request === controller) state.request = null;
   }
@@ -265,17 +278,17 @@ function setResultState(resultState) {
   if (resultState === "pending") answerNote.textContent = "Reading…";
 }
 
-function showMessage(text, kind = "info") {
+function showMessage(text, kind = "info", { scroll = true } = {}) {
   message.textContent = text;
   message.dataset.kind = text ? kind : "";
   // On a phone the message can sit below the fold, under the buttons.
-  if (text) message.scrollIntoView({ block: "nearest" });
+  if (text && scroll) message.scrollIntoView({ block: "nearest" });
 }
 
-function showError(text) {
+function showError(text, options) {
   resetResult();
   setResultState("error");
-  showMessage(text, "error");
+  showMessage(text, "error", options);
 }
 
 function describeConfidence(confidence, digitCount) {
@@ -395,8 +408,7 @@ function resetResult() {
 }
 
 function clearAll() {
-  state.request?.abort();
-  state.request = null;
+  cancelRequest();
   clearCanvas();
   resetResult();
   showMessage("");
@@ -417,7 +429,7 @@ for (const type of ["pointerup", "pointercancel", "lostpointercapture"]) {
   canvas.addEventListener(type, endStroke);
 }
 
-predictButton.addEventListener("click", predict);
+predictButton.addEventListener("click", () => predict());
 clearButton.addEventListener("click", clearAll);
 uploadButton.addEventListener("click", () => fileInput.click());
 fileInput.addEventListener("change", () => {

@@ -16,6 +16,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 360, "height": 640}
+TALL_PHONE = {"width": 390, "height": 844}
 TIMEOUT_MS = 10_000
 
 CANVAS = '[data-testid="canvas"]'
@@ -32,6 +33,21 @@ DIGIT_HEIGHT = 200 / 280  # of the canvas height: a person fills most of the box
 WIDE = (560, 280)  # the canvas in number mode
 POINT_SPACING = 10  # canvas px between pointer samples, as a mouse moved briskly sends them
 MIN_RIGHT_OF_TEN = 9
+
+# Columns of the canvas between its first and last inked ones with no half-opaque pixel.
+BLANK_COLUMNS_JS = """() => {
+    const canvas = document.querySelector('[data-testid="canvas"]');
+    const { width, height } = canvas;
+    const pixels = canvas.getContext("2d").getImageData(0, 0, width, height).data;
+    const inked = [];
+    for (let x = 0; x < width; x += 1) {
+        let any = false;
+        for (let y = 0; y < height && !any; y += 1) any = pixels[4 * (y * width + x) + 3] >= 128;
+        inked.push(any);
+    }
+    const first = inked.indexOf(true), last = inked.lastIndexOf(true);
+    return inked.slice(first, last + 1).filter((any) => !any).length;
+}"""
 
 INKED_PIXELS_JS = """() => {
     const canvas = document.querySelector('[data-testid="canvas"]');
@@ -466,3 +482,112 @@ def test_no_console_errors_or_csp_violations(page, console_errors, digit_strokes
     predict(page)
     assert page.evaluate("() => window.__cspViolations") == [], "the CSP blocked something"
     assert console_errors == [], f"the browser console shows errors: {console_errors}"
+
+
+# ---------------------------------------------------------------------------
+# Touching digits and the live answer
+# ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def touching_number(mnist_test, first_of_each_digit):
+    """touching_number(digits) -> (strokes in number-canvas px, the number): the first MNIST
+    test image of each digit, written left to right with the ink of neighbours overlapping."""
+    import drawn_numbers
+    import strokes
+
+    def write(digits):
+        traced = [strokes.digit_strokes(mnist_test[0][first_of_each_digit[int(d)]])
+                  for d in digits]
+        height = 0.6 * WIDE[1]
+        placed = drawn_numbers.side_by_side(traced, [height] * len(traced), gap=-PEN_OVERLAP,
+                                            pen=PEN_WIDTH)
+        placed = drawn_numbers.move_onto_canvas(placed, PEN_WIDTH)
+        return [stroke for digit in placed for stroke in digit], digits
+
+    return write
+
+
+PEN_WIDTH = 18  # static/app.js draws with this pen
+PEN_OVERLAP = 6  # px by which each digit's ink reaches over its neighbour's
+
+
+def wait_for_answer(page, previous=""):
+    """Wait, without pressing anything, for the page to show an answer other than `previous`."""
+    # Selectors, not wait_for_function: the page's CSP forbids the eval that one needs.
+    page.wait_for_selector(f'{RESULT}[data-state="done"]:not([data-digit="{previous}"])')
+    return page.get_attribute(RESULT, "data-digit")
+
+
+def test_a_number_whose_digits_touch_is_read(page, touching_number):
+    page.check(NUMBER_MODE)
+    polylines, number = touching_number("2771")
+    draw_with_mouse(page, polylines)
+    assert page.evaluate(BLANK_COLUMNS_JS) == 0, "the digits were meant to touch, but do not"
+    response, answer = predict(page)
+    assert response.ok
+    assert answer == number, f"{number} written with touching digits was read as {answer!r}"
+    assert page.locator(DIGIT_CARDS).count() == len(number), "each digit's answer is not shown"
+    assert page.locator(".boxes .box").count() == len(number), "the cuts are not outlined"
+
+
+def test_the_answer_follows_the_drawing_without_pressing_predict(page, digit_strokes,
+                                                                 first_of_each_digit):
+    page.check(NUMBER_MODE)
+    draw_with_mouse(page, digit_strokes(first_of_each_digit[4], canvas=WIDE, centre=(150, 140)))
+    assert wait_for_answer(page) == "4"
+    assert page.inner_text(".answer-value") == "4"
+    assert "sure" in page.inner_text(".answer-note"), "the live answer does not say how sure"
+    draw_with_mouse(page, digit_strokes(first_of_each_digit[7], canvas=WIDE, centre=(410, 140)))
+    assert wait_for_answer(page, previous="4") == "47", "the answer did not follow the drawing"
+
+
+def test_a_new_stroke_cancels_the_request_in_flight(page, digit_strokes, first_of_each_digit):
+    held = []
+
+    def hold_the_first(route):
+        # The first request never gets an answer while the test holds it: it is in flight
+        # when the next stroke starts. Later ones go to the real server.
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    failed = []
+    page.on("requestfailed", lambda request: "/predict" in request.url
+            and failed.append(request.failure))
+    page.route("**/predict", hold_the_first)
+    first, *rest = digit_strokes(first_of_each_digit[4])
+    draw_with_mouse(page, [first])
+    page.wait_for_selector(f'{RESULT}[data-state="pending"]')
+    assert len(held) == 1, "lifting the pen did not ask the server"
+    draw_with_mouse(page, rest)
+    assert wait_for_answer(page) == "4"
+    assert len(failed) == 1 and "ABORTED" in failed[0].upper(), (
+        f"the request in flight was not cancelled by the new stroke: {failed}")
+
+
+@pytest.mark.parametrize("mode", [DIGIT_MODE, NUMBER_MODE])
+def test_on_a_phone_the_answer_is_on_screen_with_the_canvas(open_page, digit_strokes,
+                                                           first_of_each_digit, mode):
+    page = open_page(viewport=TALL_PHONE, device_scale_factor=3, is_mobile=True,
+                     has_touch=True)
+    page.check(mode)
+    canvas_size = page.eval_on_selector(CANVAS, "c => [c.width, c.height]")
+    draw_with_finger(page, digit_strokes(first_of_each_digit[5], canvas=canvas_size))
+    assert wait_for_answer(page) == "5"
+    canvas = page.locator(CANVAS).bounding_box()
+    assert canvas["y"] >= 0 and canvas["y"] + canvas["height"] <= TALL_PHONE["height"], (
+        f"the canvas is not on the first screen: {canvas}")
+    for selector in (".answer-value", ".answer-note"):
+        box = page.locator(selector).bounding_box()
+        assert box["y"] >= 0 and box["y"] + box["height"] <= TALL_PHONE["height"], (
+            f"{selector} is off screen on a 390x844 phone: {box}")
+        assert box["x"] >= 0 and box["x"] + box["width"] <= TALL_PHONE["width"], (
+            f"{selector} sticks out sideways: {box}")
+        assert canvas["y"] + canvas["height"] <= box["y"] or box["y"] + box["height"] <= \
+            canvas["y"], f"{selector} covers the canvas"
+        covering = page.evaluate("""([x, y]) => document.elementFromPoint(x, y)
+            ?.closest('[data-testid="result"]') !== null""",
+                                 [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2])
+        assert covering, f"something covers {selector}"
+    assert "sure" in page.inner_text(".answer-note")

@@ -138,6 +138,7 @@ def test_the_pipeline_makes_the_same_28x28_images_as_before(cases, reference, re
 
 def write_reference():
     """Run once with the pipeline being preserved (commit a968495) to make the reference."""
+    import segment
     import train_mnist
     import utils
 
@@ -153,7 +154,7 @@ def write_reference():
     names, digests, images, offsets = [], [], [], [0]
     for name, data, one_digit in drawings(draw, mnist_test):
         # commit a968495's Recognizer.read, step by step
-        parts = utils.split_digits(utils.ink_map(utils.open_image(data)), one_digit)
+        parts = segment.split_digits(utils.ink_map(utils.open_image(data)), one_digit)
         made = np.stack([utils.to_mnist(ink) for _, ink in parts])
         names.append(name)
         digests.append(digest(data))

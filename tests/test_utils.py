@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import segment
 import utils
 from conftest import encode
 
@@ -18,7 +19,7 @@ def centre_of_mass(digit):
 
 def read_bytes(data):
     """What the model sees for an image file read as one digit, as recognizer.py reads it."""
-    [(_, ink)] = utils.split_digits(utils.ink_map(utils.open_image(data)), one_digit=True)
+    [(_, ink)] = segment.split_digits(utils.ink_map(utils.open_image(data)), one_digit=True)
     return utils.to_mnist(ink)
 
 

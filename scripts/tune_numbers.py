@@ -1,0 +1,114 @@
+"""Choose segment.py's search settings on MNIST *training* digits (never test digits).
+
+Draws touching numbers, spaced numbers and single digits from the training set, records for
+every mark the network's reading of it whole and of every candidate part once, then replays
+the decision (when to search, softening, credit per extra digit) for each setting of a grid
+without calling the network again. Prints the best settings whose share of single digits
+read as several stays within --most-split, with the share of single digits each searches
+(a searched digit costs several times a plain one: see scripts/bench_numbers.py).
+
+    python scripts/tune_numbers.py            # after a new model: are the settings still best?
+"""
+
+import argparse
+import itertools
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+import drawn_digits  # noqa: E402
+import drawn_numbers  # noqa: E402
+import segment  # noqa: E402
+import strokes  # noqa: E402
+import train_mnist  # noqa: E402
+import utils  # noqa: E402
+from recognizer import Recognizer  # noqa: E402
+
+GRID = {
+    "wide_aspect": (0.7, 0.9, 1.1, 1.3),
+    "unsure_below": (0.9, 0.99),
+    "temperature": (1.0, 2.0, 4.0, 6.0, 8.0),
+    "part_bonus": (-1.0, 0.0, 0.5, 1.0, 2.0),
+}
+
+
+def record(recognizer, cases):
+    """[(label, [mark])]: per mark its width / height, its whole reading and its candidates."""
+    recorded = []
+    for image, label, _ in cases:
+        ink = utils.ink_map(utils.open_image(strokes.png_bytes(image)))
+        marks = []
+        for box, part in segment.split_digits(ink):
+            whole = recognizer.probabilities(utils.to_mnist(part)[np.newaxis])[0]
+            search = segment._candidate_parts(box, part)
+            if search["parts"]:
+                scores = recognizer.probabilities(np.stack([c["digit"] for c in search["parts"]]))
+                for candidate, probabilities in zip(search["parts"], scores):
+                    candidate["probabilities"] = probabilities
+            marks.append({"aspect": part.shape[1] / part.shape[0], "whole": whole,
+                          "search": search})
+        recorded.append((str(label), marks))
+    return recorded
+
+
+def is_searched(mark, settings):
+    return (mark["aspect"] > settings["wide_aspect"]
+            or (mark["whole"].max() < settings["unsure_below"]
+                and mark["aspect"] >= segment.MIN_SEARCH_ASPECT))
+
+
+def replay(mark, settings):
+    """The digits segment.read_digits would read in `mark` under `settings`."""
+    segment.TEMPERATURE, segment.PART_BONUS = settings["temperature"], settings["part_bonus"]
+    whole = (None, None, mark["whole"])
+    reading = (segment._best_reading(whole, mark["search"]) if is_searched(mark, settings)
+               else [whole])
+    return "".join(str(int(probabilities.argmax())) for _, _, probabilities in reading)
+
+
+def accuracy(recorded, settings):
+    return float(np.mean([label == "".join(replay(mark, settings) for mark in marks)
+                          for label, marks in recorded]))
+
+
+def split_share(recorded, settings):
+    return float(np.mean([len("".join(replay(mark, settings) for mark in marks)) > 1
+                          for _, marks in recorded]))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--numbers", type=int, default=300)
+    parser.add_argument("--singles", type=int, default=900)
+    parser.add_argument("--most-split", type=float, default=0.002)
+    parser.add_argument("--seed", type=int, default=11)
+    arguments = parser.parse_args()
+    recognizer = Recognizer()
+    (x_train, y_train), _ = train_mnist.load_mnist()
+    touching = record(recognizer, drawn_numbers.touching_number_cases(
+        x_train, y_train, arguments.numbers, arguments.seed))
+    spaced = record(recognizer, drawn_numbers.spaced_number_cases(
+        x_train, y_train, arguments.numbers // 2, arguments.seed))
+    singles = record(recognizer, drawn_digits.mnist_cases(
+        x_train, y_train, arguments.singles, arguments.seed))
+    results = []
+    for values in itertools.product(*GRID.values()):
+        settings = dict(zip(GRID, values))
+        searched = np.mean([is_searched(marks[0], settings) for _, marks in singles])
+        results.append((accuracy(touching, settings), accuracy(spaced, settings),
+                        split_share(singles, settings), searched, settings))
+    allowed = sorted((r for r in results if r[2] <= arguments.most_split),
+                     key=lambda r: (-r[0], -r[1]))
+    print(f"touching  spaced  singles split  singles searched  settings (at most "
+          f"{100 * arguments.most_split:.2f} % split)")
+    for touching_right, spaced_right, split, searched, settings in allowed[:10]:
+        print(f"{100 * touching_right:7.2f} % {100 * spaced_right:6.2f} % "
+              f"{100 * split:9.2f} % {100 * searched:12.1f} %      {settings}")
+
+
+if __name__ == "__main__":
+    main()

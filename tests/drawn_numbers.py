@@ -1,0 +1,226 @@
+"""Numbers written the way people write them quickly, for the number evaluation.
+
+Each number is 2-4 MNIST digits traced into strokes and redrawn with one pen on the 560x280
+number canvas, in one of the three colour conventions:
+
+- `touching_number_cases`: the digits touch or overlap, no blank column anywhere between the
+  first ink and the last;
+- `spaced_number_cases`: a blank column between every two digits.
+
+The layout is checked on the drawing itself and, where it misses, redrawn with the digits
+moved closer (or further apart) by a fixed step, all before anything is read. Which digits
+are used depends on the images alone (drawn_digits.faithful_indices), never on a reply.
+
+    python tests/drawn_numbers.py           # the evaluation on MNIST test digits (README)
+    python tests/drawn_numbers.py --train   # the same on MNIST training digits: for tuning
+    python tests/drawn_numbers.py --gaps-only  # as before the search: blank gaps only
+"""
+
+import argparse
+import collections
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import drawn_digits
+import strokes
+
+CANVAS = drawn_digits.NUMBER_CANVAS
+INKED = 128            # a column with less coverage than this (0-255) counts as blank
+TOUCHING_GAP = (-0.12, 0.0)  # horizontal gap between two digits' ink, of the digit height
+SPACED_GAP = (0.08, 0.5)
+GAP_STEP = 0.04        # how far a layout that missed its kind is moved, of the digit height
+MIN_SPACE = 2          # px of blank canvas between spaced digits
+
+
+def coverage(image, convention):
+    """An RGBA drawing in one of strokes.CONVENTIONS -> uint8 [H, W] ink coverage, 0-255."""
+    rgba = np.asarray(image)
+    if convention == "ink_on_transparent":
+        return rgba[..., 3]
+    if convention == "white_on_black":
+        return rgba[..., 0]
+    return 255 - rgba[..., 0]
+
+
+def has_blank_column(ink):
+    """Whether a uint8 [H, W] coverage has a blank column between its first and last inked
+    columns."""
+    inked = np.flatnonzero(ink.max(axis=0) >= INKED)
+    return bool(inked.size) and not (ink[:, inked[0]:inked[-1] + 1].max(axis=0) >= INKED).all()
+
+
+def side_by_side(traced, sizes, gap, pen, slant=0.0, lifts=None):
+    """Place traced digits (strokes in [0, 1]) left to right, `sizes` px tall, leaning by
+    `slant` degrees, with `gap` px of canvas between one digit's ink and the next one's
+    (negative: they overlap); returns each digit's strokes in px, the first ink at x = 0."""
+    digits, right = [], None
+    for digit_strokes, size, lift in zip(traced, sizes, lifts or [0.0] * len(traced)):
+        placed = strokes.place_strokes(digit_strokes, CANVAS, size, (0, lift), slant)
+        x0 = strokes.strokes_box(placed)[0] - pen / 2
+        shift = -x0 if right is None else right + gap - x0
+        digits.append([[(x + shift, y) for x, y in stroke] for stroke in placed])
+        right = strokes.strokes_box(digits[-1])[2] + pen / 2
+    return digits
+
+
+def move_onto_canvas(digits, pen, where=(0.5, 0.5)):
+    """Move placed digits onto the canvas, at relative position `where` of the room left, and
+    shrink them (as a person writes smaller) only if they would not fit."""
+    x0, y0, x1, y1 = strokes.strokes_box([stroke for digit in digits for stroke in digit])
+    margin = pen / 2 + 4
+    scale = min(1.0, (CANVAS[0] - 2 * margin) / (x1 - x0), (CANVAS[1] - 2 * margin) / (y1 - y0))
+    left = margin + where[0] * (CANVAS[0] - 2 * margin - (x1 - x0) * scale)
+    top = margin + where[1] * (CANVAS[1] - 2 * margin - (y1 - y0) * scale)
+    return [[[(left + (x - x0) * scale, top + (y - y0) * scale) for x, y in stroke]
+             for stroke in digit] for digit in digits]
+
+
+def lay_out(traced, rng):
+    """Random pen, size, slant, position and per-digit wobble of a number, as a function of the
+    gap between digits: place(gap) -> (strokes of each digit in canvas px, pen width)."""
+    pen = rng.uniform(6, 24)
+    digit_height = rng.uniform(0.35, 0.8) * CANVAS[1]
+    slant = rng.uniform(-8, 12)
+    sizes = [digit_height * rng.uniform(0.9, 1.1) for _ in traced]
+    lifts = [rng.uniform(-0.05, 0.05) * digit_height for _ in traced]
+    where = (rng.random(), rng.random())
+
+    def place(gap):
+        digits = side_by_side(traced, sizes, gap * digit_height, pen, slant, lifts)
+        return move_onto_canvas(digits, pen, where), pen
+
+    return place
+
+
+def ink_extents(digits, pen):
+    """(left, right) of each placed digit's ink, in canvas px."""
+    return [(strokes.strokes_box(digit)[0] - pen / 2, strokes.strokes_box(digit)[2] + pen / 2)
+            for digit in digits]
+
+
+def all_apart(extents):
+    """Whether MIN_SPACE px of canvas separate every two neighbouring (left, right) extents."""
+    return all(right + MIN_SPACE <= next_left
+               for (_, right), (next_left, _) in zip(extents, extents[1:]))
+
+
+def number_cases(x, y, count, seed, touching):
+    """Yield (RGBA image, number string, conditions) for `count` numbers of 2-4 digits of the
+    images `x` (uint8 [N, 28, 28]) labelled `y`, touching or spaced."""
+    rng = random.Random(seed)
+    for number in range(count):
+        indices = drawn_digits.faithful_indices(x, y, rng.randint(2, 4), rng)
+        traced = [strokes.digit_strokes(x[index]) for index in indices]
+        place = lay_out(traced, rng)
+        gap = rng.uniform(*(TOUCHING_GAP if touching else SPACED_GAP))
+        convention = strokes.CONVENTIONS[number % 3]
+        moves = 0
+        while True:  # decided on the drawing alone, before anything reads it
+            digits, pen = place(gap)
+            image = strokes.draw_strokes([s for digit in digits for s in digit], CANVAS, pen,
+                                         convention)
+            if (not has_blank_column(coverage(image, convention)) if touching
+                    else all_apart(ink_extents(digits, pen))):
+                break
+            gap += -GAP_STEP if touching else GAP_STEP
+            moves += 1
+        label = "".join(str(int(y[index])) for index in indices)
+        yield image, label, dict(kind="touching" if touching else "spaced", pen=pen,
+                                 convention=convention, indices=indices, moves=moves)
+
+
+def touching_number_cases(x, y, count, seed=0):
+    return number_cases(x, y, count, seed, touching=True)
+
+
+def spaced_number_cases(x, y, count, seed=0):
+    return number_cases(x, y, count, seed, touching=False)
+
+
+# ---------------------------------------------------------------------------
+# Scoring
+# ---------------------------------------------------------------------------
+
+def split_share(results):
+    """Share of single digits that came back as two or more digits."""
+    return float(np.mean([isinstance(answer, str) and answer.isdigit() and len(answer) > 1
+                          for _, _, answer in results]))
+
+
+def confusions(results, most=12):
+    """The most frequent (label, answer) pairs among the wrong readings."""
+    return collections.Counter((label, answer) for _, label, answer in results
+                               if label != answer).most_common(most)
+
+
+def digit_confusions(results, most=12):
+    """For numbers read with the right count of digits: the most frequent (drawn, read)
+    digit pairs."""
+    pairs = collections.Counter()
+    for _, label, answer in results:
+        if isinstance(answer, str) and len(answer) == len(label):
+            pairs.update((a, b) for a, b in zip(label, answer) if a != b)
+    return pairs.most_common(most)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--train", action="store_true",
+                        help="draw MNIST training digits (to tune on) instead of test digits")
+    parser.add_argument("--numbers", type=int, default=600, help="numbers of each kind")
+    parser.add_argument("--singles", type=int, default=3000, help="single digits")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--gaps-only", action="store_true",
+                        help="never search a mark for touching digits: the reading before it")
+    arguments = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import segment
+    import train_mnist
+    from app import create_app
+
+    if arguments.gaps_only:
+        segment.WIDE_ASPECT, segment.UNSURE_BELOW = float("inf"), 0.0
+
+    client = create_app().test_client()
+    (x_train, y_train), (x_test, y_test) = train_mnist.load_mnist()
+    x, y = (x_train, y_train) if arguments.train else (x_test, y_test)
+    print(f"MNIST {'training' if arguments.train else 'test'} digits, seed {arguments.seed}"
+          + (", blank gaps only" if arguments.gaps_only else ""))
+    print(f"{'numbers read through POST /predict?mode=number':48s} {'cases':>6s} {'result':>9s}")
+
+    def row(name, value, count, unit="% exact"):
+        print(f"{name:48s} {count:6d} {100 * value:8.2f} {unit}")
+
+    for kind, cases in (("touching or overlapping", touching_number_cases),
+                        ("spaced", spaced_number_cases)):
+        started = time.perf_counter()
+        results = drawn_digits.evaluate(client, cases(x, y, arguments.numbers, arguments.seed),
+                                        mode="number")
+        row(f"{kind}, 2-4 digits", drawn_digits.accuracy(results), len(results))
+        for digits in (2, 3, 4):
+            part = [r for r in results if len(r[1]) == digits]
+            row(f"  {digits} digits", drawn_digits.accuracy(part), len(part))
+        for convention in strokes.CONVENTIONS:
+            part = [r for r in results if r[0]["convention"] == convention]
+            row(f"  {convention}", drawn_digits.accuracy(part), len(part))
+        moved = sum(r[0]["moves"] > 0 for r in results)
+        print(f"  layouts moved to be {kind.split()[0]}: {moved}; "
+              f"{time.perf_counter() - started:.0f} s")
+        print("  most frequent misreadings (number, read):", confusions(results))
+        print("  most frequent digit confusions (drawn, read):", digit_confusions(results))
+    singles = drawn_digits.evaluate(
+        client, drawn_digits.mnist_cases(x, y, arguments.singles, seed=arguments.seed),
+        mode="number")
+    row("single digits split into 2+", split_share(singles), len(singles), "% split")
+    row("single digits read right", drawn_digits.accuracy(
+        [(c, str(label), answer) for c, label, answer in singles]), len(singles))
+    print("  split or misread (drawn, read):",
+          confusions([(c, str(label), answer) for c, label, answer in singles]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""How well the service reads numbers through POST /predict?mode=number (tests/drawn_numbers.py).
+
+Small fixed samples of what `python tests/drawn_numbers.py` measures on larger ones (see the
+README); the floors sit below those measurements by about what a sample this size can wander.
+The cases are drawn and checked (touching, or spaced) before anything is read.
+"""
+
+import drawn_digits
+import drawn_numbers
+
+TOUCHING_FLOOR = 0.40      # measured 54.5 % of 600
+SPACED_FLOOR = 0.95        # measured on 600
+MOST_SINGLES_SPLIT = 0.01  # measured on 3,000 single digits
+
+
+def misread(results):
+    return [(label, answer) for _, label, answer in results if label != answer]
+
+
+def test_numbers_whose_digits_touch_are_read(client, mnist_test):
+    x_test, y_test = mnist_test
+    results = drawn_digits.evaluate(
+        client, drawn_numbers.touching_number_cases(x_test, y_test, 60, seed=7), mode="number")
+    accuracy = drawn_digits.accuracy(results)
+    print(f"touching numbers: {100 * accuracy:.1f} % of {len(results)}; "
+          f"misread: {misread(results)}")
+    assert accuracy >= TOUCHING_FLOOR, (
+        f"only {100 * accuracy:.1f} % of numbers with touching digits read exactly; "
+        f"misread (number, read): {misread(results)}")
+
+
+def test_spaced_numbers_are_read(client, mnist_test):
+    x_test, y_test = mnist_test
+    results = drawn_digits.evaluate(
+        client, drawn_numbers.spaced_number_cases(x_test, y_test, 60, seed=7), mode="number")
+    accuracy = drawn_digits.accuracy(results)
+    assert accuracy >= SPACED_FLOOR, (
+        f"only {100 * accuracy:.1f} % of spaced numbers read exactly; "
+        f"misread (number, read): {misread(results)}")
+
+
+def test_single_digits_are_seldom_split_in_number_mode(client, mnist_test):
+    x_test, y_test = mnist_test
+    results = drawn_digits.evaluate(
+        client, drawn_digits.mnist_cases(x_test, y_test, 300, seed=7), mode="number")
+    share = drawn_numbers.split_share(results)
+    split = [(label, answer) for _, label, answer in results
+             if isinstance(answer, str) and answer.isdigit() and len(answer) > 1]
+    assert share <= MOST_SINGLES_SPLIT, (
+        f"{100 * share:.2f} % of single digits were read as several: {split}")

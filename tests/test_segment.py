@@ -1,0 +1,143 @@
+"""Touching digits (segment.py): what is cut, what is never cut, and what it costs in calls.
+
+Through the API with the real model, and on segment.read_digits with stand-in networks that
+count how they are called.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+import drawn_numbers
+import segment
+import strokes
+import utils
+
+CANVAS = drawn_numbers.CANVAS
+PEN = 16
+OVERLAP = 6  # px by which each digit's ink reaches over its neighbour's
+
+
+def ellipse(centre_x, centre_y, radius_x, radius_y, points=40, start=0.0, turns=1.0):
+    return [(centre_x + radius_x * math.cos(start + 2 * math.pi * turns * k / points),
+             centre_y + radius_y * math.sin(start + 2 * math.pi * turns * k / points))
+            for k in range(points + 1)]
+
+
+# Digits wider than most, or in pieces that look like digits: each is one digit. Polylines
+# in a box one unit tall.
+ONE_DIGIT_SHAPES = {
+    "wide 0": ("0", [ellipse(0.65, 0.5, 0.65, 0.5)]),
+    "7 with a long bar": ("7", [[(0.0, 0.0), (1.3, 0.0), (0.55, 1.0)]]),
+    "5 with a long bar": ("5", [[(1.3, 0.0), (0.15, 0.0), (0.1, 0.45)]
+                                + ellipse(0.45, 0.68, 0.4, 0.32, 30, -math.pi * 0.75, 0.8)]),
+    "4": ("4", [[(0.55, 0.0), (0.0, 0.65), (0.85, 0.65)], [(0.6, 0.25), (0.6, 1.0)]]),
+    "2 with a loop": ("2", [ellipse(0.4, 0.3, 0.4, 0.3, 20, math.pi, 0.6) + [(0.15, 1.0)]
+                            + ellipse(0.3, 0.88, 0.15, 0.12, 16, math.pi * 0.5)[1:]
+                            + [(0.9, 1.0)]]),
+    "1 with a foot": ("1", [[(0.2, 0.2), (0.45, 0.0), (0.45, 1.0)], [(0.05, 1.0), (0.85, 1.0)]]),
+}
+
+
+@pytest.fixture(scope="module")
+def touching(mnist_test):
+    """touching(number, convention) -> PNG bytes of the first MNIST test image of each digit
+    of `number`, written left to right with neighbours' ink overlapping, and no blank column
+    between the digits (checked on the drawing)."""
+    x_test, y_test = mnist_test
+
+    def write(number, convention="ink_on_transparent"):
+        traced = [strokes.digit_strokes(x_test[int((y_test == int(d)).nonzero()[0][0])])
+                  for d in number]
+        placed = drawn_numbers.side_by_side(traced, [160] * len(traced), -OVERLAP, PEN)
+        placed = drawn_numbers.move_onto_canvas(placed, PEN)
+        image = strokes.draw_strokes([s for digit in placed for s in digit], CANVAS, PEN,
+                                     convention)
+        assert not drawn_numbers.has_blank_column(drawn_numbers.coverage(image, convention)), \
+            f"the digits of {number} were meant to touch but a blank column separates them"
+        return strokes.png_bytes(image)
+
+    return write
+
+
+def post(client, png, mode="number"):
+    response = client.post(f"/predict?mode={mode}", data=png, content_type="image/png")
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+@pytest.mark.parametrize("convention", strokes.CONVENTIONS)
+@pytest.mark.parametrize("number", ["27", "86", "52", "407"])
+def test_touching_digits_are_cut_apart(client, touching, number, convention):
+    body = post(client, touching(number, convention))
+    assert body["number"] == number, f"{number} with touching digits was read as {body['number']}"
+    lefts = [entry["box"][0] for entry in body["digits"]]
+    assert lefts == sorted(lefts), f"the digits' boxes are not left to right: {body['digits']}"
+
+
+def test_digit_mode_never_cuts(client, touching):
+    body = post(client, touching("27"), mode="digit")
+    assert len(body["digits"]) == 1 and body["digit"] is not None, (
+        f"mode=digit split the drawing into {body['number']}")
+
+
+@pytest.mark.parametrize("convention", strokes.CONVENTIONS)
+@pytest.mark.parametrize("name", ONE_DIGIT_SHAPES)
+def test_one_wide_or_many_stroked_digit_is_never_cut(client, name, convention):
+    label, polylines = ONE_DIGIT_SHAPES[name]
+    placed = strokes.place_strokes(polylines, CANVAS, 180, (CANVAS[0] / 2, CANVAS[1] / 2))
+    body = post(client, strokes.png_bytes(strokes.draw_strokes(placed, CANVAS, PEN, convention)))
+    assert body["number"] == label, f"a {name} was read as {body['number']}"
+
+
+# ---------------------------------------------------------------------------
+# What the search asks of the network
+# ---------------------------------------------------------------------------
+
+class CountingNetwork:
+    """Stands in for the model: answers every image with the same `confidence` for digit 3,
+    and records the size of each batch it was given."""
+
+    def __init__(self, confidence):
+        self.confidence = confidence
+        self.batches = []
+
+    def __call__(self, digits):
+        assert digits.dtype == np.float32 and digits.shape[1:] == (28, 28)
+        self.batches.append(len(digits))
+        probabilities = np.full((len(digits), 10), (1 - self.confidence) / 9, np.float32)
+        probabilities[:, 3] = self.confidence
+        return probabilities
+
+
+def ink_of(png):
+    return utils.ink_map(utils.open_image(png))
+
+
+def test_a_narrow_digit_the_network_is_sure_of_costs_one_image(draw_mnist_digit):
+    image, _ = draw_mnist_digit(1, canvas=CANVAS)  # a 2, narrower than WIDE_ASPECT
+    network = CountingNetwork(confidence=0.999)
+    segment.read_digits(ink_of(strokes.png_bytes(image)), network)
+    assert network.batches == [1], f"one sure, narrow digit cost batches {network.batches}"
+
+
+def test_a_wide_mark_is_searched_in_the_same_single_call(touching):
+    network = CountingNetwork(confidence=0.999)
+    boxes, digits, probabilities = segment.read_digits(ink_of(touching("2771")), network)
+    assert len(network.batches) == 1, f"the network was called {len(network.batches)} times"
+    assert network.batches[0] > 1, "the wide mark's candidate parts were not scored"
+    assert len(boxes) == len(digits) == len(probabilities)
+
+
+def test_a_narrow_mark_the_network_is_unsure_of_is_searched_in_a_second_call(touching):
+    network = CountingNetwork(confidence=0.5)
+    segment.read_digits(ink_of(touching("11")), network)
+    assert len(network.batches) == 2 and network.batches[1] > 0, (
+        f"an unsure reading was not searched: batches {network.batches}")
+
+
+def test_digit_mode_asks_for_nothing_but_the_drawing(touching):
+    network = CountingNetwork(confidence=0.5)
+    boxes, _, _ = segment.read_digits(ink_of(touching("2771")), network, one_digit=True)
+    assert network.batches == [1] and len(boxes) == 1
