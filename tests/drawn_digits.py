@@ -15,11 +15,14 @@ import collections
 import glob
 import math
 import random
+import sys
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-import strokes
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: the root
+import strokes  # noqa: E402
 
 CANVAS = (280, 280)
 PEN_WIDTHS = (6, 30)
@@ -218,15 +221,12 @@ def confusions(results, most=12):
 
 def main():
     import argparse
-    import sys
-    from pathlib import Path
 
     parser = argparse.ArgumentParser(description="Drawn-digit evaluation through the server.")
     parser.add_argument("--digits", type=int, default=5000, help="MNIST test digits sampled")
     parser.add_argument("--numbers", type=int, default=1000)
     parser.add_argument("--model", help="an ONNX model other than model/model.onnx")
     args = parser.parse_args()
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     import train_mnist
     from app import create_app
 

