@@ -55,8 +55,8 @@ def main():
     count = arguments.drawings
     touching = list(drawn_numbers.touching_number_cases(x_test, y_test, 6 * count, seed=5))
     kinds = {
-        "single digit (number mode)": list(drawn_digits.mnist_cases(x_test, y_test, count,
-                                                                   seed=5)),
+        "single digit (number mode)": list(
+            drawn_digits.sampled_mnist_cases(x_test, y_test, count, seed=5)),
         "2-4 spaced digits": list(drawn_numbers.spaced_number_cases(x_test, y_test, count,
                                                                     seed=5)),
     }

@@ -93,7 +93,7 @@ def main():
         x_train, y_train, arguments.numbers, arguments.seed))
     spaced = record(recognizer, drawn_numbers.spaced_number_cases(
         x_train, y_train, arguments.numbers // 2, arguments.seed))
-    singles = record(recognizer, drawn_digits.mnist_cases(
+    singles = record(recognizer, drawn_digits.sampled_mnist_cases(
         x_train, y_train, arguments.singles, arguments.seed))
     results = []
     for values in itertools.product(*GRID.values()):

@@ -90,6 +90,12 @@ def draw_test_digit(x_test, index, rng, convention):
                        convention=convention, index=int(index))
 
 
+def sampled_mnist_cases(x_test, y_test, count, seed=0):
+    """mnist_cases for the faithful ones of `count` randomly sampled test digits."""
+    included, _ = sample_test_digits(x_test, y_test, count, random.Random(seed))
+    return mnist_cases(x_test, y_test, included, seed)
+
+
 def mnist_cases(x_test, y_test, indices, seed=0):
     """Yield (RGBA image, label, conditions) for the given MNIST test digits, the colour
     conventions taken in turn."""

@@ -213,7 +213,7 @@ def main():
         print("  most frequent misreadings (number, read):", confusions(results))
         print("  most frequent digit confusions (drawn, read):", digit_confusions(results))
     singles = drawn_digits.evaluate(
-        client, drawn_digits.mnist_cases(x, y, arguments.singles, seed=arguments.seed),
+        client, drawn_digits.sampled_mnist_cases(x, y, arguments.singles, seed=arguments.seed),
         mode="number")
     row("single digits split into 2+", split_share(singles), len(singles), "% split")
     row("single digits read right", drawn_digits.accuracy(

@@ -42,7 +42,7 @@ def test_spaced_numbers_are_read(client, mnist_test):
 def test_single_digits_are_seldom_split_in_number_mode(client, mnist_test):
     x_test, y_test = mnist_test
     results = drawn_digits.evaluate(
-        client, drawn_digits.mnist_cases(x_test, y_test, 300, seed=7), mode="number")
+        client, drawn_digits.sampled_mnist_cases(x_test, y_test, 300, seed=7), mode="number")
     share = drawn_numbers.split_share(results)
     split = [(label, answer) for _, label, answer in results
              if isinstance(answer, str) and answer.isdigit() and len(answer) > 1]
