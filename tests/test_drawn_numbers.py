@@ -5,6 +5,8 @@ README); the floors sit below those measurements by about what a sample this siz
 The cases are drawn and checked (touching, or spaced) before anything is read.
 """
 
+import pytest
+
 import drawn_digits
 import drawn_numbers
 
@@ -17,25 +19,18 @@ def misread(results):
     return [(label, answer) for _, label, answer in results if label != answer]
 
 
-def test_numbers_whose_digits_touch_are_read(client, mnist_test):
+@pytest.mark.parametrize("kind, cases, floor", [
+    ("touching", drawn_numbers.touching_number_cases, TOUCHING_FLOOR),
+    ("spaced", drawn_numbers.spaced_number_cases, SPACED_FLOOR),
+])
+def test_numbers_are_read(client, mnist_test, kind, cases, floor):
     x_test, y_test = mnist_test
-    results = drawn_digits.evaluate(
-        client, drawn_numbers.touching_number_cases(x_test, y_test, 60, seed=7), mode="number")
+    results = drawn_digits.evaluate(client, cases(x_test, y_test, 60, seed=7), mode="number")
     accuracy = drawn_digits.accuracy(results)
-    print(f"touching numbers: {100 * accuracy:.1f} % of {len(results)}; "
+    print(f"{kind} numbers: {100 * accuracy:.1f} % of {len(results)}; "
           f"misread: {misread(results)}")
-    assert accuracy >= TOUCHING_FLOOR, (
-        f"only {100 * accuracy:.1f} % of numbers with touching digits read exactly; "
-        f"misread (number, read): {misread(results)}")
-
-
-def test_spaced_numbers_are_read(client, mnist_test):
-    x_test, y_test = mnist_test
-    results = drawn_digits.evaluate(
-        client, drawn_numbers.spaced_number_cases(x_test, y_test, 60, seed=7), mode="number")
-    accuracy = drawn_digits.accuracy(results)
-    assert accuracy >= SPACED_FLOOR, (
-        f"only {100 * accuracy:.1f} % of spaced numbers read exactly; "
+    assert accuracy >= floor, (
+        f"only {100 * accuracy:.1f} % of {kind} numbers read exactly; "
         f"misread (number, read): {misread(results)}")
 
 
