@@ -13,9 +13,9 @@ import pytest
 
 import drawn_digits
 
-MNIST_FLOOR = 0.99
-FONT_FLOOR = 0.98
-NUMBER_FLOOR = 0.95
+MNIST_FLOOR = 0.99    # measured 99.36 % of 4,368 (99.81 % of this sample of 536)
+FONT_FLOOR = 0.98     # measured 99.39 % of 660 (99.32 % of this sample of 440)
+NUMBER_FLOOR = 0.95   # measured 96.0 % of this sample of 200
 SAMPLE = 600
 
 
