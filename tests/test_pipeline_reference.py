@@ -9,7 +9,7 @@ that commit's utils.py:
     .venv/bin/python tests/test_pipeline_reference.py --write
 
 It also holds a digest of each drawing's bytes, so a change in the drawing code
-(tests/strokes.py, Pillow's PNG or JPEG encoder) is told apart from a change in the pipeline.
+(strokes.py, Pillow's PNG or JPEG encoder) is told apart from a change in the pipeline.
 """
 
 import hashlib
