@@ -17,16 +17,6 @@ import utils
 DEFAULT_MODEL = Path(__file__).resolve().parent / "model" / "model.onnx"
 
 
-def digit_images(data, max_pixels=utils.MAX_IMAGE_PIXELS, one_digit=False):
-    """Image bytes -> (boxes, float32 [N, 28, 28] in [0, 1]): each digit as the network sees it.
-
-    `boxes` are (x0, y0, x1, y1) in the image's pixels, left to right; with `one_digit` the
-    drawing is never split.
-    """
-    parts = segment.split_digits(utils.read_ink(data, max_pixels), one_digit)
-    return [box for box, _ in parts], np.stack([utils.to_mnist(ink) for _, ink in parts])
-
-
 class Recognizer:
     """Loads model.onnx once; `read` turns image bytes into the reply the API sends."""
 

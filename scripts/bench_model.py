@@ -10,28 +10,22 @@ medians and their ratio, printed last.
 
 import argparse
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import numpy_helper
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from recognizer import Recognizer  # noqa: E402  the server's own session settings
 
 
 def parameters(path):
     """Number of weights stored in an ONNX model's initializers."""
     return sum(numpy_helper.to_array(tensor).size for tensor in onnx.load(str(path)).graph.initializer)
-
-
-def open_session(path):
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def milliseconds_per_image(session, image, calls):
@@ -49,7 +43,7 @@ def main():
     args = parser.parse_args()
 
     image = np.random.default_rng(0).random((1, 28, 28, 1), dtype=np.float32)
-    sessions = {path: open_session(path) for path in args.models}
+    sessions = {path: Recognizer(path).session for path in args.models}
     for session in sessions.values():
         milliseconds_per_image(session, image, 200)  # warm up
     times = {path: [] for path in sessions}

@@ -3,8 +3,8 @@
 Two sources: MNIST *test* digits traced into strokes and redrawn with another pen, and the
 digits of handwriting fonts. The sample of test digits is drawn first; those whose tracing
 loses a hole or ink (strokes.tracing_is_faithful, judged on the images alone, never on the
-label or the model) are left out and counted per class. Each case varies pen width (6-30 px), digit height (25-90 % of
-the canvas), position (off-centre), slant, and colour convention.
+label or the model) are left out and counted per class. Each case varies pen width (6-30 px),
+digit height (25-90 % of the canvas), position (off-centre), slant, and colour convention.
 
     python tests/drawn_digits.py     # the full evaluation with a table by condition
 
@@ -13,6 +13,7 @@ Numbers: 2-4 MNIST test digits written left to right on a 560x280 canvas.
 
 import collections
 import glob
+import itertools
 import math
 import random
 import sys
@@ -54,26 +55,26 @@ def random_placement(rng, aspect):
     return height, centre
 
 
+def traces_faithfully(image):
+    """Whether a 28x28 digit's traced strokes keep its holes and ink
+    (strokes.tracing_is_faithful: the image alone, never the label or the model)."""
+    return strokes.tracing_is_faithful(image, strokes.digit_strokes(image))
+
+
 def sample_test_digits(x_test, y_test, count, rng):
-    """(included, excluded): `count` random test-set indices, split by whether their tracing
-    is faithful (strokes.tracing_is_faithful: the images alone, never the label or model)."""
+    """(included, excluded): `count` random test-set indices, split by traces_faithfully."""
     included, excluded = [], []
     for index in rng.sample(range(len(x_test)), count):
-        faithful = strokes.tracing_is_faithful(x_test[index], strokes.digit_strokes(x_test[index]))
-        (included if faithful else excluded).append(index)
+        (included if traces_faithfully(x_test[index]) else excluded).append(index)
     return included, excluded
 
 
 def faithful_indices(x_test, y_test, count, rng):
-    """`count` random test-set indices whose digits trace into faithful strokes (for numbers,
-    where each digit must be readable by a person)."""
-    chosen = []
-    for index in rng.sample(range(len(x_test)), len(x_test)):
-        if strokes.tracing_is_faithful(x_test[index], strokes.digit_strokes(x_test[index])):
-            chosen.append(index)
-            if len(chosen) == count:
-                break
-    return chosen
+    """`count` random test-set indices whose digits trace faithfully (for numbers, where
+    each digit must be readable by a person)."""
+    shuffled = rng.sample(range(len(x_test)), len(x_test))
+    return list(itertools.islice((index for index in shuffled
+                                  if traces_faithfully(x_test[index])), count))
 
 
 def draw_test_digit(x_test, index, rng, convention):

@@ -79,11 +79,13 @@ def drawings(draw_mnist_digit, mnist_test):
 
 
 def pipeline_images(data, one_digit):
-    """What the service feeds the network for these bytes: uint8 [N, 28, 28]."""
-    from recognizer import digit_images
+    """What the service feeds the network for these bytes, split at blank gaps (the search
+    for touching digits aside): uint8 [N, 28, 28]."""
+    import segment
+    import utils
 
-    _, images = digit_images(data, one_digit=one_digit)
-    return np.rint(images * 255).astype(np.uint8)
+    parts = segment.split_digits(utils.read_ink(data), one_digit)
+    return np.stack([np.rint(utils.to_mnist(ink) * 255).astype(np.uint8) for _, ink in parts])
 
 
 def digest(data):

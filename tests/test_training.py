@@ -76,10 +76,13 @@ def test_renderings_are_cached_and_keyed_by_their_digits(tmp_path, mnist):
     assert ok.sum() >= 30, f"only {ok.sum()} of 40 digits could be rendered"
     assert (rendered[ok].max(axis=(1, 2)) == 255).all(), "renderings must reach full ink"
     assert not rendered[~ok].any(), "digits that were not rendered must be blank"
-    assert len(list(tmp_path.iterdir())) == 1
+    [cache] = tmp_path.iterdir()
+    marked = rendered.copy()
+    marked[0, 0, 0] = 7  # a pixel no rendering made: it can only come back from the cache
+    np.savez(cache, images=marked, ok=ok)
     again, ok_again = train_mnist.render_canvas_digits(digits, seed=3, cache_dir=tmp_path)
-    assert np.array_equal(again, rendered) and np.array_equal(ok_again, ok)
-    assert len(list(tmp_path.iterdir())) == 1, "the second call must read the cache"
+    assert np.array_equal(again, marked) and np.array_equal(ok_again, ok), \
+        "the second call rendered again instead of reading the cache"
     train_mnist.render_canvas_digits(x_train[40:80], seed=3, cache_dir=tmp_path)
     assert len(list(tmp_path.iterdir())) == 2, "other digits need a cache file of their own"
 
@@ -93,10 +96,12 @@ def test_a_one_epoch_training_run_learns_and_exports_a_model_that_agrees_with_ke
         [sys.executable, str(ROOT / "train_mnist.py"), "--epochs", "1", "--limit", "3000",
          "--out", str(tmp_path), "--cache", str(tmp_path / "renders")],
         capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, f"training failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, \
+        f"training failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     for name in ["model.onnx", "model.keras", "report.json", "report.png", "misclassified.png"]:
         assert (tmp_path / name).stat().st_size > 0, f"training did not write {name}"
-    assert "Accuracy on the MNIST test digits (onnxruntime)" in result.stdout
+    assert "Accuracy on the MNIST test digits (onnxruntime)" in result.stdout, \
+        "training did not report its accuracy on the test digits"
 
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["mnist_test_accuracy"] >= SMOKE_TEST_FLOOR, \
