@@ -35,7 +35,9 @@ FAST_PNG_PIXELS = 1024 * 1024    # plain PNGs up to this size are decoded by rea
 # Chunks that do not change the pixels Pillow decodes: a PNG with only these takes the fast path.
 PLAIN_PNG_CHUNKS = {b"IHDR", b"IDAT", b"IEND", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"pHYs",
                     b"tIME", b"bKGD"}
-MAX_PNG_RUNS = 16               # ... and whose rows' filters change no more often than this
+MAX_PNG_RUNS = 32               # ... and with at most this many runs of Up rows, Average and
+                                #     Paeth rows (each is decoded on its own)
+MAX_PAETH_PASSES = 8            # a Paeth row that takes more passes goes to Pillow
 PNG_COLOUR_MODES = {0: "L", 2: "RGB", 4: "LA", 6: "RGBA"}  # colour type -> mode, 8-bit only
 
 _DATA_URI = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^;,]*)*?),", re.I)
@@ -183,61 +185,99 @@ def _png_bands(scanlines, bands, chosen):
     scanlines with `bands` bands per pixel; None when decoding them here is not worth it.
 
     PNG's filters predict a byte from the same band only, so bands decode independently.
-    A Sub row is a running sum along the row; a run of Up rows a running sum down each
-    column, restarting at the last row that is not Up; all modulo 256. Average and Paeth
-    rows predict along the row byte by byte: a few runs of them go to Pillow as a small PNG.
+    None rows are the pixels; a Sub row is a running sum along the row; a run of Up rows a
+    running sum down each column, from the decoded row above the run; all modulo 256.
+    Paeth rows are settled in numpy (`_undo_paeth`); Average rows, and Paeth rows that do
+    not settle, go to Pillow as a small PNG. Rows are taken in order where each needs the
+    row above it decoded: the first Up row of each run, Average and Paeth.
     """
     kinds = scanlines[:, 0]
-    height = len(kinds)
-    pixels = scanlines[:, 1:].reshape(height, -1, bands)
-    width, count = pixels.shape[1], len(chosen)
+    height, count = len(kinds), len(chosen)
     if kinds.max() > 4:
         return None  # not a PNG filter: Pillow's path refuses the file with a message
-    filtered = (pixels[:, :, chosen[0]] if count == 1
-                else pixels[:, :, chosen].reshape(height, width * count))
-    up = kinds == 2
-    if up.all():
-        return np.cumsum(filtered, axis=0, dtype=np.uint8).reshape(height, width, count)
-    sequential = kinds > 2
-    runs = np.flatnonzero(np.diff(sequential.astype(np.int8), prepend=0, append=0))
-    if len(runs) > 2 * MAX_PNG_RUNS:
-        return None
+    pixels = scanlines[:, 1:].reshape(height, -1, bands)
+    width = pixels.shape[1]
+    values = np.array(pixels[:, :, chosen[0]] if count == 1
+                      else pixels[:, :, chosen].reshape(height, width * count))
     sub = kinds == 1
-    values = np.array(filtered) if sub.any() or sequential.any() else filtered
     if sub.any():
         values[sub] = np.cumsum(values[sub].reshape(-1, width, count), axis=1,
                                 dtype=np.uint8).reshape(-1, width * count)
-    added = np.cumsum(values * up[:, np.newaxis], axis=0, dtype=np.uint8)
-    restart = np.maximum.accumulate(np.where(up, -1, np.arange(height)))
+    up = kinds == 2
+    run_starts = up & ~np.concatenate([[False], up[:-1]])
+    run_ends = np.flatnonzero(up & ~np.concatenate([up[1:], [False]])) + 1
+    in_order = np.flatnonzero(run_starts | (kinds > 2))
+    if len(in_order) > MAX_PNG_RUNS:
+        return None
+    for row in in_order:
+        if up[row]:
+            end = run_ends[np.searchsorted(run_ends, row, side="right")]
+            start = max(row - 1, 0)  # an Up run at the top of the image starts from zeros
+            np.cumsum(values[start:end], axis=0, dtype=np.uint8, out=values[start:end])
+            continue
+        above = values[row - 1] if row else np.zeros(width * count, np.uint8)
+        decoded = _undo_paeth(values[row], above, count) if kinds[row] == 4 else None
+        if decoded is None:
+            decoded = _undo_with_pillow(kinds[row], values[row], above, count)
+        values[row] = decoded
+    return values.reshape(height, width, count)
 
-    def decoded_row(row):
-        if restart[row] < 0:
-            return added[row]
-        return values[restart[row]] + added[row] - added[restart[row]]
 
-    for start, end in zip(runs[0::2], runs[1::2]):  # in order: each needs the row above
-        above = decoded_row(start - 1) if start else None
-        values[start:end] = _undo_with_pillow(kinds[start:end], filtered[start:end], above,
-                                              count)
-    begin = values[restart] - added[restart]
-    begin[restart < 0] = 0  # Up rows from the top of the image start at zero
-    return (added + begin).reshape(height, width, count)
+def _undo_paeth(row, above, bands):
+    """A Paeth-filtered row of uint8 pixels with `bands` bands, under the decoded row `above`
+    -> the decoded row, or None if it does not settle in MAX_PAETH_PASSES passes.
+
+    Paeth predicts each byte from the decoded byte to its left (a), above (b) or above-left
+    (c), whichever is nearest to a + b - c: a chain along the row. Guess the row, choose each
+    byte's predictor from the guess, decode (a running sum from each byte predicted from b
+    or c), and repeat until the choices no longer change. Choices that agree with the
+    decoded row are the filter's own, so the row is exact; each pass fixes at least the
+    first wrong choice, and a row like the one above it settles in two.
+    """
+    width = len(row) // bands
+    if bands > 1:  # one band after another: bands do not predict each other
+        row, above = row.reshape(width, bands).T.ravel(), above.reshape(width, bands).T.ravel()
+    first = np.zeros(len(row), bool)
+    first[::width] = True  # nothing to the left of these
+
+    def shifted_right(values):  # each byte's left neighbour, 0 where there is none
+        result = np.empty(len(values), np.int16)
+        result[1:] = values[:-1]
+        result[first] = 0
+        return result
+
+    b = above.astype(np.int16)
+    c = shifted_right(b)
+    from_b, from_c = (row + b).astype(np.uint8), (row + c).astype(np.uint8)
+    to_a, b_minus_2c = np.abs(b - c), b - 2 * c  # p - a = b - c; p - c = a + b - 2c
+    running = np.cumsum(row, dtype=np.uint8)
+    positions = np.arange(len(row))
+    left, previous = c, None  # the first guess: the row above, one pixel to the right
+    for _ in range(MAX_PAETH_PASSES):
+        to_b, to_c = np.abs(left - c), np.abs(left + b_minus_2c)
+        use_a = (to_a <= to_b) & (to_a <= to_c)
+        use_b = to_b <= to_c
+        choice = 2 * use_a.view(np.uint8) + use_b  # 2 or 3: a, 1: b, 0: c
+        if previous is not None and np.array_equal(choice, previous):
+            return decoded if bands == 1 else decoded.reshape(bands, width).T.ravel()
+        previous = choice
+        start = np.where(use_a, row, np.where(use_b, from_b, from_c))
+        restart = np.maximum.accumulate(np.where(use_a & ~first, 0, positions))
+        decoded = start[restart] + running - running[restart]
+        left = shifted_right(decoded)
+    return None
 
 
-def _undo_with_pillow(kinds, rows, above, bands):
-    """Undo any PNG filters of uint8 [h, W * bands] filtered rows below the decoded row
-    `above` (None at the top) with Pillow's decoder, on a small PNG made of them."""
-    rows = np.column_stack([kinds, rows])
-    if above is not None:
-        rows = np.vstack([np.concatenate([[0], above]), rows]).astype(np.uint8)
-    width = (rows.shape[1] - 1) // bands
-    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[bands]
-    header = struct.pack(">IIBBBBB", width, len(rows), 8, colour_type, 0, 0, 0)
+def _undo_with_pillow(kind, row, above, bands):
+    """Undo PNG filter `kind` on a uint8 row of `bands`-band pixels under the decoded row
+    `above` with Pillow's decoder, on a two-row PNG."""
+    rows = np.vstack([np.concatenate([[0], above]), np.concatenate([[kind], row])])
+    header = struct.pack(">IIBBBBB", len(row) // bands, 2, 8, {1: 0, 2: 4, 3: 2, 4: 6}[bands],
+                         0, 0, 0)
     png = b"".join([b"\x89PNG\r\n\x1a\n", _png_chunk(b"IHDR", header),
-                    _png_chunk(b"IDAT", zlib_ng.compress(rows.tobytes(), 1)),
+                    _png_chunk(b"IDAT", zlib_ng.compress(rows.astype(np.uint8).tobytes(), 1)),
                     _png_chunk(b"IEND", b"")])
-    decoded = np.asarray(Image.open(io.BytesIO(png), formats=("PNG",))).reshape(len(rows), -1)
-    return decoded if above is None else decoded[1:]
+    return np.asarray(Image.open(io.BytesIO(png), formats=("PNG",))).reshape(2, -1)[1]
 
 
 def _png_chunk(kind, data):
@@ -368,9 +408,11 @@ def _opaque_scanlines(scanlines, bands):
 
 def _grey_scanlines(scanlines, bands):
     """Whether red, green and blue are equal in every pixel, judged on the filtered bytes:
-    equal bytes under the same filters decode to equal values."""
-    pixels = np.ascontiguousarray(scanlines[:, 1:]).tobytes()
-    return pixels[0::bands] == pixels[1::bands] == pixels[2::bands]  # bytes: C-speed slicing
+    equal bytes under the same filters decode to equal values. Along the bytes of the
+    pixels, red to green and green to blue must never change; the rest may."""
+    pixel_bytes = scanlines[:, 1:].ravel()
+    changes = np.flatnonzero(pixel_bytes[:-1] != pixel_bytes[1:])
+    return not (changes % bands < 2).any()
 
 
 def _rgb_luminance(colours):
@@ -389,10 +431,13 @@ def _is_bare_canvas(alpha):
 def _ink_from_grey(grey):
     """uint8 [H, W] luminance -> uint8 [H, W] ink, its polarity and paper taken from it."""
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    if np.median(border) < 128:
-        grey = 255 - grey  # light ink on a dark ground: work as if dark on light
-    cells = _paper_cells(grey)
-    if cells.min() == cells.max():  # evenly lit paper, as on any canvas: skip the scaling up
+    light_ink = np.median(border) < 128  # light ink on a dark ground: the ink is inverted
+    cells = _paper_cells(grey, light_ink)
+    if cells.min() == cells.max() == 255:  # evenly lit, as on any canvas: one pass or none
+        return _clean_ink(grey if light_ink else 255 - grey)
+    if light_ink:
+        grey = 255 - grey  # work as if dark on light
+    if cells.min() == cells.max():
         paper = int(cells[0, 0])
         return _clean_ink(paper - np.minimum(grey, paper))
     paper = np.asarray(Image.fromarray(cells).resize(grey.shape[::-1],
@@ -420,8 +465,9 @@ def _clean_ink(ink):
     return cleaned
 
 
-def _paper_cells(grey):
-    """uint8 [H, W] dark-on-light image -> uint8 [rows, columns]: the paper's light per cell.
+def _paper_cells(grey, light_ink=False):
+    """uint8 [H, W] image -> uint8 [rows, columns]: the paper's light per cell, as if the ink
+    were dark on light paper (with `light_ink`, as if the image were inverted).
 
     The brightest value in each coarse cell is paper (strokes are thinner than a cell; a
     cell inside a fat stroke borrows its neighbours' value); scaling the cell grid back up
@@ -430,10 +476,13 @@ def _paper_cells(grey):
     height, width = grey.shape
     cell = max(8, -(-max(height, width) // PAPER_CELLS))
     whole = height // cell * cell  # rows in whole cells; the last cells may be shorter
-    row_bands = grey[:whole].reshape(-1, cell, width).max(axis=1)
+    lightest = np.minimum if light_ink else np.maximum  # inverted: the darkest is paper
+    row_bands = lightest.reduce(grey[:whole].reshape(-1, cell, width), axis=1)
     if whole < height:
-        row_bands = np.vstack([row_bands, grey[whole:].max(axis=0)])
-    brightest = np.maximum.reduceat(row_bands, np.arange(0, width, cell), axis=1)
+        row_bands = np.vstack([row_bands, lightest.reduce(grey[whole:], axis=0)])
+    brightest = lightest.reduceat(row_bands, np.arange(0, width, cell), axis=1)
+    if light_ink:
+        brightest = 255 - brightest
     neighbours = np.asarray(Image.fromarray(brightest).filter(ImageFilter.MaxFilter(3)))
     # A cell far darker than its neighbours lies inside a stroke; a gentle shadow is not.
     inside_stroke = neighbours.astype(np.int16) - brightest > INSIDE_STROKE

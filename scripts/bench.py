@@ -6,7 +6,7 @@ for each worker count: start the production command (gunicorn, gunicorn.conf.py,
 factory) and time it to the first good answer, load it with wrk (POSTs of the canvas PNG as a
 JSON data URI, as the page sends it), count errors, read the memory of every server process
 from /proc, split the server's own time per request from its Server-Timing header for each
-PNG kind, and load it again with 64 slow clients open (headers sent, body trickling).
+PNG kind, and load it again with 64, then 500 slow clients open (headers sent, body trickling).
 
     make bench
     .venv/bin/python scripts/bench.py --workers 2 3 --duration 30
@@ -45,6 +45,7 @@ from live_server import COMMAND, child_pids, free_port, memory_of, stop  # noqa:
 
 TARGET_RPS = 1000
 TARGET_P99_MS = 25
+TARGET_SLOW_P99_MS = 1000  # with slow clients open, good requests are still answered
 TARGET_SERVER_MS = 1.0
 TARGET_LAUNCH_S = 1.0
 TARGET_MEMORY_MB = 150
@@ -301,12 +302,14 @@ def measure(workers, args, body_file, log_dir):
         rss, pss = memory_mb(process.pid)
         timing = {kind: server_timing(url, args.sequential, request_body(make_png()))
                   for kind, make_png in PNG_KINDS.items()}
-        with slow_clients(url, args.slow) as opened:
-            before = cpu_seconds(process.pid)
-            slow = run_wrk(url, body_file, args.threads, args.connections, args.duration)
-            slow["cpu_ms"] = 1000 * (cpu_seconds(process.pid) - before) / max(slow["requests"], 1)
-            slow_rss, slow_pss = memory_mb(process.pid)
-        slow.update(rss=slow_rss, pss=slow_pss, opened=opened[0])
+        slow = []
+        for count in args.slow:
+            with slow_clients(url, count) as opened:
+                before = cpu_seconds(process.pid)
+                run = run_wrk(url, body_file, args.threads, args.connections, args.duration)
+                run["cpu_ms"] = 1000 * (cpu_seconds(process.pid) - before) / max(run["requests"], 1)
+                run["rss"], run["pss"] = memory_mb(process.pid)
+            slow.append((count, {**run, "opened": opened[0]}))
     finally:
         stop(process)
     return {"workers": workers, "launch": launch, "rss": rss, "pss": pss, "timing": timing,
@@ -332,13 +335,14 @@ def table(results, args):
         "|---:" * 10 + "|",
     ]
     for r in results:
-        for slow, run in ((0, r), (args.slow, r["slow"])):
+        for slow, run in [(0, r)] + r["slow"]:
+            p99_target = TARGET_SLOW_P99_MS if slow else TARGET_P99_MS
             cells = [
                 str(r["workers"]),
                 f"{slow} ({run['opened']} opened)" if slow else "0",
                 f"{run['rps']:,.0f}{mark(run['rps'] >= TARGET_RPS)}",
                 f"{run['p50']:.1f}",
-                f"{run['p99']:.1f}{mark(run['p99'] <= TARGET_P99_MS)}",
+                f"{run['p99']:.1f}{mark(run['p99'] <= p99_target)}",
                 f"{run['errors']} of {run['requests']:,}{mark(run['errors'] == 0)}",
                 f"{run['cpu_ms']:.2f}",
                 f"{r['launch']:.2f}{mark(r['launch'] <= TARGET_LAUNCH_S)}" if not slow else "",
@@ -346,7 +350,8 @@ def table(results, args):
                 f"{run['pss']:.0f}{mark(run['pss'] <= TARGET_MEMORY_MB)}",
             ]
             lines.append("| " + " | ".join(cells) + " |")
-    lines.append(f"| target | | ≥ {TARGET_RPS:,} | | ≤ {TARGET_P99_MS} | 0 | | ≤ {TARGET_LAUNCH_S:g} "
+    lines.append(f"| target | | ≥ {TARGET_RPS:,} | | ≤ {TARGET_P99_MS} (≤ {TARGET_SLOW_P99_MS:,} with "
+                 f"slow clients) | 0 | | ≤ {TARGET_LAUNCH_S:g} "
                  f"| | ≤ {TARGET_MEMORY_MB} |")
     lines += ["", f"Server time from Server-Timing, median (mean) of {args.sequential} sequential "
               "requests, ms:", ""]
@@ -372,8 +377,8 @@ def main():
     parser.add_argument("--sequential", type=int, default=500,
                         help="sequential requests for the Server-Timing split, and calls per "
                              "stage in-process (default 500)")
-    parser.add_argument("--slow", type=int, default=64,
-                        help="slow clients held open during the second load (default 64)")
+    parser.add_argument("--slow", type=int, nargs="+", default=[64, 500],
+                        help="slow clients held open during a load each (default 64, then 500)")
     parser.add_argument("--show-wrk", action="store_true", help="print wrk's own reports too")
     args = parser.parse_args()
     if shutil.which("wrk") is None:

@@ -1,7 +1,8 @@
 """utils.read_ink's own PNG decoding gives exactly Pillow's pixels and ink maps.
 
 PNGs are written here row by row with each of PNG's five filters, so every path of the decoder
-(numpy for None, Sub and Up; Pillow for runs of Average and Paeth) is taken on purpose.
+(numpy for None, Sub, Up and Paeth rows that settle; Pillow for Average rows and Paeth rows
+that do not) is taken on purpose.
 """
 
 import io
@@ -69,6 +70,48 @@ def test_every_band_decodes_to_pillows_pixels(mode, pattern):
     if len(mode) >= 3:
         decoded = utils._png_bands(scanlines, len(mode), [0, 1, 2])
         assert np.array_equal(decoded, pixels[:, :, :3]), f"RGB of {mode} with {pattern}"
+
+
+def paeth_filtered(row, above, bands):
+    """The Paeth filter of one uint8 row of `bands`-band pixels under `above`, by the test's
+    own encoder: its second scanline without the filter byte."""
+    pixels = np.stack([above, row]).reshape(2, -1, bands)
+    _, scanlines = utils._plain_png(filtered_png(pixels, "LA RGB RGBA".split()[bands - 2]
+                                                 if bands > 1 else "L", [0, 4]),
+                                    utils.MAX_IMAGE_PIXELS)
+    return scanlines[1, 1:]
+
+
+@pytest.mark.parametrize("bands", [1, 2, 3, 4])
+def test_paeth_rows_are_undone_exactly_or_left_to_pillow(bands):
+    rng = np.random.default_rng(bands)
+    settled = 0
+    for trial in range(60):
+        width = int(rng.integers(1, 60))
+        above = rng.integers(0, 256, width * bands, dtype=np.uint8)
+        if trial % 2:  # a row like the one above it, as in a drawing
+            row = np.clip(above.astype(int) + rng.integers(-3, 4, above.shape), 0, 255)
+            row = row.astype(np.uint8)
+        else:
+            row = rng.integers(0, 256, width * bands, dtype=np.uint8)
+        decoded = utils._undo_paeth(paeth_filtered(row, above, bands), above, bands)
+        if decoded is not None:
+            settled += 1
+            assert np.array_equal(decoded, row), f"Paeth row {trial} of {bands} bands"
+    assert settled >= 30, f"only {settled} of 60 Paeth rows settled in numpy"
+
+
+def test_a_drawing_with_paeth_rows_is_decoded_without_pillow(monkeypatch):
+    image = drawn_seven("black on white").convert("RGB")
+    pixels = np.asarray(image)
+    data = filtered_png(pixels, "RGB", [2] * 39 + [4])  # 7 Paeth rows, as Pillow might write
+
+    def refuse(*args):
+        raise AssertionError("a Paeth row of a drawing went to Pillow")
+
+    monkeypatch.setattr(utils, "_undo_with_pillow", refuse)
+    _, scanlines = utils._plain_png(data, utils.MAX_IMAGE_PIXELS)
+    assert np.array_equal(utils._png_bands(scanlines, 3, [0, 1, 2]), pixels)
 
 
 @pytest.mark.parametrize("pattern", FILTER_PATTERNS, ids=list(FILTER_PATTERNS))
