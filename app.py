@@ -117,9 +117,7 @@ def create_app(config=None):
     @app.get("/api/model")
     def model_info():
         return jsonify(metadata=recognizer.metadata, sha256=recognizer.sha256,
-                       input={"name": "image", "shape": ["N", 28, 28, 1], "dtype": "float32"},
-                       output={"name": "probabilities", "shape": ["N", 10],
-                               "dtype": "float32"})
+                       **utils.MODEL_SIGNATURE)
 
     @app.post("/predict")
     def predict():

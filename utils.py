@@ -22,6 +22,16 @@ WORK_LIMIT = 1024              # larger images are reduced to about this on the 
 MNIST_BOX = 20                   # MNIST fits each digit into 20x20 ...
 MNIST_SIZE = 28                  # ... inside a 28x28 field ...
 MNIST_CENTRE = 14.0              # ... with the centre of mass here (measured on MNIST itself)
+# The network's contract, for recognizer.py, app.py's /api/model and the training script: a
+# batch of MNIST-like digits (white ink on black, values in [0, 1]) in, one row of
+# probabilities per digit out.
+MODEL_INPUT = "image"            # float32 [N, 28, 28, 1]
+MODEL_OUTPUT = "probabilities"   # float32 [N, 10]
+DIGIT_CLASSES = 10
+MODEL_SIGNATURE = {
+    "input": {"name": MODEL_INPUT, "shape": ["N", MNIST_SIZE, MNIST_SIZE, 1], "dtype": "float32"},
+    "output": {"name": MODEL_OUTPUT, "shape": ["N", DIGIT_CLASSES], "dtype": "float32"},
+}
 WORK_SIZE = 60                   # longer side at which stroke width is measured and adjusted
 MNIST_STROKE = 2.6               # median stroke width of MNIST digits, in 20-px-box pixels
 STROKE_TOLERANCE = 0.5           # leave widths within this of MNIST's alone
