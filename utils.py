@@ -15,7 +15,9 @@ import numpy as np
 import zlib_ng.zlib_ng as zlib_ng
 from PIL import Image, ImageChops, ImageFilter, ImageOps, UnidentifiedImageError
 
-ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
+ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")  # Pillow's format names
+_FORMAT_NAMES = [{"WEBP": "WebP"}.get(name, name) for name in ACCEPTED_FORMATS]
+SEND_ACCEPTED_FORMAT = "send a " + ", ".join(_FORMAT_NAMES[:-1]) + " or " + _FORMAT_NAMES[-1]
 MAX_IMAGE_PIXELS = 25_000_000  # 5000 x 5000; a phone photo is ~12 MP
 WORK_LIMIT = 1024              # larger images are reduced to about this on the longer side
 
@@ -87,7 +89,7 @@ def decode_base64_image(text):
         media_type = (match.group("type") or "").lower()
         if media_type and not media_type.startswith("image/"):
             raise UnsupportedImage(f"A data URI of type {media_type} is not an image; "
-                                   "send a PNG, JPEG, WebP, GIF or BMP.")
+                                   f"{SEND_ACCEPTED_FORMAT}.")
         if media_type == "image/svg+xml":
             raise UnsupportedImage("SVG is not supported; send a raster image such as PNG.")
         if ";base64" not in match.group("params").lower():
@@ -120,8 +122,8 @@ def open_image(data, max_pixels=MAX_IMAGE_PIXELS):
         if head.startswith((b"<?xml", b"<svg", b"<!doctype svg")) or b"<svg" in head:
             raise UnsupportedImage("SVG is not supported; send a raster image such as PNG.") \
                 from None
-        raise InvalidImage("The data is not an image Pillow can read; send a PNG, JPEG, WebP, "
-                           "GIF or BMP.") from None
+        raise InvalidImage(f"The data is not an image Pillow can read; {SEND_ACCEPTED_FORMAT}.") \
+            from None
     except Image.DecompressionBombError:
         raise ImageTooLarge(f"The image declares more pixels than the {max_pixels:,} allowed. "
                             "Send a smaller image.") from None

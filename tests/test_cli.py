@@ -5,7 +5,9 @@ import subprocess
 import sys
 
 import pytest
+from PIL import Image
 
+import utils
 from conftest import ROOT, encode
 
 
@@ -55,3 +57,11 @@ def test_cli_reads_a_whole_number(tmp_path, draw_mnist_digit):
     (tmp_path / "year.png").write_bytes(encode(canvas, "PNG"))
     result = run_cli(tmp_path / "year.png")
     assert result.returncode == 0 and result.stdout.split()[1] == "2024", result.stdout
+
+
+def test_cli_picks_from_folders_the_files_of_every_format_the_service_reads():
+    import predict
+
+    formats = {Image.registered_extensions()[suffix] for suffix in predict.IMAGE_SUFFIXES}
+    assert formats == set(utils.ACCEPTED_FORMATS), \
+        f"the CLI picks up {sorted(formats)}; the service reads {utils.ACCEPTED_FORMATS}"

@@ -139,6 +139,18 @@ def test_bad_base64_raises_a_clear_error(text, error):
         utils.decode_base64_image(text)
 
 
+@pytest.mark.parametrize("refused", [
+    lambda: utils.decode_base64_image("data:application/pdf;base64,JVBERi0="),
+    lambda: utils.open_image(b"not an image at all"),
+], ids=["data URI of another type", "bytes Pillow cannot read"])
+def test_refusals_name_every_accepted_format(refused):
+    with pytest.raises(utils.ImageError) as error:
+        refused()
+    for name in utils.ACCEPTED_FORMATS:
+        assert name.lower() in str(error.value).lower(), \
+            f"the message does not name {name}: {error.value}"
+
+
 def test_exif_rotation_is_applied():
     upright = Image.new("L", (60, 200), 255)
     upright.paste(0, (20, 20, 40, 180))  # a vertical bar
