@@ -464,8 +464,8 @@ def _clean_ink(ink):
     if strongest < MIN_CONTRAST:
         raise NothingDrawn("Nothing is drawn: the image is blank. Draw a digit and try again.")
     # Only the box around the ink needs work; outside it everything is 0 and stays 0.
-    rows, columns = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    box = np.s_[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1]
+    x0, y0, x1, y1 = nonzero_box(ink)
+    box = np.s_[y0:y1, x0:x1]
     histogram = np.array(Image.fromarray(np.ascontiguousarray(ink[box])).histogram(),
                          np.float64)
     histogram[0] = 0
@@ -516,16 +516,26 @@ def _otsu_threshold(histogram):
     return float(np.nanargmax(between[:-1])) if np.isfinite(between[:-1]).any() else 0.0
 
 
-def ink_bbox(ink):
-    """(top, bottom, left, right) of the ink in a uint8 [H, W] ink map, bottom/right exclusive."""
-    rows = np.flatnonzero(ink.any(axis=1))
-    columns = np.flatnonzero(ink.any(axis=0))
+def nonzero_box(array):
+    """(x0, y0, x1, y1) of the nonzero pixels of a 2-D array: left, top, right, bottom, the
+    right and bottom exclusive (the order of every box here and in the API); None if all are 0."""
+    rows = np.flatnonzero(array.any(axis=1))
     if rows.size == 0:
+        return None
+    columns = np.flatnonzero(array.any(axis=0))
+    return int(columns[0]), int(rows[0]), int(columns[-1] + 1), int(rows[-1] + 1)
+
+
+def ink_bbox(ink):
+    """(x0, y0, x1, y1) of the ink in a uint8 [H, W] ink map (see nonzero_box); refuses ink
+    too small to be a digit."""
+    box = nonzero_box(ink)
+    if box is None:
         raise NothingDrawn("Nothing is drawn: the image is blank. Draw a digit and try again.")
-    top, bottom, left, right = rows[0], rows[-1] + 1, columns[0], columns[-1] + 1
-    if max(bottom - top, right - left) < max(3, MIN_DIGIT_FRACTION * max(ink.shape)):
+    x0, y0, x1, y1 = box
+    if max(y1 - y0, x1 - x0) < max(3, MIN_DIGIT_FRACTION * max(ink.shape)):
         raise NothingDrawn("The drawing is too small to be a digit. Draw it larger.")
-    return int(top), int(bottom), int(left), int(right)
+    return box
 
 
 # ---------------------------------------------------------------------------
@@ -596,8 +606,8 @@ def to_mnist(ink):
     Crop to the ink, even out the stroke width, scale the longer side to 20 px with
     anti-aliasing (aspect ratio kept), then centre by centre of mass in 28x28.
     """
-    top, bottom, left, right = ink_bbox(ink)
-    crop = Image.fromarray(np.ascontiguousarray(ink[top:bottom, left:right]))
+    x0, y0, x1, y1 = ink_bbox(ink)
+    crop = Image.fromarray(np.ascontiguousarray(ink[y0:y1, x0:x1]))
     work = normalise_stroke_width(_resize_longer_side(crop, WORK_SIZE))
     work = work.crop(work.getbbox() or (0, 0) + work.size)
     digit = np.asarray(_resize_longer_side(work, MNIST_BOX)).astype(np.float32)

@@ -188,3 +188,10 @@ def test_an_opaque_sheet_with_a_transparent_margin_is_read_by_its_ink_not_its_ou
     framed = Image.new("RGBA", (320, 320), (0, 0, 0, 0))
     framed.paste(sheet, (20, 20))
     assert np.abs(read(framed) - read(sheet)).max() < 0.1
+
+
+def test_the_ink_box_is_left_top_right_bottom_as_in_the_api():
+    ink = np.zeros((100, 200), np.uint8)
+    ink[10:40, 50:60] = 255
+    assert utils.ink_bbox(ink) == (50, 10, 60, 40)
+    assert utils.nonzero_box(np.zeros((5, 5), np.uint8)) is None
