@@ -1,8 +1,9 @@
 """Segmentation: split the ink of a number into its digits, left to right.
 
-First where blank canvas separates marks (`split_digits`); then, for a mark too wide to be
-one digit or one the network is unsure of, along cuts through the ink (`read_digits`): the
-segmentation whose parts the network reads with the highest joint probability wins.
+First where blank canvas separates marks (`split_digits`; `mnist_digits` gives each part as
+the 28x28 image the network reads); then, for a mark too wide to be one digit or one the
+network is unsure of, along cuts through the ink (`read_digits`): the segmentation whose parts
+the network reads with the highest joint probability wins.
 
 Pure functions over numpy arrays and Pillow images. The network comes in as a callable,
 `score`: float32 [N, 28, 28] in [0, 1] -> float32 [N, 10] probabilities.
@@ -197,6 +198,19 @@ TEMPERATURE = 6.0
 PART_BONUS = 0.5
 
 
+def mnist_digits(ink, one_digit=False):
+    """uint8 [H, W] ink map -> [(box, digit)], one per digit split at blank gaps, left to right:
+    what the network is shown first (read_digits' first step). `box` is (x0, y0, x1, y1) in
+    the image's pixels, `digit` float32 [28, 28] in [0, 1], white ink on black (to_mnist).
+    """
+    return [(box, digit) for box, _, digit in _parts_as_digits(ink, one_digit)]
+
+
+def _parts_as_digits(ink, one_digit):
+    """[(box, uint8 [h, w] ink of the part, float32 [28, 28] digit)] of split_digits' parts."""
+    return [(box, part, utils.to_mnist(part)) for box, part in split_digits(ink, one_digit)]
+
+
 def read_digits(ink, score, one_digit=False):
     """uint8 [H, W] ink map -> (boxes, digits, probabilities), one entry per digit, left to right.
 
@@ -204,17 +218,18 @@ def read_digits(ink, score, one_digit=False):
     (what the network read), `probabilities` float32 [N, 10]. Marks are split at blank gaps;
     a mark too wide for one digit, or one the network is unsure of, is searched for touching
     digits. `score` is called once, or twice when the network is unsure of a narrow mark.
-    With `one_digit`, the drawing is one digit and nothing is searched.
+    With `one_digit`, the drawing is one digit and nothing is searched. It starts from the
+    digits mnist_digits makes.
     """
-    parts = split_digits(ink, one_digit)
-    boxes = [box for box, _ in parts]
-    digits = [utils.to_mnist(part) for _, part in parts]
-    wide = [] if one_digit else [index for index, (_, part) in enumerate(parts)
+    parts = _parts_as_digits(ink, one_digit)
+    boxes = [box for box, _, _ in parts]
+    digits = [digit for _, _, digit in parts]
+    wide = [] if one_digit else [index for index, (_, part, _) in enumerate(parts)
                                  if part.shape[1] > WIDE_ASPECT * part.shape[0]]
-    searches = {index: _candidate_parts(*parts[index]) for index in wide}
+    searches = {index: _candidate_parts(*parts[index][:2]) for index in wide}
     probabilities = _score_together(score, digits, searches.values())
     if not one_digit:
-        unsure = {index: _candidate_parts(box, part) for index, (box, part) in enumerate(parts)
+        unsure = {index: _candidate_parts(box, part) for index, (box, part, _) in enumerate(parts)
                   if index not in searches and probabilities[index].max() < UNSURE_BELOW
                   and part.shape[1] >= MIN_SEARCH_ASPECT * part.shape[0]}
         _score_together(score, [], unsure.values())

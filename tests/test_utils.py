@@ -19,8 +19,8 @@ def centre_of_mass(digit):
 
 def read_bytes(data):
     """What the model sees for an image file read as one digit, as recognizer.py reads it."""
-    [(_, ink)] = segment.split_digits(utils.ink_map(utils.open_image(data)), one_digit=True)
-    return utils.to_mnist(ink)
+    [(_, digit)] = segment.mnist_digits(utils.read_ink(data), one_digit=True)
+    return digit
 
 
 def read(image):
