@@ -176,6 +176,15 @@ def test_no_cors_without_cors_origins(monkeypatch, digit_png):
 ALLOWED = ["https://draw.example", "http://localhost:8000"]
 
 
+@pytest.mark.parametrize("origins", [
+    " https://draw.example , http://localhost:8000 ,", ALLOWED, tuple(ALLOWED) + (" ",),
+], ids=["comma-separated", "list", "tuple with a blank"])
+def test_cors_origins_are_read_from_a_list_or_a_comma_separated_string(origins):
+    from app import allowed_origins
+
+    assert allowed_origins(origins) == frozenset(ALLOWED)
+
+
 @pytest.mark.parametrize("how", [
     {"environment": {"CORS_ORIGINS": " https://draw.example , http://localhost:8000 ,"}},
     {"config": {"CORS_ORIGINS": ALLOWED}},
