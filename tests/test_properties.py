@@ -61,6 +61,16 @@ def assert_mnist_shaped(digit):
             f"the digit's centre of mass is at {axis} {centre:.1f}, far from MNIST's 14"
 
 
+def assert_read_or_refused(read, *arguments):
+    """`read(*arguments)` gives (ink map, [(box, digit)]) that pass assert_digits_read, or
+    raises an ImageError; nothing else."""
+    try:
+        ink, found = read(*arguments)
+    except utils.ImageError:
+        return
+    assert_digits_read(found, ink)
+
+
 def assert_digits_read(found, ink):
     """At least one MNIST-like digit, each with a box inside the uint8 [H, W] ink map."""
     assert found, "the pipeline returned no digit and raised nothing"
@@ -112,11 +122,7 @@ def faint_corners(size, value=1):
 @MODERATE
 @given(pixel_arrays, st.booleans())
 def test_any_pixels_give_28x28_digits_or_an_image_error(array, one_digit):
-    try:
-        ink, found = read_image(Image.fromarray(array), one_digit)
-    except utils.ImageError:
-        return
-    assert_digits_read(found, ink)
+    assert_read_or_refused(read_image, Image.fromarray(array), one_digit)
 
 
 @MODERATE
@@ -124,11 +130,7 @@ def test_any_pixels_give_28x28_digits_or_an_image_error(array, one_digit):
 @example(scatter((2000, 2000), [(0.1, 0.1, 1), (0.9, 0.9, 1)], 255, 0), True)  # far specks
 @example(scatter((2000, 2000), [(0.1, 0.1, 1), (0.9, 0.9, 1)], 255, 0), False)
 def test_sparse_drawings_give_28x28_digits_or_an_image_error(array, one_digit):
-    try:
-        ink, found = read_image(Image.fromarray(array), one_digit)
-    except utils.ImageError:
-        return
-    assert_digits_read(found, ink)
+    assert_read_or_refused(read_image, Image.fromarray(array), one_digit)
 
 
 @MODERATE
@@ -198,21 +200,13 @@ def decode_and_read(data):
 @MODERATE
 @given(st.binary(max_size=2048))
 def test_any_bytes_decode_or_raise_an_image_error(data):
-    try:
-        ink, found = decode_and_read(data)
-    except utils.ImageError:
-        return
-    assert_digits_read(found, ink)
+    assert_read_or_refused(decode_and_read, data)
 
 
 @MODERATE
 @given(damaged_files())
 def test_damaged_image_files_decode_or_raise_an_image_error(data):
-    try:
-        ink, found = decode_and_read(data)
-    except utils.ImageError:
-        return
-    assert_digits_read(found, ink)
+    assert_read_or_refused(decode_and_read, data)
 
 
 @MODERATE
