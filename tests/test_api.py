@@ -83,14 +83,16 @@ def test_reply_has_digit_confidence_probabilities_and_preview(client, seven_png)
     body = assert_reads(post_json_data_uri(client, seven_png), 7)
     assert len(body["probabilities"]) == 10
     assert abs(sum(body["probabilities"]) - 1) < 1e-4
-    assert body["confidence"] == max(body["probabilities"]) and body["confidence"] > 0.9
+    assert body["confidence"] == max(body["probabilities"])
+    assert body["confidence"] > 0.9, f"the model is unsure of a clear 7: {body['confidence']}"
     assert body["preview"].startswith("data:image/png;base64,")
     preview = Image.open(io.BytesIO(base64.b64decode(body["preview"].split(",", 1)[1])))
     assert preview.size == (28, 28)
     pixels = np.asarray(preview, np.float64)
     rows, columns = np.mgrid[:28, :28]
     centre = ((rows * pixels).sum() / pixels.sum(), (columns * pixels).sum() / pixels.sum())
-    assert pixels.max() == 255 and np.allclose(centre, 14, atol=0.6), \
+    assert pixels.max() == 255, "the preview's ink does not reach full white, as MNIST's does"
+    assert np.allclose(centre, 14, atol=0.6), \
         f"the preview is not the centred MNIST-style digit (centre of mass {centre})"
 
 
@@ -112,14 +114,16 @@ def test_unknown_paths_and_methods_answer_json(client):
     assert client.get("/api/nothing").status_code == 404
     assert "error" in client.get("/api/nothing").get_json()
     response = client.get("/predict")
-    assert response.status_code == 405 and "error" in response.get_json()
+    assert response.status_code == 405
+    assert "error" in response.get_json()
 
 
 # --- the other endpoints -----------------------------------------------------------------
 
 def test_healthz_says_ok(client):
     response = client.get("/healthz")
-    assert response.status_code == 200 and response.get_json() == {"status": "ok"}
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
 
 
 def test_model_endpoint_gives_metadata_and_the_files_sha256(client):
@@ -128,7 +132,8 @@ def test_model_endpoint_gives_metadata_and_the_files_sha256(client):
     body = client.get("/api/model").get_json()
     assert body["sha256"] == hashlib.sha256(MODEL_PATH.read_bytes()).hexdigest()
     assert float(body["metadata"]["mnist_test_accuracy"]) >= 0.995
-    assert body["input"]["name"] == "image" and body["output"]["name"] == "probabilities"
+    assert body["input"]["name"] == "image"
+    assert body["output"]["name"] == "probabilities"
 
 
 def test_page_is_served_with_the_canvas(client):
@@ -160,18 +165,22 @@ def test_a_single_digit_also_gets_number_and_one_digits_entry(client, seven_png)
     body = assert_reads(post_raw_body(client, seven_png), 7)
     assert body["number"] == "7"
     [entry] = body["digits"]
-    assert entry["digit"] == 7 and entry["confidence"] == body["confidence"]
+    assert entry["digit"] == 7
+    assert entry["confidence"] == body["confidence"]
     assert entry["preview"] == body["preview"]
     x0, y0, x1, y1 = entry["box"]
-    assert 0 <= x0 < x1 <= 280 and 0 <= y0 < y1 <= 280
+    assert 0 <= x0 < x1 <= 280, f"the box {entry['box']} leaves the canvas sideways"
+    assert 0 <= y0 < y1 <= 280, f"the box {entry['box']} leaves the canvas up or down"
 
 
 def test_a_number_is_read_left_to_right(client, draw_mnist_digit):
     response = client.post("/predict", data=encode(draw_number(draw_mnist_digit, [1, 3, 1, 4]),
                                                    "PNG"), content_type="image/png")
     body = response.get_json()
-    assert response.status_code == 200 and body["number"] == "2024", body.get("number")
-    assert body["digit"] is None and body["probabilities"] is None and body["preview"] is None
+    assert response.status_code == 200, body
+    assert body["number"] == "2024"
+    for field in ("digit", "probabilities", "preview"):
+        assert body[field] is None, f"a number's reply has a {field}: {body[field]!r:.80}"
     assert [entry["digit"] for entry in body["digits"]] == [2, 0, 2, 4]
     boxes = [entry["box"] for entry in body["digits"]]
     assert all(a[2] <= b[0] for a, b in zip(boxes, boxes[1:])), "boxes must run left to right"
