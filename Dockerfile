@@ -27,9 +27,10 @@ RUN python -m compileall -q -j 0 -x /site-packages/ \
     "$(python -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')"
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
-# Only what serving reads, root-owned so the server cannot rewrite its code or model: every
-# top-level module but the training script (.dockerignore keeps that out), pages and the model.
-COPY *.py ./
+# Only what serving reads, root-owned so the server cannot rewrite its code or model: the app and
+# the modules it imports, gunicorn's settings, the command line (predict.py), pages and the model.
+# Modules are named one by one: a new one ships only when it is added here.
+COPY app.py recognizer.py segment.py utils.py body_deadline.py gunicorn.conf.py predict.py ./
 COPY templates/ templates/
 COPY static/ static/
 COPY model/model.onnx model/

@@ -4,8 +4,8 @@ import logging
 import os
 from pathlib import Path
 
-from flask import Flask, jsonify, render_template, request
-from werkzeug.exceptions import (HTTPException, RequestEntityTooLarge, RequestTimeout,
+from flask import Blueprint, Flask, current_app, jsonify, render_template, request
+from werkzeug.exceptions import (BadRequest, HTTPException, RequestEntityTooLarge, RequestTimeout,
                                  UnsupportedMediaType)
 
 import utils
@@ -14,6 +14,8 @@ from recognizer import Recognizer
 
 ROOT = Path(__file__).resolve().parent
 MEGABYTE = 1024 * 1024
+MODES = ("number", "digit")  # read every digit (the default), or one digit, never split
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 
 ERROR_STATUS = {
     utils.InvalidImage: 400,
@@ -31,11 +33,18 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
+CORS_HEADERS = {  # sent, with Access-Control-Allow-Origin, to an origin in CORS_ORIGINS
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type",
+    "Access-Control-Max-Age": "600",
+}
 
 log = logging.getLogger(__name__)
+routes = Blueprint("routes", __name__)
 
 
 def create_app(config=None):
+    """The Flask app; `config` overrides the defaults, some of which come from the environment."""
     app = Flask(__name__)
     app.config.from_mapping(
         DEBUG=False,  # never from FLASK_DEBUG: this factory is what production serves
@@ -43,129 +52,174 @@ def create_app(config=None):
         MAX_CONTENT_LENGTH=2 * MEGABYTE,
         MAX_FORM_MEMORY_SIZE=2 * MEGABYTE,
         MAX_IMAGE_PIXELS=utils.MAX_IMAGE_PIXELS,
-        CORS_ORIGINS=[origin.strip() for origin in os.environ.get("CORS_ORIGINS", "").split(",")
-                      if origin.strip()],
+        CORS_ORIGINS=os.environ.get("CORS_ORIGINS", ""),
     )
     app.config.update(config or {})
-    origins = app.config["CORS_ORIGINS"]
-    if isinstance(origins, str):  # a comma-separated string, as in the environment variable
-        origins = origins.split(",")
-    app.config["CORS_ORIGINS"] = frozenset(origin.strip() for origin in origins if origin.strip())
+    app.config["CORS_ORIGINS"] = allowed_origins(app.config["CORS_ORIGINS"])
     app.json.sort_keys = False
-    recognizer = Recognizer(app.config["MODEL_PATH"])
-
-    def read_request():
-        """(image bytes, mode) of a /predict request, whichever of the four forms it came in.
-
-        `mode` is "number" (read every digit, the default) or "digit" (one digit, never
-        split), from the JSON body or a form field; None when the body does not say.
-        """
-        mimetype = request.mimetype
-        if mimetype == "application/json":
-            try:
-                payload = request.get_json(silent=True)
-            except RecursionError:  # nested deeper than Python's json parser goes
-                payload = None
-            if not isinstance(payload, dict) or "image" not in payload:
-                raise utils.InvalidImage('The body must be a JSON object like '
-                                         '{"image": "data:image/png;base64,..."}.')
-            return utils.decode_base64_image(payload["image"]), payload.get("mode")
-        if mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
-            mode = request.form.get("mode")
-            upload = request.files.get("image") or request.files.get("file")
-            if upload is not None:
-                return upload.read(), mode
-            text = request.form.get("image") or request.form.get("data")
-            if text is None:
-                raise utils.InvalidImage("Send the image as a file in the form field 'image', "
-                                         "or as a data URI in the field 'image' or 'data'.")
-            return utils.decode_base64_image(text), mode
-        if mimetype.startswith("image/"):
-            if mimetype == "image/svg+xml":
-                raise utils.UnsupportedImage("SVG is not supported; send a raster image such "
-                                             "as PNG.")
-            return request.get_data(), None
-        if not mimetype and not request.content_length:
-            raise utils.InvalidImage("The request has no image. Send JSON "
-                                     '{"image": "<data URI>"}, a form, or an image body.')
-        raise UnsupportedMediaType(f"Content type '{mimetype or 'none'}' is not accepted: send "
-                                   "application/json, a form, or an image/* body.")
-
-    @app.before_request
-    def refuse_late_bodies():
-        seconds = request.environ.get(TIMED_OUT)  # set by gunicorn.conf.py's BodyDeadline
-        if seconds is not None:
-            raise RequestTimeout(f"The request body did not arrive within {seconds:g} s; "
-                                 "the connection is closed. Send the request again.")
-
-    @app.before_request
-    def refuse_long_chunked_bodies():
-        # Without Content-Length, Werkzeug stops reading at MAX_CONTENT_LENGTH and hands on
-        # what it read: a 50 MB chunked upload would be cut short instead of refused.
-        if request.content_length is None and request.method == "POST":
-            if len(request.get_data()) >= app.config["MAX_CONTENT_LENGTH"]:
-                raise RequestEntityTooLarge()
-
-    @app.get("/")
-    def index():
-        return render_template("index.html")
-
-    @app.get("/healthz")
-    def healthz():
-        return jsonify(status="ok")
-
-    @app.get("/api/model")
-    def model_info():
-        return jsonify(metadata=recognizer.metadata, sha256=recognizer.sha256,
-                       input={"name": "image", "shape": ["N", 28, 28, 1], "dtype": "float32"},
-                       output={"name": "probabilities", "shape": ["N", 10],
-                               "dtype": "float32"})
-
-    @app.post("/predict")
-    def predict():
-        data, mode = read_request()
-        mode = mode or request.args.get("mode")
-        if mode not in (None, "number", "digit"):
-            raise utils.InvalidImage('mode must be "digit" (one digit) or "number".')
-        reply, timings = recognizer.read(data, app.config["MAX_IMAGE_PIXELS"],
-                                         one_digit=mode == "digit")
-        response = jsonify(reply)
-        response.headers["Server-Timing"] = ", ".join(
-            f"{name};dur={1000 * seconds:.3f}" for name, seconds in timings.items())
-        return response
-
-    @app.errorhandler(utils.ImageError)
-    def image_error(error):
-        return jsonify(error=str(error)), ERROR_STATUS.get(type(error), 400)
-
-    @app.errorhandler(RequestEntityTooLarge)
-    def body_too_large(error):
-        limit = app.config["MAX_CONTENT_LENGTH"] / MEGABYTE
-        return jsonify(error=f"The request body is over the {limit:g} MB limit. Send a "
-                             "smaller image."), 413
-
-    @app.errorhandler(HTTPException)
-    def http_error(error):
-        return jsonify(error=error.description), error.code
-
-    @app.errorhandler(Exception)
-    def unexpected_error(error):
-        log.exception("Unhandled error")
-        return jsonify(error="Something went wrong on our side; please try again."), 500
-
-    @app.after_request
-    def add_headers(response):
-        response.headers.update(SECURITY_HEADERS)
-        origin = request.headers.get("Origin")
-        if origin and origin in app.config["CORS_ORIGINS"]:
-            response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-            response.headers["Access-Control-Allow-Headers"] = "Content-Type"
-            response.headers["Access-Control-Max-Age"] = "600"
-            response.vary.add("Origin")
-        return response
-
+    app.extensions["recognizer"] = Recognizer(app.config["MODEL_PATH"])
+    app.register_blueprint(routes)
+    app.before_request(refuse_late_bodies)
+    app.before_request(refuse_long_chunked_bodies)
+    app.after_request(add_headers)
+    register_error_handlers(app)
     return app
+
+
+def allowed_origins(origins):
+    """The origins CORS answers, from a list or a comma-separated string, as a frozenset."""
+    if isinstance(origins, str):
+        origins = origins.split(",")
+    return frozenset(origin.strip() for origin in origins if origin.strip())
+
+
+# ---------------------------------------------------------------------------
+# Routes
+# ---------------------------------------------------------------------------
+
+@routes.get("/")
+def index():
+    return render_template("index.html")
+
+
+@routes.get("/healthz")
+def healthz():
+    return jsonify(status="ok")
+
+
+@routes.get("/api/model")
+def model_info():
+    recognizer = current_app.extensions["recognizer"]
+    return jsonify(metadata=recognizer.metadata, sha256=recognizer.sha256,
+                   **utils.MODEL_SIGNATURE)
+
+
+@routes.post("/predict")
+def predict():
+    data, mode = read_request(request)
+    reply, timings = current_app.extensions["recognizer"].read(
+        data, current_app.config["MAX_IMAGE_PIXELS"], one_digit=mode == "digit")
+    response = jsonify(reply)
+    response.headers["Server-Timing"] = ", ".join(
+        f"{name};dur={1000 * seconds:.3f}" for name, seconds in timings.items())
+    return response
+
+
+# ---------------------------------------------------------------------------
+# Reading a /predict request
+# ---------------------------------------------------------------------------
+
+def read_request(request):
+    """(image bytes, mode) of a /predict request, whichever of the four forms it came in.
+
+    `mode` is "number" (read every digit, the default) or "digit" (one digit, never split),
+    from the JSON body or a form field, else from the query string. A malformed request raises
+    a werkzeug HTTPException (BadRequest, UnsupportedMediaType); image data the service cannot
+    use raises a utils.ImageError.
+    """
+    data, mode = _read_body(request)
+    mode = mode or request.args.get("mode")
+    if mode not in (None, *MODES):
+        raise BadRequest('mode must be "digit" (one digit) or "number".')
+    return data, mode or MODES[0]
+
+
+def _read_body(request):
+    """(image bytes, mode or None) from a JSON body, a form or an image/* body."""
+    mimetype = request.mimetype
+    if mimetype == "application/json":
+        return _read_json(request)
+    if mimetype in FORM_TYPES:
+        return _read_form(request)
+    if mimetype.startswith("image/"):
+        if mimetype == "image/svg+xml":
+            raise utils.UnsupportedImage("SVG is not supported; send a raster image such as PNG.")
+        return request.get_data(), None
+    if not mimetype and not request.content_length:
+        raise BadRequest('The request has no image. Send JSON {"image": "<data URI>"}, a form, '
+                         "or an image body.")
+    raise UnsupportedMediaType(f"Content type '{mimetype or 'none'}' is not accepted: send "
+                               "application/json, a form, or an image/* body.")
+
+
+def _read_json(request):
+    try:
+        payload = request.get_json(silent=True)
+    except RecursionError:  # nested deeper than Python's json parser goes
+        payload = None
+    if not isinstance(payload, dict) or "image" not in payload:
+        raise BadRequest('The body must be a JSON object like '
+                         '{"image": "data:image/png;base64,..."}.')
+    return utils.decode_base64_image(payload["image"]), payload.get("mode")
+
+
+def _read_form(request):
+    mode = request.form.get("mode")
+    upload = request.files.get("image") or request.files.get("file")
+    if upload is not None:
+        return upload.read(), mode
+    text = request.form.get("image") or request.form.get("data")
+    if text is None:
+        raise BadRequest("Send the image as a file in the form field 'image', or as a data URI "
+                         "in the field 'image' or 'data'.")
+    return utils.decode_base64_image(text), mode
+
+
+# ---------------------------------------------------------------------------
+# Every request: late and oversized bodies, headers, errors as JSON
+# ---------------------------------------------------------------------------
+
+def refuse_late_bodies():
+    seconds = request.environ.get(TIMED_OUT)  # set by gunicorn.conf.py's BodyDeadline
+    if seconds is not None:
+        raise RequestTimeout(f"The request body did not arrive within {seconds:g} s; "
+                             "the connection is closed. Send the request again.")
+
+
+def refuse_long_chunked_bodies():
+    # Without Content-Length, Werkzeug stops reading at MAX_CONTENT_LENGTH and hands on
+    # what it read: a 50 MB chunked upload would be cut short instead of refused.
+    if request.content_length is None and request.method == "POST":
+        if len(request.get_data()) >= current_app.config["MAX_CONTENT_LENGTH"]:
+            raise RequestEntityTooLarge()
+
+
+def add_headers(response):
+    """The security headers on every response; the CORS headers for a listed Origin."""
+    response.headers.update(SECURITY_HEADERS)
+    origin = request.headers.get("Origin")
+    if origin and origin in current_app.config["CORS_ORIGINS"]:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers.update(CORS_HEADERS)
+        response.vary.add("Origin")
+    return response
+
+
+def register_error_handlers(app):
+    """Answer every error as JSON {"error": message}: never an HTML page or a traceback."""
+    app.register_error_handler(utils.ImageError, image_error)
+    app.register_error_handler(RequestEntityTooLarge, body_too_large)
+    app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(Exception, unexpected_error)
+
+
+def image_error(error):
+    return jsonify(error=str(error)), ERROR_STATUS.get(type(error), 400)
+
+
+def body_too_large(error):
+    limit = current_app.config["MAX_CONTENT_LENGTH"] / MEGABYTE
+    return jsonify(error=f"The request body is over the {limit:g} MB limit. Send a "
+                         "smaller image."), 413
+
+
+def http_error(error):
+    return jsonify(error=error.description), error.code
+
+
+def unexpected_error(error):
+    log.exception("Unhandled error")
+    return jsonify(error="Something went wrong on our side; please try again."), 500
 
 
 if __name__ == "__main__":

@@ -10,10 +10,13 @@ import json
 import sys
 from pathlib import Path
 
+from PIL import Image
+
 import utils
 from recognizer import DEFAULT_MODEL, Recognizer
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+IMAGE_SUFFIXES = frozenset(suffix for suffix, name in Image.registered_extensions().items()
+                           if name in utils.ACCEPTED_FORMATS)
 
 
 def image_paths(arguments):

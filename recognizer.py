@@ -30,11 +30,13 @@ class Recognizer:
                                             providers=["CPUExecutionProvider"])
         self.metadata = self.session.get_modelmeta().custom_metadata_map
         self.sha256 = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-        self.probabilities(np.zeros((1, 28, 28), np.float32))  # warm up before the first user
+        blank = np.zeros((1, utils.MNIST_SIZE, utils.MNIST_SIZE), np.float32)
+        self.probabilities(blank)  # warm up before the first user
 
     def probabilities(self, digits):
         """float32 [N, 28, 28] in [0, 1] -> float32 [N, 10]."""
-        return self.session.run(["probabilities"], {"image": digits[..., np.newaxis]})[0]
+        return self.session.run([utils.MODEL_OUTPUT],
+                                {utils.MODEL_INPUT: digits[..., np.newaxis]})[0]
 
     def read(self, data, max_pixels=utils.MAX_IMAGE_PIXELS, one_digit=False):
         """Image bytes -> (reply dict, timings in seconds for decode, preprocess, inference).

@@ -1,8 +1,9 @@
 """Segmentation: split the ink of a number into its digits, left to right.
 
-First where blank canvas separates marks (`split_digits`); then, for a mark too wide to be
-one digit or one the network is unsure of, along cuts through the ink (`read_digits`): the
-segmentation whose parts the network reads with the highest joint probability wins.
+First where blank canvas separates marks (`split_digits`; `mnist_digits` gives each part as
+the 28x28 image the network reads); then, for a mark too wide to be one digit or one the
+network is unsure of, along cuts through the ink (`read_digits`): the segmentation whose parts
+the network reads with the highest joint probability wins.
 
 Pure functions over numpy arrays and Pillow images. The network comes in as a callable,
 `score`: float32 [N, 28, 28] in [0, 1] -> float32 [N, 10] probabilities.
@@ -28,7 +29,7 @@ def _components(mask):
     """8-connected components of a bool [h, w] mask, found on runs of ink in each row.
 
     Returns (labels, boxes, areas): int32 [h, w] labels (0 = background, components
-    numbered from 1), and per component its box (top, bottom, left, right) and pixel count.
+    numbered from 1), and per component its box (x0, y0, x1, y1) and pixel count.
     """
     edges = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1)
     run_rows, run_starts = np.nonzero(edges == 1)
@@ -56,35 +57,48 @@ def _components(mask):
     for index, (run_row, start, end) in enumerate(zip(run_rows, run_starts, run_ends)):
         number = numbers.setdefault(root(index), len(numbers) + 1)
         labels[run_row, start:end] = number
-        if number > len(boxes):
-            boxes.append([run_row, run_row + 1, start, end])
+        if number > len(boxes):  # runs come row by row: a component's first is its top
+            boxes.append([start, run_row, end, run_row + 1])
             areas.append(0)
         box = boxes[number - 1]
-        box[1], box[2], box[3] = run_row + 1, min(box[2], start), max(box[3], end)
+        box[0], box[2], box[3] = min(box[0], start), max(box[2], end), run_row + 1
         areas[number - 1] += end - start
     return labels, [tuple(int(v) for v in box) for box in boxes], areas
 
 
+def _width(box):
+    return box[2] - box[0]
+
+
+def _height(box):
+    return box[3] - box[1]
+
+
+def _union(a, b):
+    """The box (x0, y0, x1, y1) around boxes a and b."""
+    return [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+
+
 def _group_into_digits(boxes):
-    """Merge component boxes (top, bottom, left, right) that belong to one digit; returns
-    groups of indices, left to right.
+    """Merge component boxes (x0, y0, x1, y1) that belong to one digit; returns groups of
+    indices, left to right.
 
     Two marks are one digit when they overlap horizontally by half the narrower one, or by
     a quarter when one is a flat bar (a 5's detached top, a 7's crossbar), or when one
     stands on the other (a stroke broken in two). Marks shorter
     than SMALL_FRACTION of the tallest join the nearest digit, or are dropped if far.
     """
-    tallest = max(box[1] - box[0] for box in boxes)
+    tallest = max(_height(box) for box in boxes)
     groups = [[index] for index in range(len(boxes))]
     extents = [list(box) for box in boxes]
 
     def belong_together(a, b):
-        overlap = min(a[3], b[3]) - max(a[2], b[2])
-        narrower = min(a[3] - a[2], b[3] - b[2])
-        flat = min(a[1] - a[0], b[1] - b[0]) < FLAT_FRACTION * tallest
+        overlap = min(a[2], b[2]) - max(a[0], b[0])
+        narrower = min(_width(a), _width(b))
+        flat = min(_height(a), _height(b)) < FLAT_FRACTION * tallest
         # Digits of a number stand side by side; marks one above the other that (nearly)
         # touch sideways are one digit, such as a 1 broken in two.
-        stacked = min(a[1], b[1]) <= max(a[0], b[0]) and overlap > -0.1 * tallest
+        stacked = min(a[3], b[3]) <= max(a[1], b[1]) and overlap > -0.1 * tallest
         return stacked or overlap >= (0.25 if flat else 0.5) * narrower
 
     merged = True
@@ -94,9 +108,7 @@ def _group_into_digits(boxes):
             for b in range(a + 1, len(groups)):
                 if belong_together(extents[a], extents[b]):
                     groups[a] += groups.pop(b)
-                    other = extents.pop(b)
-                    extents[a] = [min(extents[a][0], other[0]), max(extents[a][1], other[1]),
-                                  min(extents[a][2], other[2]), max(extents[a][3], other[3])]
+                    extents[a] = _union(extents[a], extents.pop(b))
                     merged = True
                     break
             if merged:
@@ -104,19 +116,19 @@ def _group_into_digits(boxes):
     # A mark much shorter than the tallest is never a digit by itself (a 5's bar floating
     # to the right, a fragment of a broken stroke): it joins the nearest digit if close.
     small = [index for index, extent in enumerate(extents)
-             if extent[1] - extent[0] < SMALL_FRACTION * tallest]
+             if _height(extent) < SMALL_FRACTION * tallest]
     digits = [index for index in range(len(groups)) if index not in small]
     for index in small:
         if not digits:
             break
-        gaps = [max(extents[d][2] - extents[index][3], extents[index][2] - extents[d][3], 0)
+        gaps = [max(extents[d][0] - extents[index][2], extents[index][0] - extents[d][2], 0)
                 for d in digits]
         nearest = digits[int(np.argmin(gaps))]
         if min(gaps) <= SMALL_FRACTION * tallest:
             groups[nearest] += groups[index]
     if not digits:
         digits = list(range(len(groups)))
-    return [groups[index] for index in sorted(digits, key=lambda index: extents[index][2])]
+    return [groups[index] for index in sorted(digits, key=lambda index: extents[index][0])]
 
 
 def split_digits(ink, one_digit=False):
@@ -127,7 +139,7 @@ def split_digits(ink, one_digit=False):
     with a detached bar, a 7 with a crossbar, a 4 in two strokes); specks are dropped.
     With `one_digit`, everything but the specks is one digit.
     """
-    top, bottom, left, right = utils.ink_bbox(ink)
+    left, top, right, bottom = utils.ink_bbox(ink)
     region = ink[top:bottom, left:right]
     if region.any(axis=0).all() and region.any(axis=1).all():
         return [((left, top, right, bottom), region)]  # no blank gap: one part, no specks
@@ -135,10 +147,10 @@ def split_digits(ink, one_digit=False):
     small_size = (max(1, round(region.shape[1] * scale)), max(1, round(region.shape[0] * scale)))
     mask = np.asarray(Image.fromarray(region).resize(small_size, Image.Resampling.BOX)) > 0
     labels, boxes, areas = _components(mask)
-    tallest = max(box[1] - box[0] for box in boxes)
+    tallest = max(_height(box) for box in boxes)
     total_area = sum(areas)
     kept = [index for index, box in enumerate(boxes)
-            if max(box[1] - box[0], box[3] - box[2]) >= SPECK_FRACTION * tallest
+            if max(_height(box), _width(box)) >= SPECK_FRACTION * tallest
             or areas[index] >= SPECK_FRACTION * total_area]
     groups = ([list(range(len(kept)))] if one_digit
               else _group_into_digits([boxes[index] for index in kept]))
@@ -151,13 +163,11 @@ def split_digits(ink, one_digit=False):
     for group in groups:
         members = [kept[index] + 1 for index in group]
         digit_ink = np.where(np.isin(big_labels, members), region, 0).astype(np.uint8)
-        rows = np.flatnonzero(digit_ink.any(axis=1))
-        columns = np.flatnonzero(digit_ink.any(axis=0))
-        if rows.size == 0:
+        inside = utils.nonzero_box(digit_ink)
+        if inside is None:
             continue
-        y0, y1, x0, x1 = rows[0], rows[-1] + 1, columns[0], columns[-1] + 1
-        digits.append(((int(left + x0), int(top + y0), int(left + x1), int(top + y1)),
-                       digit_ink[y0:y1, x0:x1]))
+        x0, y0, x1, y1 = inside
+        digits.append(((left + x0, top + y0, left + x1, top + y1), digit_ink[y0:y1, x0:x1]))
     if not digits:
         raise utils.NothingDrawn("Nothing is drawn: the image is blank. Draw a digit and try "
                                  "again.")
@@ -188,6 +198,19 @@ TEMPERATURE = 6.0
 PART_BONUS = 0.5
 
 
+def mnist_digits(ink, one_digit=False):
+    """uint8 [H, W] ink map -> [(box, digit)], one per digit split at blank gaps, left to right:
+    what the network is shown first (read_digits' first step). `box` is (x0, y0, x1, y1) in
+    the image's pixels, `digit` float32 [28, 28] in [0, 1], white ink on black (to_mnist).
+    """
+    return [(box, digit) for box, _, digit in _parts_as_digits(ink, one_digit)]
+
+
+def _parts_as_digits(ink, one_digit):
+    """[(box, uint8 [h, w] ink of the part, float32 [28, 28] digit)] of split_digits' parts."""
+    return [(box, part, utils.to_mnist(part)) for box, part in split_digits(ink, one_digit)]
+
+
 def read_digits(ink, score, one_digit=False):
     """uint8 [H, W] ink map -> (boxes, digits, probabilities), one entry per digit, left to right.
 
@@ -195,17 +218,18 @@ def read_digits(ink, score, one_digit=False):
     (what the network read), `probabilities` float32 [N, 10]. Marks are split at blank gaps;
     a mark too wide for one digit, or one the network is unsure of, is searched for touching
     digits. `score` is called once, or twice when the network is unsure of a narrow mark.
-    With `one_digit`, the drawing is one digit and nothing is searched.
+    With `one_digit`, the drawing is one digit and nothing is searched. It starts from the
+    digits mnist_digits makes.
     """
-    parts = split_digits(ink, one_digit)
-    boxes = [box for box, _ in parts]
-    digits = [utils.to_mnist(part) for _, part in parts]
-    wide = [] if one_digit else [index for index, (_, part) in enumerate(parts)
+    parts = _parts_as_digits(ink, one_digit)
+    boxes = [box for box, _, _ in parts]
+    digits = [digit for _, _, digit in parts]
+    wide = [] if one_digit else [index for index, (_, part, _) in enumerate(parts)
                                  if part.shape[1] > WIDE_ASPECT * part.shape[0]]
-    searches = {index: _candidate_parts(*parts[index]) for index in wide}
+    searches = {index: _candidate_parts(*parts[index][:2]) for index in wide}
     probabilities = _score_together(score, digits, searches.values())
     if not one_digit:
-        unsure = {index: _candidate_parts(box, part) for index, (box, part) in enumerate(parts)
+        unsure = {index: _candidate_parts(box, part) for index, (box, part, _) in enumerate(parts)
                   if index not in searches and probabilities[index].max() < UNSURE_BELOW
                   and part.shape[1] >= MIN_SEARCH_ASPECT * part.shape[0]}
         _score_together(score, [], unsure.values())
@@ -232,10 +256,10 @@ def _score_together(score, digits, searches):
 
 
 def _candidate_parts(box, part):
-    """A mark (its box in the image, uint8 [h, w] ink) -> {"cuts": number of cut lines,
-    the mark's two sides included, "parts": [...], "aspect": width / height upright}. Each
-    part lies between cut lines i < j, with its box in the image, its upright width as a share
-    of the mark's height, and its float32 [28, 28] digit."""
+    """A mark (its box (x0, y0, x1, y1) in the image, uint8 [h, w] ink) -> {"cuts": number
+    of cut lines, the mark's two sides included, "parts": [...], "aspect": width / height
+    upright}. Each part lies between cut lines i < j, with its box in the image, its upright
+    width as a share of the mark's height, and its float32 [28, 28] digit."""
     work, to_mark = _working_copy(part)
     height, width = work.shape
     cuts = _cut_lines(work)
@@ -251,22 +275,21 @@ def _candidate_parts(box, part):
             if span > PART_ASPECT[1] + 2 * CUT_SPACING:
                 break
             piece = np.where(left_of[j] & ~left_of[i], work, 0)
-            rows = np.flatnonzero(piece.any(axis=1))
-            used = np.flatnonzero(piece.any(axis=0))
-            if rows.size == 0:
+            inside = utils.nonzero_box(piece)
+            if inside is None:
                 continue
-            top, bottom, left, right = rows[0], rows[-1] + 1, used[0], used[-1] + 1
-            if (bottom - top < MIN_PART_HEIGHT * height
-                    or not PART_ASPECT[0] <= (right - left) / height <= PART_ASPECT[1]):
+            x0, y0, x1, y1 = inside
+            if (y1 - y0 < MIN_PART_HEIGHT * height
+                    or not PART_ASPECT[0] <= (x1 - x0) / height <= PART_ASPECT[1]):
                 continue
-            corners = [to_mark(x, y) for x in (left, right) for y in (top, bottom)]
+            corners = [to_mark(x, y) for x in (x0, x1) for y in (y0, y1)]
             xs, ys = [x for x, _ in corners], [y for _, y in corners]
             parts.append({
-                "i": i, "j": j, "aspect": (right - left) / height,
+                "i": i, "j": j, "aspect": (x1 - x0) / height,
                 "box": (box[0] + max(0, int(min(xs))), box[1] + max(0, int(min(ys))),
                         box[0] + min(part.shape[1], int(np.ceil(max(xs)))),
                         box[1] + min(part.shape[0], int(np.ceil(max(ys))))),
-                "digit": _to_mnist_prepared(piece[top:bottom, left:right])})
+                "digit": _to_mnist_prepared(piece[y0:y1, x0:x1])})
     return {"cuts": len(lines), "parts": parts, "aspect": width / height}
 
 

@@ -15,13 +15,25 @@ import numpy as np
 import zlib_ng.zlib_ng as zlib_ng
 from PIL import Image, ImageChops, ImageFilter, ImageOps, UnidentifiedImageError
 
-ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
+ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")  # Pillow's format names
+_FORMAT_NAMES = [{"WEBP": "WebP"}.get(name, name) for name in ACCEPTED_FORMATS]
+SEND_ACCEPTED_FORMAT = "send a " + ", ".join(_FORMAT_NAMES[:-1]) + " or " + _FORMAT_NAMES[-1]
 MAX_IMAGE_PIXELS = 25_000_000  # 5000 x 5000; a phone photo is ~12 MP
 WORK_LIMIT = 1024              # larger images are reduced to about this on the longer side
 
 MNIST_BOX = 20                   # MNIST fits each digit into 20x20 ...
 MNIST_SIZE = 28                  # ... inside a 28x28 field ...
 MNIST_CENTRE = 14.0              # ... with the centre of mass here (measured on MNIST itself)
+# The network's contract, for recognizer.py, app.py's /api/model and the training script: a
+# batch of MNIST-like digits (white ink on black, values in [0, 1]) in, one row of
+# probabilities per digit out.
+MODEL_INPUT = "image"            # float32 [N, 28, 28, 1]
+MODEL_OUTPUT = "probabilities"   # float32 [N, 10]
+DIGIT_CLASSES = 10
+MODEL_SIGNATURE = {
+    "input": {"name": MODEL_INPUT, "shape": ["N", MNIST_SIZE, MNIST_SIZE, 1], "dtype": "float32"},
+    "output": {"name": MODEL_OUTPUT, "shape": ["N", DIGIT_CLASSES], "dtype": "float32"},
+}
 WORK_SIZE = 60                   # longer side at which stroke width is measured and adjusted
 MNIST_STROKE = 2.6               # median stroke width of MNIST digits, in 20-px-box pixels
 STROKE_TOLERANCE = 0.5           # leave widths within this of MNIST's alone
@@ -77,7 +89,7 @@ def decode_base64_image(text):
         media_type = (match.group("type") or "").lower()
         if media_type and not media_type.startswith("image/"):
             raise UnsupportedImage(f"A data URI of type {media_type} is not an image; "
-                                   "send a PNG, JPEG, WebP, GIF or BMP.")
+                                   f"{SEND_ACCEPTED_FORMAT}.")
         if media_type == "image/svg+xml":
             raise UnsupportedImage("SVG is not supported; send a raster image such as PNG.")
         if ";base64" not in match.group("params").lower():
@@ -110,8 +122,8 @@ def open_image(data, max_pixels=MAX_IMAGE_PIXELS):
         if head.startswith((b"<?xml", b"<svg", b"<!doctype svg")) or b"<svg" in head:
             raise UnsupportedImage("SVG is not supported; send a raster image such as PNG.") \
                 from None
-        raise InvalidImage("The data is not an image Pillow can read; send a PNG, JPEG, WebP, "
-                           "GIF or BMP.") from None
+        raise InvalidImage(f"The data is not an image Pillow can read; {SEND_ACCEPTED_FORMAT}.") \
+            from None
     except Image.DecompressionBombError:
         raise ImageTooLarge(f"The image declares more pixels than the {max_pixels:,} allowed. "
                             "Send a smaller image.") from None
@@ -452,8 +464,8 @@ def _clean_ink(ink):
     if strongest < MIN_CONTRAST:
         raise NothingDrawn("Nothing is drawn: the image is blank. Draw a digit and try again.")
     # Only the box around the ink needs work; outside it everything is 0 and stays 0.
-    rows, columns = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    box = np.s_[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1]
+    x0, y0, x1, y1 = nonzero_box(ink)
+    box = np.s_[y0:y1, x0:x1]
     histogram = np.array(Image.fromarray(np.ascontiguousarray(ink[box])).histogram(),
                          np.float64)
     histogram[0] = 0
@@ -504,16 +516,26 @@ def _otsu_threshold(histogram):
     return float(np.nanargmax(between[:-1])) if np.isfinite(between[:-1]).any() else 0.0
 
 
-def ink_bbox(ink):
-    """(top, bottom, left, right) of the ink in a uint8 [H, W] ink map, bottom/right exclusive."""
-    rows = np.flatnonzero(ink.any(axis=1))
-    columns = np.flatnonzero(ink.any(axis=0))
+def nonzero_box(array):
+    """(x0, y0, x1, y1) of the nonzero pixels of a 2-D array: left, top, right, bottom, the
+    right and bottom exclusive (the order of every box here and in the API); None if all are 0."""
+    rows = np.flatnonzero(array.any(axis=1))
     if rows.size == 0:
+        return None
+    columns = np.flatnonzero(array.any(axis=0))
+    return int(columns[0]), int(rows[0]), int(columns[-1] + 1), int(rows[-1] + 1)
+
+
+def ink_bbox(ink):
+    """(x0, y0, x1, y1) of the ink in a uint8 [H, W] ink map (see nonzero_box); refuses ink
+    too small to be a digit."""
+    box = nonzero_box(ink)
+    if box is None:
         raise NothingDrawn("Nothing is drawn: the image is blank. Draw a digit and try again.")
-    top, bottom, left, right = rows[0], rows[-1] + 1, columns[0], columns[-1] + 1
-    if max(bottom - top, right - left) < max(3, MIN_DIGIT_FRACTION * max(ink.shape)):
+    x0, y0, x1, y1 = box
+    if max(y1 - y0, x1 - x0) < max(3, MIN_DIGIT_FRACTION * max(ink.shape)):
         raise NothingDrawn("The drawing is too small to be a digit. Draw it larger.")
-    return int(top), int(bottom), int(left), int(right)
+    return box
 
 
 # ---------------------------------------------------------------------------
@@ -584,8 +606,8 @@ def to_mnist(ink):
     Crop to the ink, even out the stroke width, scale the longer side to 20 px with
     anti-aliasing (aspect ratio kept), then centre by centre of mass in 28x28.
     """
-    top, bottom, left, right = ink_bbox(ink)
-    crop = Image.fromarray(np.ascontiguousarray(ink[top:bottom, left:right]))
+    x0, y0, x1, y1 = ink_bbox(ink)
+    crop = Image.fromarray(np.ascontiguousarray(ink[y0:y1, x0:x1]))
     work = normalise_stroke_width(_resize_longer_side(crop, WORK_SIZE))
     work = work.crop(work.getbbox() or (0, 0) + work.size)
     digit = np.asarray(_resize_longer_side(work, MNIST_BOX)).astype(np.float32)

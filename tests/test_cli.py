@@ -5,7 +5,9 @@ import subprocess
 import sys
 
 import pytest
+from PIL import Image
 
+import utils
 from conftest import ROOT, encode
 
 
@@ -32,7 +34,8 @@ def test_cli_prints_one_line_per_file_and_reports_unreadable_ones(folder):
     assert lines[str(folder / "seven.png")].split()[0] == "7"
     assert lines[str(folder / "two.jpg")].split()[0] == "2"
     assert 0.5 < float(lines[str(folder / "seven.png")].split()[1]) <= 1
-    assert "broken.png" in result.stderr and "missing.png" in result.stderr
+    assert "broken.png" in result.stderr
+    assert "missing.png" in result.stderr
     assert "notes.txt" not in result.stdout + result.stderr
     assert result.returncode == 1, "unreadable files must give a non-zero exit status"
 
@@ -54,4 +57,13 @@ def test_cli_reads_a_whole_number(tmp_path, draw_mnist_digit):
         canvas.alpha_composite(digit, (position * 140, 0))
     (tmp_path / "year.png").write_bytes(encode(canvas, "PNG"))
     result = run_cli(tmp_path / "year.png")
-    assert result.returncode == 0 and result.stdout.split()[1] == "2024", result.stdout
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[1] == "2024", result.stdout
+
+
+def test_cli_picks_from_folders_the_files_of_every_format_the_service_reads():
+    import predict
+
+    formats = {Image.registered_extensions()[suffix] for suffix in predict.IMAGE_SUFFIXES}
+    assert formats == set(utils.ACCEPTED_FORMATS), \
+        f"the CLI picks up {sorted(formats)}; the service reads {utils.ACCEPTED_FORMATS}"

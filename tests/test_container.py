@@ -27,6 +27,7 @@ import requests
 from PIL import Image, ImageOps
 
 from conftest import IN_CI, MODEL_PATH, ROOT
+from served_files import served_modules
 
 IMAGE = "localhost/digit-recognizer:test"
 MAX_ADDED_MB = 200
@@ -35,9 +36,6 @@ MB = 1_000_000  # as `docker images` counts
 DEBIAN_SUITE_FOR_PYTHON = {"3.11": "bookworm", "3.13": "trixie"}
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-# Top-level files the image must not carry (the Dockerfile copies every other *.py): the
-# training script and the stroke tracer it draws training digits with.
-TRAINING_ONLY = {"train_mnist.py", "strokes.py"}
 # Digits of the MNIST test set any working model reads (a 7, a 2, a 1 and a 0).
 DIGIT_INDICES = [0, 1, 2, 3]
 
@@ -455,7 +453,7 @@ def test_image_ships_only_what_serving_reads(engine, server):
     listing = engine.exec(["python", "-c", "import os\nfor top, _, files in os.walk('.'):\n"
                                            "    for name in files: print(os.path.join(top, name))"])
     shipped = {os.path.normpath(line) for line in listing.stdout.split()}
-    wanted = {path.name for path in ROOT.glob("*.py")} - TRAINING_ONLY
+    wanted = served_modules()
     wanted.add(str(MODEL_PATH.relative_to(ROOT)))
     for folder in ("templates", "static"):
         wanted |= {str(path.relative_to(ROOT)) for path in (ROOT / folder).rglob("*")

@@ -12,6 +12,7 @@ import pytest
 from gunicorn.config import Config
 
 from conftest import IN_CI, MODEL_PATH, ROOT
+from served_files import served_modules
 
 APP = "app:create_app()"
 CONFIG = "gunicorn.conf.py"
@@ -184,6 +185,26 @@ def test_docker_image_defaults_to_the_port_gunicorn_defaults_to(monkeypatch):
         f"The Dockerfile's ENV PORT is not gunicorn's default {default_port}.")
     assert re.search(rf"^EXPOSE {default_port}$", dockerfile, re.M), (
         f"The Dockerfile does not EXPOSE {default_port}.")
+
+
+def dockerfile_copied_sources():
+    """The sources of the Dockerfile's COPY lines from the build context (not --from a stage)."""
+    sources = []
+    for line in re.findall(r"^COPY (?!--from)(.+)$", (ROOT / "Dockerfile").read_text(), re.M):
+        sources += line.split()[:-1]
+    return sources
+
+
+def test_the_image_copies_by_name_the_modules_serving_imports_and_no_other():
+    sources = dockerfile_copied_sources()
+    everything = [source for source in sources if "*" in source or source in (".", "./")]
+    assert not everything, (f"The Dockerfile copies {everything}: name each module, so a new "
+                            "one ships only when someone decides it should.")
+    copied = {source for source in sources if source.endswith(".py")}
+    needed = served_modules()
+    assert not needed - copied, f"The image lacks modules serving needs: {sorted(needed - copied)}"
+    assert not copied - needed, \
+        f"The image carries modules serving never imports: {sorted(copied - needed)}"
 
 
 @pytest.mark.parametrize("kept_out", [".git", ".venv", "tests", "**/__pycache__",

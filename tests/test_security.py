@@ -5,8 +5,8 @@ import runpy
 
 import pytest
 import requests
-from PIL import Image
 
+import bad_requests
 import conftest
 import live_server
 import utils
@@ -50,6 +50,13 @@ class Sender:
         return response.status_code, response.headers, response.content
 
 
+def api_error(name):
+    """A kind of response: the answer to a request of the bad-request table."""
+    case = bad_requests.named(name)
+    return (f"API error: {name}", "POST", case.request.path, case.request.make_body(),
+            case.request.content_type, case.status)
+
+
 # name, method, path, body (bytes, or "DIGIT" for a drawn digit's PNG), content type, status
 RESPONSE_KINDS = [
     ("page", "GET", "/", None, None, 200),
@@ -60,10 +67,8 @@ RESPONSE_KINDS = [
     ("API success", "POST", "/predict", "DIGIT", "image/png", 200),
     ("health check", "GET", "/healthz", None, None, 200),
     ("model information", "GET", "/api/model", None, None, 200),
-    ("API error", "POST", "/predict", b"not an image", "image/png", 400),
-    ("API error, nothing drawn", "POST", "/predict",
-     encode(Image.new("L", (28, 28), 255), "PNG"), "image/png", 422),
-    ("API error, body too large", "POST", "/predict", bytes(3 * 1024 * 1024), "image/png", 413),
+    *(api_error(name) for name in ("PostScript sent as image/png", "blank white canvas",
+                                    "body just over 2 MB")),
     ("404", "GET", "/no/such/page", None, None, 404),
     ("405", "GET", "/predict", None, None, 405),
     ("preflight", "OPTIONS", "/predict", None, None, 200),
@@ -174,6 +179,15 @@ def test_no_cors_without_cors_origins(monkeypatch, digit_png):
 
 
 ALLOWED = ["https://draw.example", "http://localhost:8000"]
+
+
+@pytest.mark.parametrize("origins", [
+    " https://draw.example , http://localhost:8000 ,", ALLOWED, tuple(ALLOWED) + (" ",),
+], ids=["comma-separated", "list", "tuple with a blank"])
+def test_cors_origins_are_read_from_a_list_or_a_comma_separated_string(origins):
+    from app import allowed_origins
+
+    assert allowed_origins(origins) == frozenset(ALLOWED)
 
 
 @pytest.mark.parametrize("how", [

@@ -19,8 +19,8 @@ def centre_of_mass(digit):
 
 def read_bytes(data):
     """What the model sees for an image file read as one digit, as recognizer.py reads it."""
-    [(_, ink)] = segment.split_digits(utils.ink_map(utils.open_image(data)), one_digit=True)
-    return utils.to_mnist(ink)
+    [(_, digit)] = segment.mnist_digits(utils.read_ink(data), one_digit=True)
+    return digit
 
 
 def read(image):
@@ -54,15 +54,18 @@ def test_ink_is_found_in_any_colour_and_on_transparency(draw_mnist_digit, ink, b
 
 def test_output_is_28x28_float_in_unit_range(draw_mnist_digit):
     digit = read(draw_mnist_digit(0)[0])
-    assert digit.shape == (28, 28) and digit.dtype == np.float32
-    assert digit.min() == 0.0 and digit.max() == 1.0
+    assert digit.shape == (28, 28)
+    assert digit.dtype == np.float32
+    assert digit.min() == 0.0
+    assert digit.max() == 1.0
 
 
 @pytest.mark.parametrize("centre", [(60, 60), (220, 70), (140, 140), (200, 220)])
 def test_centre_of_mass_lands_within_half_a_pixel_of_mnists_centre(draw_mnist_digit, centre):
     digit = read(draw_mnist_digit(5, height=100, centre=centre)[0])
     row, column = centre_of_mass(digit)
-    assert abs(row - 14) <= 0.5 and abs(column - 14) <= 0.5, f"centre of mass at {row, column}"
+    assert abs(row - 14) <= 0.5, f"centre of mass at row {row}"
+    assert abs(column - 14) <= 0.5, f"centre of mass at column {column}"
 
 
 def ink_extent(digit):
@@ -78,8 +81,10 @@ def test_longer_side_is_scaled_to_20_pixels_keeping_the_aspect_ratio():
     wide.paste(255, (40, 100, 240, 180))   # a 200 x 80 block: aspect 5:2
     tall_height, tall_width = ink_extent(read(tall))
     wide_height, wide_width = ink_extent(read(wide))
-    assert tall_height in (20, 21) and tall_width <= 4
-    assert wide_width in (20, 21) and 7 <= wide_height <= 10
+    assert tall_height in (20, 21)
+    assert tall_width <= 4
+    assert wide_width in (20, 21)
+    assert 7 <= wide_height <= 10
 
 
 def test_a_one_pixel_dot_is_nothing_drawn():
@@ -139,6 +144,18 @@ def test_bad_base64_raises_a_clear_error(text, error):
         utils.decode_base64_image(text)
 
 
+@pytest.mark.parametrize("refused", [
+    lambda: utils.decode_base64_image("data:application/pdf;base64,JVBERi0="),
+    lambda: utils.open_image(b"not an image at all"),
+], ids=["data URI of another type", "bytes Pillow cannot read"])
+def test_refusals_name_every_accepted_format(refused):
+    with pytest.raises(utils.ImageError) as error:
+        refused()
+    for name in utils.ACCEPTED_FORMATS:
+        assert name.lower() in str(error.value).lower(), \
+            f"the message does not name {name}: {error.value}"
+
+
 def test_exif_rotation_is_applied():
     upright = Image.new("L", (60, 200), 255)
     upright.paste(0, (20, 20, 40, 180))  # a vertical bar
@@ -167,7 +184,8 @@ def test_thin_ink_on_a_transparent_black_canvas_is_found(ink):
     ImageDraw.Draw(image).line([(140, 40), (150, 240)], fill=ink + (255,), width=5)
     digit = read(image)
     height, width = ink_extent(digit)
-    assert height in (20, 21) and width <= 5, "a thin stroke of any colour must be read as ink"
+    assert height in (20, 21), f"a thin stroke of any colour must be read as ink: {height} px tall"
+    assert width <= 5, f"a thin stroke came out {width} px wide"
 
 
 def test_an_opaque_sheet_with_a_transparent_margin_is_read_by_its_ink_not_its_outline(
@@ -176,3 +194,10 @@ def test_an_opaque_sheet_with_a_transparent_margin_is_read_by_its_ink_not_its_ou
     framed = Image.new("RGBA", (320, 320), (0, 0, 0, 0))
     framed.paste(sheet, (20, 20))
     assert np.abs(read(framed) - read(sheet)).max() < 0.1
+
+
+def test_the_ink_box_is_left_top_right_bottom_as_in_the_api():
+    ink = np.zeros((100, 200), np.uint8)
+    ink[10:40, 50:60] = 255
+    assert utils.ink_bbox(ink) == (50, 10, 60, 40)
+    assert utils.nonzero_box(np.zeros((5, 5), np.uint8)) is None
