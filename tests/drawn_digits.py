@@ -234,11 +234,11 @@ def main():
     parser.add_argument("--numbers", type=int, default=1000)
     parser.add_argument("--model", help="an ONNX model other than model/model.onnx")
     args = parser.parse_args()
-    import train_mnist
+    import mnist_digits
     from app import create_app
 
     client = create_app({"MODEL_PATH": args.model} if args.model else None).test_client()
-    _, (x_test, y_test) = train_mnist.load_mnist()
+    _, (x_test, y_test) = mnist_digits.load_mnist()
     included, excluded = sample_test_digits(x_test, y_test, args.digits, random.Random(1))
     print(f"MNIST test digits sampled: {args.digits}; left out before any prediction because "
           f"their tracing loses a hole or ink: {len(excluded)}, per class "

@@ -178,15 +178,15 @@ def main():
                         help="never search a mark for touching digits: the reading before it")
     arguments = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import mnist_digits
     import segment
-    import train_mnist
     from app import create_app
 
     if arguments.gaps_only:
         segment.WIDE_ASPECT, segment.UNSURE_BELOW = float("inf"), 0.0
 
     client = create_app().test_client()
-    (x_train, y_train), (x_test, y_test) = train_mnist.load_mnist()
+    (x_train, y_train), (x_test, y_test) = mnist_digits.load_mnist()
     x, y = (x_train, y_train) if arguments.train else (x_test, y_test)
     print(f"MNIST {'training' if arguments.train else 'test'} digits, seed {arguments.seed}"
           + (", blank gaps only" if arguments.gaps_only else ""))

