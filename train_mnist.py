@@ -37,7 +37,7 @@ from tensorflow import keras  # noqa: E402
 from tensorflow.keras import layers  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
-NUM_CLASSES = 10
+NUM_CLASSES = utils.DIGIT_CLASSES
 
 
 # ---------------------------------------------------------------------------
@@ -196,6 +196,7 @@ def make_training_dataset(x, y, is_rendering, batch_size, seed):
 # Model: about 5.3 million multiply-adds, a tenth of a millisecond on one CPU core
 # ---------------------------------------------------------------------------
 
+MODEL_SHAPE = (utils.MNIST_SIZE, utils.MNIST_SIZE, 1)  # the contract: utils.MODEL_INPUT
 DROPOUT = 0.3
 # Batch-norm statistics average over the last ~10 batches rather than Keras's ~100, so that a
 # short run (a smoke test) is evaluated with statistics of its trained weights.
@@ -212,7 +213,7 @@ def conv_bn_relu(filters, padding="same"):
 def build_model():
     # Few channels at 28x28, where every filter costs the most; width grows as the map shrinks.
     return keras.Sequential([
-        keras.Input((28, 28, 1), name="image"),
+        keras.Input(MODEL_SHAPE, name=utils.MODEL_INPUT),
         *conv_bn_relu(16),
         *conv_bn_relu(16),
         layers.MaxPooling2D(),                 # 28x28 -> 14x14
@@ -226,7 +227,7 @@ def build_model():
         layers.BatchNormalization(momentum=BN_MOMENTUM),
         layers.ReLU(),
         layers.Dropout(DROPOUT),
-        layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities"),
+        layers.Dense(NUM_CLASSES, activation="softmax", name=utils.MODEL_OUTPUT),
     ], name="mnist_cnn")
 
 
@@ -265,11 +266,11 @@ def export_onnx(model, path, metadata):
     import onnx
     import tf2onnx
 
-    signature = [tf.TensorSpec([None, 28, 28, 1], tf.float32, name="image")]
+    signature = [tf.TensorSpec([None, *MODEL_SHAPE], tf.float32, name=utils.MODEL_INPUT)]
     onnx_model, _ = tf2onnx.convert.from_keras(model, input_signature=signature,
                                                opset=ONNX_OPSET)
     graph = onnx_model.graph
-    _rename_value(graph, graph.output[0].name, "probabilities")
+    _rename_value(graph, graph.output[0].name, utils.MODEL_OUTPUT)
     for value in (graph.input[0], graph.output[0]):  # the exporter calls the batch "unk__N"
         value.type.tensor_type.shape.dim[0].dim_param = "N"
     onnx_model.doc_string = "MNIST digit classifier: white ink on black, values in [0, 1]."
@@ -296,7 +297,8 @@ def onnx_predict(path, images, batch_size=1000):
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return np.concatenate([session.run(["probabilities"], {"image": images[i:i + batch_size]})[0]
+    return np.concatenate([session.run([utils.MODEL_OUTPUT],
+                                       {utils.MODEL_INPUT: images[i:i + batch_size]})[0]
                            for i in range(0, len(images), batch_size)])
 
 
