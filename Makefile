@@ -48,4 +48,4 @@ train: $(VENV)/.test-installed
 	$(BIN)/python train_mnist.py
 
 bench: $(VENV)/.test-installed system-packages
-	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+	$(BIN)/python -m scripts.bench $(BENCH_ARGS)

@@ -264,7 +264,7 @@ def _undo_paeth(row, above, bands):
     to_a, b_minus_2c = np.abs(b - c), b - 2 * c  # p - a = b - c; p - c = a + b - 2c
     running = np.cumsum(row, dtype=np.uint8)
     positions = np.arange(len(row))
-    left, previous = c, None  # the first guess: the row above, one pixel to the right
+    left, previous, decoded = c, None, None  # the first guess: the row above, shifted right
     for _ in range(MAX_PAETH_PASSES):
         to_b, to_c = np.abs(left - c), np.abs(left + b_minus_2c)
         use_a = (to_a <= to_b) & (to_a <= to_c)

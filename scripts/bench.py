@@ -9,13 +9,12 @@ from /proc, split the server's own time per request from its Server-Timing heade
 PNG kind, and load it again with 64, then 500 slow clients open (headers sent, body trickling).
 
     make bench
-    .venv/bin/python scripts/bench.py --workers 2 3 --duration 30
+    .venv/bin/python -m scripts.bench --workers 2 3 --duration 30
 """
 
 import argparse
 import base64
 import contextlib
-import io
 import json
 import os
 import re
@@ -32,12 +31,10 @@ from pathlib import Path
 
 import numpy as np
 import requests
-from PIL import Image, ImageDraw
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT))
-from live_server import COMMAND, child_pids, free_port, memory_of, stop  # noqa: E402
+from tests.support import ROOT
+from tests.support.images import PNG_KINDS, canvas_png
+from tests.support.live_server import COMMAND, child_pids, free_port, memory_of, stop
 
 # ---------------------------------------------------------------------------
 # Targets (from the issue)
@@ -53,33 +50,6 @@ TARGET_MEMORY_MB = 150
 # ---------------------------------------------------------------------------
 # The request: a canvas like the page's, posted as the page posts it
 # ---------------------------------------------------------------------------
-
-
-def canvas_png():
-    """A 280x280 transparent canvas with a 7 in an 18 px black pen, as canvas.toDataURL() gives."""
-    canvas = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
-    pen = ImageDraw.Draw(canvas)
-    pen.line([(80, 60), (200, 60), (120, 230)], fill=(0, 0, 0, 255), width=18, joint="curve")
-    buffer = io.BytesIO()
-    canvas.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def opaque_png(ink_colour, paper_colour):
-    """The same 7 as an opaque RGB PNG, as a client that flattens the canvas sends it."""
-    coverage = Image.open(io.BytesIO(canvas_png())).getchannel("A")
-    image = Image.composite(Image.new("RGB", coverage.size, ink_colour),
-                            Image.new("RGB", coverage.size, paper_colour), coverage)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-PNG_KINDS = {
-    "canvas": canvas_png,
-    "black on white": lambda: opaque_png("black", "white"),
-    "white on black": lambda: opaque_png("white", "black"),
-}
 
 
 def request_body(png=None):

@@ -1,8 +1,8 @@
 """Time ONNX digit models side by side: one image per call, one thread, as the server runs them.
 
-    python scripts/bench_model.py                                  # the shipped model alone
+    python -m scripts.bench_model                                  # the shipped model alone
     git show a968495:model/model.onnx > /tmp/old.onnx
-    python scripts/bench_model.py model/model.onnx /tmp/old.onnx   # against an older one
+    python -m scripts.bench_model model/model.onnx /tmp/old.onnx   # against an older one
 
 Rounds alternate between the models, so a noisy machine slows all of them alike; compare the
 medians and their ratio, printed last.
@@ -10,17 +10,14 @@ medians and their ratio, printed last.
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from recognizer import Recognizer  # noqa: E402  the server's own session settings
+from recognizer import Recognizer  # the server's own session settings
+from tests.support import ROOT
 
 
 def parameters(path):

@@ -6,24 +6,18 @@ Flask), next to the same drawings read with the search switched off (blank gaps 
 before it). Timings on a shared machine are noisy: compare the columns of
 one run, not runs.
 
-    python scripts/bench_numbers.py
+    python -m scripts.bench_numbers
 """
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-import drawn_digits  # noqa: E402
-import drawn_numbers  # noqa: E402
-import segment  # noqa: E402
-import strokes  # noqa: E402
-import train_mnist  # noqa: E402
-from recognizer import Recognizer  # noqa: E402
+import mnist_digits
+import segment
+import strokes
+from recognizer import Recognizer
+from tests.support import drawn_digits, drawn_numbers
 
 
 def gaps_only(recognizer, data):
@@ -51,7 +45,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=15)
     arguments = parser.parse_args()
     recognizer = Recognizer()
-    _, (x_test, y_test) = train_mnist.load_mnist()
+    _, (x_test, y_test) = mnist_digits.load_mnist()
     count = arguments.drawings
     touching = list(drawn_numbers.touching_number_cases(x_test, y_test, 6 * count, seed=5))
     kinds = {

@@ -3,17 +3,15 @@
 Serves the real app with the real model on a free port, draws an MNIST test digit the way the
 browser tests do (strokes.py), presses Predict and saves the page.
 
-    python scripts/screenshot.py                     # docs/screenshot.png, MNIST test digit 1 (a 2)
-    python scripts/screenshot.py --index 0 --out /tmp/seven.png
+    python -m scripts.screenshot                     # docs/screenshot.png, MNIST test digit 1 (a 2)
+    python -m scripts.screenshot --index 0 --out /tmp/seven.png
 """
 
 import argparse
-import sys
 import threading
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+from tests.support import ROOT
 
 VIEWPORT = {"width": 1120, "height": 760}
 
@@ -31,12 +29,13 @@ def main(argv=None):
     from playwright.sync_api import sync_playwright
     from werkzeug.serving import make_server
 
+    import mnist_digits
     import strokes
-    import train_mnist
     from app import create_app
-    from test_browser import CHROMIUM, DIGIT_HEIGHT, LAUNCH_ARGS, draw_with_mouse, predict
+    from tests.support.browser import (CHROMIUM, DIGIT_HEIGHT, LAUNCH_ARGS, draw_with_mouse,
+                                       predict)
 
-    (_, _), (x_test, y_test) = train_mnist.load_mnist()
+    (_, _), (x_test, y_test) = mnist_digits.load_mnist()
     polylines = strokes.place_strokes(strokes.digit_strokes(x_test[args.index]), (280, 280),
                                       DIGIT_HEIGHT * 280, (140, 140))
 

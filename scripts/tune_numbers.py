@@ -7,26 +7,20 @@ without calling the network again. Prints the best settings whose share of singl
 read as several stays within --most-split, with the share of single digits each searches
 (a searched digit costs several times a plain one: see scripts/bench_numbers.py).
 
-    python scripts/tune_numbers.py            # after a new model: are the settings still best?
+    python -m scripts.tune_numbers            # after a new model: are the settings still best?
 """
 
 import argparse
 import itertools
-import sys
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-import drawn_digits  # noqa: E402
-import drawn_numbers  # noqa: E402
-import segment  # noqa: E402
-import strokes  # noqa: E402
-import train_mnist  # noqa: E402
-import utils  # noqa: E402
-from recognizer import Recognizer  # noqa: E402
+import mnist_digits
+import segment
+import strokes
+import utils
+from recognizer import Recognizer
+from tests.support import drawn_digits, drawn_numbers
 
 GRID = {
     "wide_aspect": (0.7, 0.9, 1.1, 1.3),
@@ -88,7 +82,7 @@ def main():
     parser.add_argument("--seed", type=int, default=11)
     arguments = parser.parse_args()
     recognizer = Recognizer()
-    (x_train, y_train), _ = train_mnist.load_mnist()
+    (x_train, y_train), _ = mnist_digits.load_mnist()
     touching = record(recognizer, drawn_numbers.touching_number_cases(
         x_train, y_train, arguments.numbers, arguments.seed))
     spaced = record(recognizer, drawn_numbers.spaced_number_cases(

@@ -1,31 +1,9 @@
-import importlib
-import os
-import sys
-from pathlib import Path
+"""Fixtures: MNIST, a digit drawn as a person draws it, the app and its test client.
+Everything else tests share is in the support package."""
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-MODEL_PATH = ROOT / "model" / "model.onnx"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def unavailable(reason):
-    """This test cannot run here: skipped on a developer machine, a failure in CI."""
-    if IN_CI:
-        pytest.fail(f"{reason} (CI must run every test)", pytrace=False)
-    pytest.skip(reason)
-
-
-def require(module):
-    """Import `module` for a test that needs it; if it is not installed, the test is unavailable."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as error:
-        unavailable(f"{module} cannot be imported ({error}); `make test` installs what the tests "
-                    "need")
+from support import MODEL_PATH
 
 
 @pytest.fixture(scope="session")
@@ -67,17 +45,3 @@ def app():
 @pytest.fixture()
 def client(app):
     return app.test_client()
-
-
-def data_uri(data, media_type="image/png"):
-    import base64
-
-    return f"data:{media_type};base64," + base64.b64encode(data).decode("ascii")
-
-
-def encode(image, format, **options):
-    import io
-
-    buffer = io.BytesIO()
-    image.save(buffer, format=format, **options)
-    return buffer.getvalue()

@@ -13,19 +13,18 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image, ImageDraw
 
-import bad_requests
-import conftest
-import live_server
-from bad_requests import as_json, image_json, raw, send_to_server
-from conftest import data_uri, encode
-from image_files import as_16_bit_png, as_cmyk_jpeg, as_palette_png, as_webp, flatten_on_white, png
+import support
+from support import bad_requests, live_server
+from support.bad_requests import as_json, image_json, raw, send_to_server
+from support.images import (as_16_bit_png, as_cmyk_jpeg, as_palette_png, as_webp, data_uri, encode,
+                            flatten_on_white, png)
 
 DIGIT = 1  # MNIST test digit 1, a 2: any digit would do, this one differs from test_api's 7
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with live_server.gunicorn(conftest.MODEL_PATH,
+    with live_server.gunicorn(support.MODEL_PATH,
                               tmp_path_factory.mktemp("abuse") / "gunicorn.log") as server:
         server.first_workers = server.worker_pids
         yield server

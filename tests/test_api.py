@@ -2,15 +2,16 @@
 
 import base64
 import io
+import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
-import bad_requests
-from conftest import MODEL_PATH, data_uri, encode
-from image_files import (as_16_bit_png, as_bmp, as_cmyk_jpeg, as_first_frame_of_gif,
-                         as_grey_alpha_png, as_jpeg, as_palette_png, as_tiff, as_webp)
+from support import MODEL_PATH, bad_requests
+from support.images import (as_16_bit_png, as_bmp, as_cmyk_jpeg, as_first_frame_of_gif,
+                            as_grey_alpha_png, as_jpeg, as_palette_png, as_tiff, as_webp, data_uri,
+                            encode)
 
 SEVEN = 0  # MNIST test digit 0 is a 7
 
@@ -146,9 +147,16 @@ def test_page_is_served_with_the_canvas(client):
 
 
 def test_timing_split_is_reported_in_server_timing(client, seven_png):
+    started = time.perf_counter()
     timing = post_raw_body(client, seven_png).headers["Server-Timing"]
-    assert [part.split(";")[0] for part in timing.split(", ")] == ["decode", "preprocess",
-                                                                  "inference"]
+    elapsed_ms = 1000 * (time.perf_counter() - started)
+    parts = dict(part.split(";dur=") for part in timing.split(", "))
+    assert list(parts) == ["decode", "preprocess", "inference"], timing
+    durations = {name: float(value) for name, value in parts.items()}
+    for name, duration in durations.items():
+        assert duration > 0, f"{name} took {duration} ms: not measured"
+    # The parts are within the request: together no longer than the test saw it take.
+    assert sum(durations.values()) < elapsed_ms, f"{timing}, but the request took {elapsed_ms:.3f} ms"
 
 
 # --- whole numbers ---------------------------------------------------------------------

@@ -6,32 +6,15 @@ pen strokes (strokes.py), moved along with the mouse or a finger.
 
 import base64
 import threading
-from pathlib import Path
 
 import pytest
 
-from conftest import IN_CI, MODEL_PATH, encode
-
-CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 360, "height": 640}
-TALL_PHONE = {"width": 390, "height": 844}
-TIMEOUT_MS = 10_000
-
-CANVAS = '[data-testid="canvas"]'
-PREDICT = '[data-testid="predict"]'
-CLEAR = '[data-testid="clear"]'
-UPLOAD = '[data-testid="upload"]'
-RESULT = '[data-testid="result"]'
-MESSAGE = '[data-testid="message"]'
-DIGIT_CARDS = '[data-testid="digits"] > li'
-NUMBER_MODE = '[data-testid="mode-number"]'
-DIGIT_MODE = '[data-testid="mode-digit"]'
-
-DIGIT_HEIGHT = 200 / 280  # of the canvas height: a person fills most of the box
-WIDE = (560, 280)  # the canvas in number mode
-POINT_SPACING = 10  # canvas px between pointer samples, as a mouse moved briskly sends them
+from support import MODEL_PATH, unavailable
+from support.browser import (CANVAS, CHROMIUM, CLEAR, DESKTOP, DIGIT_CARDS, DIGIT_HEIGHT,
+                             DIGIT_MODE, LAUNCH_ARGS, MESSAGE, NUMBER_MODE, PHONE, PREDICT, RESULT,
+                             TALL_PHONE, TIMEOUT_MS, UPLOAD, WIDE, canvas_to_viewport,
+                             draw_with_finger, draw_with_mouse, draw_with_pen, predict)
+from support.images import encode
 
 # Columns of the canvas between its first and last inked ones with no half-opaque pixel.
 BLANK_COLUMNS_JS = """() => {
@@ -74,13 +57,6 @@ DROP_FILE_JS = """({ base64, name, type }) => {
                                                 cancelable: true }));
     }
 }"""
-
-
-def unavailable(reason):
-    """Skip on a developer machine; in CI a browser test that cannot run is a failure."""
-    if IN_CI:
-        pytest.fail(f"{reason} CI must run the browser tests.", pytrace=False)
-    pytest.skip(reason)
 
 
 # ---------------------------------------------------------------------------
@@ -176,79 +152,11 @@ def digit_strokes(mnist_test):
 # Helpers: draw, predict, read the page
 # ---------------------------------------------------------------------------
 
-def canvas_to_viewport(page):
-    """A function mapping canvas backing-store pixels to viewport CSS pixels."""
-    box = page.locator(CANVAS).bounding_box()
-    width, height = page.eval_on_selector(CANVAS, "canvas => [canvas.width, canvas.height]")
-    return lambda x, y: (box["x"] + x * box["width"] / width,
-                         box["y"] + y * box["height"] / height)
-
-
-def thin_out(polyline, spacing=POINT_SPACING):
-    """Drop points closer than `spacing` px to the last one kept; always keep both ends."""
-    kept = [polyline[0]]
-    for x, y in polyline[1:-1]:
-        if (x - kept[-1][0]) ** 2 + (y - kept[-1][1]) ** 2 >= spacing ** 2:
-            kept.append((x, y))
-    return kept + polyline[-1:] if len(polyline) > 1 else kept
-
-
-def draw_with_mouse(page, polylines):
-    to_viewport = canvas_to_viewport(page)
-    for polyline in polylines:
-        points = [to_viewport(*point) for point in thin_out(polyline)]
-        page.mouse.move(*points[0])
-        page.mouse.down()
-        for point in points[1:]:
-            page.mouse.move(*point)
-        page.mouse.up()
-
-
-def draw_with_finger(page, polylines):
-    """Touch events as a touch screen sends them; Chromium turns them into touch pointers."""
-    to_viewport = canvas_to_viewport(page)
-    cdp = page.context.new_cdp_session(page)
-    for polyline in polylines:
-        points = [to_viewport(*point) for point in thin_out(polyline)]
-        x, y = points[0]
-        cdp.send("Input.dispatchTouchEvent",
-                 {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
-        for x, y in points[1:]:
-            cdp.send("Input.dispatchTouchEvent",
-                     {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
-        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
-    cdp.detach()
-
-
-def draw_with_pen(page, polylines):
-    """Mouse events with the pointer type a stylus gives (pressure under the nib)."""
-    to_viewport = canvas_to_viewport(page)
-    cdp = page.context.new_cdp_session(page)
-    for polyline in polylines:
-        points = [to_viewport(*point) for point in thin_out(polyline)]
-        events = ([("mousePressed", points[0])] + [("mouseMoved", point) for point in points[1:]]
-                  + [("mouseReleased", points[-1])])
-        for kind, (x, y) in events:
-            cdp.send("Input.dispatchMouseEvent", {
-                "type": kind, "x": x, "y": y, "button": "left", "clickCount": 1,
-                "buttons": 0 if kind == "mouseReleased" else 1, "pointerType": "pen",
-                "force": 0.5})
-    cdp.detach()
-
-
 RECORD_POINTER_TYPES_JS = """() => {
     window.__pointerTypes = [];
     document.querySelector('[data-testid="canvas"]').addEventListener(
         "pointerdown", (event) => window.__pointerTypes.push(event.pointerType));
 }"""
-
-
-def predict(page, action=None):
-    """Do `action` (default: click Predict), wait for the answer; return (response, data-digit)."""
-    with page.expect_response(lambda response: response.url.endswith("/predict")) as answer:
-        (action or (lambda: page.click(PREDICT)))()
-    page.wait_for_selector(f'{RESULT}:not([data-state="pending"])')
-    return answer.value, page.get_attribute(RESULT, "data-digit")
 
 
 def inked_pixels(page):
@@ -477,8 +385,8 @@ def test_a_phone_shows_the_canvas_and_buttons_without_sideways_scrolling(open_pa
     assert scroll_width <= PHONE["width"], f"the page is {scroll_width} px wide on a 360 px phone"
     for selector in (CANVAS, PREDICT, CLEAR, UPLOAD):
         box = page.locator(selector).bounding_box()
-        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], (
-            f"{selector} sticks out sideways: {box}")
+        assert box["x"] >= 0, f"{selector} sticks out to the left: {box}"
+        assert box["x"] + box["width"] <= PHONE["width"], f"{selector} sticks out to the right: {box}"
         assert box["y"] + box["height"] <= PHONE["height"], (
             f"{selector} is below the first screen on a phone: {box}")
 
@@ -516,7 +424,7 @@ def test_no_console_errors_or_csp_violations(page, console_errors, digit_strokes
 def touching_number(mnist_test, first_of_each_digit):
     """touching_number(digits) -> (strokes in number-canvas px, the number): the first MNIST
     test image of each digit, written left to right with the ink of neighbours overlapping."""
-    import drawn_numbers
+    from support import drawn_numbers
     import strokes
 
     def write(digits):
@@ -586,7 +494,8 @@ def test_a_new_stroke_cancels_the_request_in_flight(page, digit_strokes, first_o
     assert len(held) == 1, "lifting the pen did not ask the server"
     draw_with_mouse(page, rest)
     assert wait_for_answer(page) == "4"
-    assert len(failed) == 1 and "ABORTED" in failed[0].upper(), (
+    assert len(failed) == 1, f"not one request failed, but {len(failed)}: {failed}"
+    assert "ABORTED" in failed[0].upper(), (
         f"the request in flight was not cancelled by the new stroke: {failed}")
 
 
@@ -600,14 +509,17 @@ def test_on_a_phone_the_answer_is_on_screen_with_the_canvas(open_page, digit_str
     draw_with_finger(page, digit_strokes(first_of_each_digit[5], canvas=canvas_size))
     assert wait_for_answer(page) == "5"
     canvas = page.locator(CANVAS).bounding_box()
-    assert canvas["y"] >= 0 and canvas["y"] + canvas["height"] <= TALL_PHONE["height"], (
-        f"the canvas is not on the first screen: {canvas}")
+    assert canvas["y"] >= 0, f"the canvas starts above the screen: {canvas}"
+    assert canvas["y"] + canvas["height"] <= TALL_PHONE["height"], (
+        f"the canvas ends below the first screen: {canvas}")
     for selector in (".answer-value", ".answer-note"):
         box = page.locator(selector).bounding_box()
-        assert box["y"] >= 0 and box["y"] + box["height"] <= TALL_PHONE["height"], (
-            f"{selector} is off screen on a 390x844 phone: {box}")
-        assert box["x"] >= 0 and box["x"] + box["width"] <= TALL_PHONE["width"], (
-            f"{selector} sticks out sideways: {box}")
+        assert box["y"] >= 0, f"{selector} is above the screen on a 390x844 phone: {box}"
+        assert box["y"] + box["height"] <= TALL_PHONE["height"], (
+            f"{selector} is below the screen on a 390x844 phone: {box}")
+        assert box["x"] >= 0, f"{selector} sticks out to the left: {box}"
+        assert box["x"] + box["width"] <= TALL_PHONE["width"], (
+            f"{selector} sticks out to the right: {box}")
         assert canvas["y"] + canvas["height"] <= box["y"] or box["y"] + box["height"] <= \
             canvas["y"], f"{selector} covers the canvas"
         covering = page.evaluate("""([x, y]) => document.elementFromPoint(x, y)

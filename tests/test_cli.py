@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 import utils
-from conftest import ROOT, encode
+from support import ROOT
+from support.images import encode
 
 
 @pytest.fixture(scope="module")

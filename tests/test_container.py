@@ -26,8 +26,8 @@ import pytest
 import requests
 from PIL import Image, ImageOps
 
-from conftest import IN_CI, MODEL_PATH, ROOT
-from served_files import served_modules
+from support import MODEL_PATH, ROOT, unavailable
+from support.served_files import served_modules
 
 IMAGE = "localhost/digit-recognizer:test"
 MAX_ADDED_MB = 200
@@ -64,13 +64,6 @@ for top, _, files in os.walk(site):
 for name, size in sorted(sizes.items(), key=lambda item: -item[1])[:6]:
     print(f"{name} {size / 1e6:.0f} MB")
 """
-
-
-def unavailable(reason):
-    """Skip outside CI; in CI the container test must run, so a missing tool is a failure."""
-    if IN_CI:
-        pytest.fail(f"The container test cannot run in CI: {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 def sh(*argv, timeout=120):

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 import utils
-from conftest import encode
+from support.images import encode
 
 MODES = {"L": 0, "LA": 4, "RGB": 2, "RGBA": 6}  # mode -> PNG colour type
 FILTER_PATTERNS = {  # the filter of each row, repeating
@@ -121,7 +121,8 @@ def test_opaque_and_grey_are_recognised_from_the_filtered_bytes(pattern):
     pixels = np.concatenate([grey, grey, grey, np.full_like(grey, 255)], axis=2)
     _, scanlines = utils._plain_png(filtered_png(pixels, "RGBA", FILTER_PATTERNS[pattern]),
                                     utils.MAX_IMAGE_PIXELS)
-    assert utils._opaque_scanlines(scanlines, 4) and utils._grey_scanlines(scanlines, 4)
+    assert utils._opaque_scanlines(scanlines, 4), "an opaque image was judged transparent"
+    assert utils._grey_scanlines(scanlines, 4), "a grey image was judged coloured"
     pixels[9, 14] = (10, 11, 10, 254)  # one pixel neither grey nor opaque
     _, scanlines = utils._plain_png(filtered_png(pixels, "RGBA", FILTER_PATTERNS[pattern]),
                                     utils.MAX_IMAGE_PIXELS)

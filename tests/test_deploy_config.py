@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from gunicorn.config import Config
 
-from conftest import IN_CI, MODEL_PATH, ROOT
-from served_files import served_modules
+from support import MODEL_PATH, ROOT, unavailable
+from support.served_files import served_modules
 
 APP = "app:create_app()"
 CONFIG = "gunicorn.conf.py"
@@ -105,9 +105,7 @@ def test_app_target_builds_the_flask_app(monkeypatch):
     from gunicorn.util import import_app
 
     if not MODEL_PATH.exists():
-        if IN_CI:
-            pytest.fail(f"{MODEL_PATH} is missing; the app cannot start without it.")
-        pytest.skip(f"{MODEL_PATH} is missing: run `make train` first.")
+        unavailable(f"{MODEL_PATH} is missing: run `make train` first.")
     monkeypatch.setenv("MODEL_PATH", str(MODEL_PATH))
     assert isinstance(import_app(APP), Flask), f"`{APP}` does not give a Flask app."
 
@@ -142,7 +140,8 @@ def test_python_version_file_and_runtime_txt_name_the_same_python():
     assert re.fullmatch(r"\d+\.\d+", version_file), (
         f".python-version says {version_file!r}; the buildpack wants a major version like 3.11.")
     runtime = re.fullmatch(r"python-(\d+\.\d+)(\.\d+)?", (ROOT / "runtime.txt").read_text().strip())
-    assert runtime and runtime.group(1) == version_file, (
+    assert runtime, f"runtime.txt is not python-X.Y[.Z]: {(ROOT / 'runtime.txt').read_text()!r}"
+    assert runtime.group(1) == version_file, (
         f".python-version names Python {version_file} but runtime.txt says "
         f"{(ROOT / 'runtime.txt').read_text().strip()!r}: the buildpack and the image would differ.")
 

@@ -1,6 +1,6 @@
-"""How well the whole service reads digits drawn the way people draw (tests/drawn_digits.py).
+"""How well the whole service reads digits drawn the way people draw (tests/support/drawn_digits.py).
 
-The floors sit a little below what `python tests/drawn_digits.py` measured on larger samples
+The floors sit a little below what `python -m tests.support.drawn_digits` measured on larger samples
 (see the README); a drop below them means the model or the pipeline got worse at real
 drawings even if MNIST accuracy held. The sample is drawn first; digits whose tracing loses a
 hole or ink are left out before any prediction, judged on the images alone, and counted.
@@ -11,7 +11,7 @@ import random
 import numpy as np
 import pytest
 
-import drawn_digits
+from support import drawn_digits
 
 MNIST_FLOOR = 0.99    # measured 99.36 % of 4,368 (99.81 % of this sample of 536)
 FONT_FLOOR = 0.98     # measured 99.39 % of 660 (99.32 % of this sample of 440)

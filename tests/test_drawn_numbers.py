@@ -1,14 +1,13 @@
-"""How well the service reads numbers through POST /predict?mode=number (tests/drawn_numbers.py).
+"""How well the service reads numbers through POST /predict?mode=number (tests/support/drawn_numbers.py).
 
-Small fixed samples of what `python tests/drawn_numbers.py` measures on larger ones (see the
+Small fixed samples of what `python -m tests.support.drawn_numbers` measures on larger ones (see the
 README); the floors sit below those measurements by about what a sample this size can wander.
 The cases are drawn and checked (touching, or spaced) before anything is read.
 """
 
 import pytest
 
-import drawn_digits
-import drawn_numbers
+from support import drawn_digits, drawn_numbers
 
 TOUCHING_FLOOR = 0.40      # measured 52.0 % of 600 (48.3 % of this sample of 60)
 SPACED_FLOOR = 0.95        # measured 97.0 % of 600 (96.7 % of this sample)

@@ -14,16 +14,16 @@ import pytest
 import requests
 from PIL import Image
 
-import conftest
-import live_server
-from conftest import data_uri, encode
+import support
+from support import live_server, unavailable
+from support.images import data_uri, encode
 
-WRK_SCRIPT = conftest.ROOT / "scripts" / "post.lua"  # POSTs $WRK_BODY, counts statuses
+WRK_SCRIPT = support.ROOT / "scripts" / "post.lua"  # POSTs $WRK_BODY, counts statuses
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with live_server.gunicorn(conftest.MODEL_PATH,
+    with live_server.gunicorn(support.MODEL_PATH,
                               tmp_path_factory.mktemp("load") / "gunicorn.log") as server:
         yield server
 
@@ -38,11 +38,8 @@ def digits(draw_mnist_digit):
 def wrk_path():
     path = shutil.which("wrk")
     if path is None:
-        message = ("wrk is not installed: the load test needs it (Debian: apt-get install wrk; "
-                   "`make test` installs it when run as root)")
-        if conftest.IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable("wrk is not installed: the load test needs it (Debian: apt-get install wrk; "
+                    "`make test` installs it when run as root)")
     return path
 
 

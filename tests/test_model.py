@@ -4,7 +4,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from conftest import MODEL_PATH, require
+from support import MODEL_PATH, require
 
 REQUIRED_METADATA = ["mnist_test_accuracy", "training_date", "epochs", "seed",
                      "tensorflow_version", "tf2onnx_version", "parameters", "canvas_renderings"]

@@ -5,32 +5,9 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image, ImageFilter
+from PIL import Image
 
-from conftest import encode
-
-PHOTO_SIZE = (600, 800)  # width, height: a downscaled portrait phone photo
-
-
-def photo_of(coverage, seed, tilt=0.0, shadow=0.45):
-    """An RGB 'photo' of ink `coverage` ('L', PHOTO_SIZE) on paper lit from one corner."""
-    rng = np.random.default_rng(seed)
-    if tilt:  # the page sits askew under the camera
-        coverage = coverage.rotate(tilt, resample=Image.Resampling.BICUBIC)
-    width, height = coverage.size
-    rows, columns = np.mgrid[:height, :width]
-    light = 1.0 - shadow * (0.7 * columns / width + 0.3 * rows / height) ** 1.5
-    paper = np.stack([light * 238, light * 232, light * 214], axis=-1)
-    ink_colour = np.array([35, 40, 90], np.float64)  # a blue-black ballpoint
-    alpha = np.asarray(coverage, np.float64)[..., np.newaxis] / 255 * 0.92
-    pixels = paper * (1 - alpha) + ink_colour * light[..., np.newaxis] * alpha
-    pixels += rng.normal(0, 7, pixels.shape)  # paper grain and sensor noise
-    for _ in range(25):  # specks of dust and pencil
-        y, x, radius = rng.integers(0, height), rng.integers(0, width), rng.integers(1, 3)
-        pixels[max(0, y - radius):y + radius, max(0, x - radius):x + radius] *= 0.55
-    photo = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
-    return photo.filter(ImageFilter.GaussianBlur(1.2))
-
+from support.images import PHOTO_SIZE, encode, photo_of
 
 @pytest.fixture(scope="module")
 def written_digits(draw_mnist_digit, mnist_test):

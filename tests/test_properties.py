@@ -14,7 +14,7 @@ from PIL import Image
 
 import segment
 import utils
-from conftest import data_uri, encode
+from support.images import data_uri, encode
 
 MODERATE = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -242,8 +242,8 @@ def assert_no_server_error(response, what):
         f"{what} made the server fail ({response.status_code}): {response.data[:300]!r}"
     if response.status_code >= 400:
         body = response.get_json(silent=True)
-        assert isinstance(body, dict) and isinstance(body.get("error"), str), \
-            f"{what} got an error that is not JSON with 'error': {response.data[:300]!r}"
+        assert isinstance(body, dict), f"{what} got an error that is not JSON: {response.data[:300]!r}"
+        assert isinstance(body.get("error"), str), f"{what} got an error without 'error': {body!r}"
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 import utils
 from app import read_request
-from conftest import data_uri
+from support.images import data_uri
 
 IMAGE = b"\x89PNG\r\n\x1a\n any bytes: read_request does not decode the image"
 

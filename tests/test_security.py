@@ -6,15 +6,12 @@ import runpy
 import pytest
 import requests
 
-import bad_requests
-import conftest
-import live_server
+import support
 import utils
-from conftest import ROOT, encode
+from support import ROOT, bad_requests, live_server
+from support.images import encode
 
 EVIL_ORIGIN = "https://evil.example"
-STRICT_REFERRER_POLICIES = {"no-referrer", "same-origin", "strict-origin",
-                            "strict-origin-when-cross-origin"}
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +22,7 @@ def digit_png(draw_mnist_digit):
 @pytest.fixture(scope="module")
 def production_server(tmp_path_factory):
     """The production command with debug asked for in the environment: it must not take effect."""
-    with live_server.gunicorn(conftest.MODEL_PATH,
+    with live_server.gunicorn(support.MODEL_PATH,
                               tmp_path_factory.mktemp("security") / "gunicorn.log",
                               environment={"FLASK_DEBUG": "1", "FLASK_ENV": "development"}) as server:
         yield server
@@ -111,8 +108,8 @@ def assert_secure_headers(headers, name):
             f"{name}: {directive} allows loading from {sources}: {policy}"
     assert headers.get("X-Content-Type-Options") == "nosniff", \
         f"{name}: browsers may sniff content types (X-Content-Type-Options missing)"
-    assert headers.get("Referrer-Policy") in STRICT_REFERRER_POLICIES, \
-        f"{name}: Referrer-Policy is {headers.get('Referrer-Policy')!r}"
+    assert headers.get("Referrer-Policy") == "no-referrer", \
+        f"{name}: Referrer-Policy is {headers.get('Referrer-Policy')!r}, not no-referrer as promised"
     assert "Access-Control-Allow-Origin" not in headers, \
         f"{name}: CORS is open although no CORS_ORIGINS is configured"
 
@@ -159,7 +156,7 @@ def make_app(monkeypatch, environment=None, config=None):
     monkeypatch.delenv("CORS_ORIGINS", raising=False)
     for name, value in (environment or {}).items():
         monkeypatch.setenv(name, value)
-    return create_app({"MODEL_PATH": str(conftest.MODEL_PATH), **(config or {})})
+    return create_app({"MODEL_PATH": str(support.MODEL_PATH), **(config or {})})
 
 
 def preflight(client, origin):
@@ -223,7 +220,7 @@ def test_cors_answers_exactly_the_listed_origins(monkeypatch, digit_png, how):
 
 def test_flask_debug_in_the_environment_does_not_turn_debug_on(monkeypatch):
     monkeypatch.setenv("FLASK_DEBUG", "1")
-    monkeypatch.setenv("MODEL_PATH", str(conftest.MODEL_PATH))
+    monkeypatch.setenv("MODEL_PATH", str(support.MODEL_PATH))
     from app import create_app
 
     assert create_app().debug is False, \
@@ -240,14 +237,43 @@ def test_gunicorn_config_never_reloads_or_debugs():
             assert flag not in text, f"{name} contains {flag}"
 
 
+DEBUGGER_PROBES = ["/console", "/?__debugger__=yes&cmd=resource&f=debugger.js",
+                   "/no/such/page?__debugger__=yes&cmd=resource&f=style.css",
+                   "/predict?__debugger__=yes&cmd=printpin&s=x"]
+
+
+def debugger_signs(get):
+    """The probes on which the Werkzeug debugger showed itself; `get(path)` -> (Content-Type,
+    body text)."""
+    signs = []
+    for path in DEBUGGER_PROBES:
+        content_type, text = get(path)
+        if "javascript" in content_type or any(
+                sign in text for sign in ("Werkzeug", "__debugger__", "console.png", "PIN")):
+            signs.append(path)
+    return signs
+
+
+def test_the_debugger_probe_finds_the_debugger_where_it_is_on(app):
+    # What `flask run --debug` would serve: the same app inside Werkzeug's debugger.
+    from werkzeug.debug import DebuggedApplication
+    from werkzeug.test import Client
+
+    debugged = Client(DebuggedApplication(app, evalex=True))
+
+    def get(path):
+        response = debugged.get(path)
+        return response.headers.get("Content-Type", ""), response.get_data(as_text=True)
+
+    assert debugger_signs(get), "the probes do not recognise the debugger when it is on"
+
+
 def test_werkzeug_debugger_never_answers_in_production(production_server):
-    for path in ["/console", "/?__debugger__=yes&cmd=resource&f=debugger.js",
-                 "/no/such/page?__debugger__=yes&cmd=resource&f=style.css",
-                 "/predict?__debugger__=yes&cmd=printpin&s=x"]:
+    def get(path):
         response = requests.get(production_server.url + path, timeout=10)
-        assert "javascript" not in response.headers.get("Content-Type", ""), path
-        for sign in ("Werkzeug", "debugger", "__debugger__", "console.png", "PIN"):
-            assert sign not in response.text, f"{path}: the answer looks like the debugger's"
+        return response.headers.get("Content-Type", ""), response.text
+
+    assert debugger_signs(get) == [], "the production server answers as the debugger"
 
 
 def test_production_server_ignores_flask_debug_in_the_environment(production_server):

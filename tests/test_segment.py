@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-import drawn_numbers
+from support import drawn_numbers
 import segment
 import strokes
 import utils
@@ -86,8 +86,8 @@ def test_touching_digits_are_cut_apart(client, touching):
 
 def test_digit_mode_never_cuts(client, touching):
     body = post(client, touching("27"), mode="digit")
-    assert len(body["digits"]) == 1 and body["digit"] is not None, (
-        f"mode=digit split the drawing into {body['number']}")
+    assert len(body["digits"]) == 1, f"mode=digit split the drawing into {body['number']}"
+    assert body["digit"] is not None, "mode=digit answered without a digit"
 
 
 @pytest.mark.parametrize("convention", strokes.CONVENTIONS)
@@ -112,7 +112,8 @@ class CountingNetwork:
         self.batches = []
 
     def __call__(self, digits):
-        assert digits.dtype == np.float32 and digits.shape[1:] == (28, 28)
+        assert digits.dtype == np.float32, f"the network was given {digits.dtype}"
+        assert digits.shape[1:] == (28, 28), f"the network was given {digits.shape}"
         self.batches.append(len(digits))
         probabilities = np.full((len(digits), 10), (1 - self.confidence) / 9, np.float32)
         probabilities[:, 3] = self.confidence
@@ -141,11 +142,12 @@ def test_a_wide_mark_is_searched_in_the_same_single_call(touching):
 def test_a_narrow_mark_the_network_is_unsure_of_is_searched_in_a_second_call(touching):
     network = CountingNetwork(confidence=0.5)
     segment.read_digits(ink_of(touching("11")), network)
-    assert len(network.batches) == 2 and network.batches[1] > 0, (
-        f"an unsure reading was not searched: batches {network.batches}")
+    assert len(network.batches) == 2, f"not two calls of the network: {network.batches}"
+    assert network.batches[1] > 0, f"an unsure reading was not searched: {network.batches}"
 
 
 def test_digit_mode_asks_for_nothing_but_the_drawing(touching):
     network = CountingNetwork(confidence=0.5)
     boxes, _, _ = segment.read_digits(ink_of(touching("2771")), network, one_digit=True)
-    assert network.batches == [1] and len(boxes) == 1
+    assert network.batches == [1], f"the network was called for {network.batches} images"
+    assert len(boxes) == 1, f"mode=digit read {len(boxes)} digits"

@@ -16,9 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-import conftest
-import live_server
-from conftest import data_uri, encode
+import support
+from support import live_server
+from support.images import data_uri, encode
 
 SHORT_DEADLINE = 2  # seconds; the shipped deadline is 10 s, shortened here to keep tests quick
 MEMORY_PER_WORKER_MB = 40  # what 500 parked connections may add to a worker's peak
@@ -79,7 +79,7 @@ def read_answer(client):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with live_server.gunicorn(conftest.MODEL_PATH,
+    with live_server.gunicorn(support.MODEL_PATH,
                               tmp_path_factory.mktemp("serving") / "gunicorn.log") as server:
         yield server
 
@@ -120,7 +120,7 @@ def _is_open(client):
 
 @pytest.fixture(scope="module")
 def short_deadline_server(tmp_path_factory):
-    with live_server.gunicorn(conftest.MODEL_PATH,
+    with live_server.gunicorn(support.MODEL_PATH,
                               tmp_path_factory.mktemp("deadline") / "gunicorn.log",
                               environment={"BODY_DEADLINE_SECONDS": str(SHORT_DEADLINE)}) as server:
         yield server
@@ -182,7 +182,7 @@ def test_a_body_sent_slowly_but_in_time_is_read(short_deadline_server, digits):
 
 def test_killing_a_worker_under_load_costs_only_its_own_requests(tmp_path, digits):
     threads = 8
-    with live_server.gunicorn(conftest.MODEL_PATH, tmp_path / "gunicorn.log") as server:
+    with live_server.gunicorn(support.MODEL_PATH, tmp_path / "gunicorn.log") as server:
         victim, survivor = server.worker_pids
         answers, stop = [], threading.Event()
 
@@ -224,7 +224,7 @@ def _wait_for(condition, message, seconds=30):
 
 def test_sigterm_lets_requests_in_flight_finish_and_then_exits(tmp_path, digits):
     body, label = digits[2]
-    with live_server.gunicorn(conftest.MODEL_PATH, tmp_path / "gunicorn.log") as server:
+    with live_server.gunicorn(support.MODEL_PATH, tmp_path / "gunicorn.log") as server:
         client = socket.create_connection(address(server), timeout=30)
         with client:
             # Half a request is in flight when the platform stops the server ...

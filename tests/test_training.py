@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import conftest
 import mnist_digits
-from conftest import ROOT, require, unavailable
+import support
+from support import ROOT, require, unavailable
 
 # Digits per class in MNIST's training and test sets (LeCun et al.).
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -195,7 +195,7 @@ def test_loading_mnist_needs_no_tensorflow():
 @pytest.mark.parametrize("in_ci, outcome", [(True, pytest.fail.Exception),
                                             (False, pytest.skip.Exception)])
 def test_a_missing_tool_fails_in_ci_and_skips_elsewhere(monkeypatch, in_ci, outcome):
-    monkeypatch.setattr(conftest, "IN_CI", in_ci)
+    monkeypatch.setattr(support, "IN_CI", in_ci)
     with pytest.raises(outcome, match="no_such_tool_for_this_test"):
         require("no_such_tool_for_this_test")
 

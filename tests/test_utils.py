@@ -8,7 +8,7 @@ from PIL import Image
 
 import segment
 import utils
-from conftest import encode
+from support.images import encode
 
 
 def centre_of_mass(digit):

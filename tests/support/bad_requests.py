@@ -17,9 +17,8 @@ import pytest
 import requests
 from urllib3 import encode_multipart_formdata
 
-from conftest import data_uri
-from image_files import (blank, declaring_huge_size, png, seven_on_a_canvas, specks,
-                         tiny_png_declaring)
+from .images import (blank, data_uri, declaring_huge_size, in_faint_ink, png, seven_on_a_canvas,
+                     specks, tiny_png_declaring)
 
 MB = 1024 * 1024
 CHUNK = 64 * 1024
@@ -234,6 +233,8 @@ CASES = [Case(*row) for row in [
     ("4000x1 strip", image_json(blank("black", "L", (4000, 1))), 422, BLANK),
     ("two specks far apart on a 2000x2000 canvas", image_json(specks(2000)), 422,
      "too small to be a digit"),
+    ("a 7 in ink too faint to tell from the paper",
+     image_json(png(in_faint_ink(seven_on_a_canvas(), contrast=20))), 422, BLANK),
 ]]
 PARAMS = [pytest.param(case, id=case.name) for case in CASES]
 

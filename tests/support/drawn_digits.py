@@ -6,7 +6,7 @@ loses a hole or ink (strokes.tracing_is_faithful, judged on the images alone, ne
 label or the model) are left out and counted per class. Each case varies pen width (6-30 px),
 digit height (25-90 % of the canvas), position (off-centre), slant, and colour convention.
 
-    python tests/drawn_digits.py     # the full evaluation with a table by condition
+    python -m tests.support.drawn_digits     # the full evaluation with a table by condition
 
 Numbers: 2-4 MNIST test digits written left to right on a 560x280 canvas.
 """
@@ -16,14 +16,10 @@ import glob
 import itertools
 import math
 import random
-import sys
-from pathlib import Path
-
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: the root
-import strokes  # noqa: E402
+import strokes
 
 CANVAS = (280, 280)
 PEN_WIDTHS = (6, 30)

@@ -11,22 +11,21 @@ The layout is checked on the drawing itself and, where it misses, redrawn with t
 moved closer (or further apart) by a fixed step, all before anything is read. Which digits
 are used depends on the images alone (drawn_digits.faithful_indices), never on a reply.
 
-    python tests/drawn_numbers.py           # the evaluation on MNIST test digits (README)
-    python tests/drawn_numbers.py --train   # the same on MNIST training digits: for tuning
-    python tests/drawn_numbers.py --gaps-only  # as before the search: blank gaps only
+    python -m tests.support.drawn_numbers           # the evaluation on MNIST test digits (README)
+    python -m tests.support.drawn_numbers --train   # the same on MNIST training digits: for tuning
+    python -m tests.support.drawn_numbers --gaps-only  # as before the search: blank gaps only
 """
 
 import argparse
 import collections
 import random
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-import drawn_digits
 import strokes
+
+from . import drawn_digits
 
 CANVAS = drawn_digits.NUMBER_CANVAS
 INKED = 128            # a column with less coverage than this (0-255) counts as blank
@@ -177,7 +176,6 @@ def main():
     parser.add_argument("--gaps-only", action="store_true",
                         help="never search a mark for touching digits: the reading before it")
     arguments = parser.parse_args()
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     import mnist_digits
     import segment
     from app import create_app

@@ -3,7 +3,7 @@ the repository they import, directly or through each other, found by reading the
 
 import ast
 
-from conftest import ROOT
+from . import ROOT
 
 # gunicorn with its settings and the app factory (the Dockerfile's CMD), and the command-line
 # reader, shipped for `docker run IMAGE python predict.py ...`.
