@@ -156,7 +156,8 @@ def test_timing_split_is_reported_in_server_timing(client, seven_png):
     for name, duration in durations.items():
         assert duration > 0, f"{name} took {duration} ms: not measured"
     # The parts are within the request: together no longer than the test saw it take.
-    assert sum(durations.values()) < elapsed_ms, f"{timing}, but the request took {elapsed_ms:.3f} ms"
+    assert sum(durations.values()) < elapsed_ms, \
+        f"{timing}, but the request took {elapsed_ms:.3f} ms"
 
 
 # --- whole numbers ---------------------------------------------------------------------

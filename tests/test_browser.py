@@ -386,7 +386,8 @@ def test_a_phone_shows_the_canvas_and_buttons_without_sideways_scrolling(open_pa
     for selector in (CANVAS, PREDICT, CLEAR, UPLOAD):
         box = page.locator(selector).bounding_box()
         assert box["x"] >= 0, f"{selector} sticks out to the left: {box}"
-        assert box["x"] + box["width"] <= PHONE["width"], f"{selector} sticks out to the right: {box}"
+        assert box["x"] + box["width"] <= PHONE["width"], (
+            f"{selector} sticks out to the right: {box}")
         assert box["y"] + box["height"] <= PHONE["height"], (
             f"{selector} is below the first screen on a phone: {box}")
 

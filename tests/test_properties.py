@@ -242,7 +242,8 @@ def assert_no_server_error(response, what):
         f"{what} made the server fail ({response.status_code}): {response.data[:300]!r}"
     if response.status_code >= 400:
         body = response.get_json(silent=True)
-        assert isinstance(body, dict), f"{what} got an error that is not JSON: {response.data[:300]!r}"
+        assert isinstance(body, dict), \
+            f"{what} got an error that is not JSON: {response.data[:300]!r}"
         assert isinstance(body.get("error"), str), f"{what} got an error without 'error': {body!r}"
 
 

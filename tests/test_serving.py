@@ -227,8 +227,10 @@ def test_sigterm_lets_requests_in_flight_finish_and_then_exits(tmp_path, digits)
     with live_server.gunicorn(support.MODEL_PATH, tmp_path / "gunicorn.log") as server:
         client = socket.create_connection(address(server), timeout=30)
         with client:
-            # Half a request is in flight when the platform stops the server ...
-            client.sendall(b"POST /predict HTTP/1.1\r\nHost: localhost\r\n"
+            # Half a request is in flight when the platform stops the server ... (Connection:
+            # close: the answer ends the connection; an idle keep-alive one would be held open
+            # until graceful_timeout, which is not what this test measures)
+            client.sendall(b"POST /predict HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
                            b"Content-Type: application/json\r\nContent-Length: "
                            + str(len(body)).encode() + b"\r\n\r\n" + body[:len(body) // 2])
             time.sleep(0.2)
