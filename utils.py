@@ -50,6 +50,7 @@ PLAIN_PNG_CHUNKS = {b"IHDR", b"IDAT", b"IEND", b"gAMA", b"cHRM", b"sRGB", b"iCCP
 MAX_PNG_RUNS = 32               # ... and with at most this many runs of Up rows, Average and
                                 #     Paeth rows (each is decoded on its own)
 MAX_PAETH_PASSES = 8            # a Paeth row that takes more passes goes to Pillow
+MAX_PAETH_ROWS = 16             # more Average and Paeth rows: Pillow unfilters the whole image
 PNG_COLOUR_MODES = {0: "L", 2: "RGB", 4: "LA", 6: "RGBA"}  # colour type -> mode, 8-bit only
 
 _DATA_URI = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^;,]*)*?),", re.I)
@@ -194,14 +195,16 @@ def _png_chunks(data):
 
 def _png_bands(scanlines, bands, chosen):
     """uint8 [H, W, len(chosen)] pixels of the chosen bands (indices) of filtered PNG
-    scanlines with `bands` bands per pixel; None when decoding them here is not worth it.
+    scanlines with `bands` bands per pixel; None if a row's filter is not one of PNG's.
 
     PNG's filters predict a byte from the same band only, so bands decode independently.
     None rows are the pixels; a Sub row is a running sum along the row; a run of Up rows a
     running sum down each column, from the decoded row above the run; all modulo 256.
     Paeth rows are settled in numpy (`_undo_paeth`); Average rows, and Paeth rows that do
-    not settle, go to Pillow as a small PNG. Rows are taken in order where each needs the
-    row above it decoded: the first Up row of each run, Average and Paeth.
+    not settle, go to Pillow as a two-row PNG. Rows are taken in order where each needs the
+    row above it decoded: the first Up row of each run, Average and Paeth. An image with
+    many of these (as libpng's and Pillow's encoders write photos and drawings) goes to
+    Pillow whole, still without inflating it again.
     """
     kinds = scanlines[:, 0]
     height, count = len(kinds), len(chosen)
@@ -219,8 +222,10 @@ def _png_bands(scanlines, bands, chosen):
     run_starts = up & ~np.concatenate([[False], up[:-1]])
     run_ends = np.flatnonzero(up & ~np.concatenate([up[1:], [False]])) + 1
     in_order = np.flatnonzero(run_starts | (kinds > 2))
-    if len(in_order) > MAX_PNG_RUNS:
-        return None
+    if len(in_order) > MAX_PNG_RUNS or np.count_nonzero(kinds > 2) > MAX_PAETH_ROWS:
+        # Row by row would cost more than Pillow's unfiltering of the whole image, in C.
+        pixels = _unfilter_with_pillow(scanlines, bands).reshape(height, width, bands)
+        return pixels[:, :, chosen]
     for row in in_order:
         if up[row]:
             end = run_ends[np.searchsorted(run_ends, row, side="right")]
@@ -229,8 +234,10 @@ def _png_bands(scanlines, bands, chosen):
             continue
         above = values[row - 1] if row else np.zeros(width * count, np.uint8)
         decoded = _undo_paeth(values[row], above, count) if kinds[row] == 4 else None
-        if decoded is None:
-            decoded = _undo_with_pillow(kinds[row], values[row], above, count)
+        if decoded is None:  # one row of `count` bands under the decoded row above it
+            two_rows = np.array([np.concatenate([[0], above]),
+                                 np.concatenate([[kinds[row]], values[row]])], np.uint8)
+            decoded = _unfilter_with_pillow(two_rows, count)[1]
         values[row] = decoded
     return values.reshape(height, width, count)
 
@@ -280,16 +287,16 @@ def _undo_paeth(row, above, bands):
     return None
 
 
-def _undo_with_pillow(kind, row, above, bands):
-    """Undo PNG filter `kind` on a uint8 row of `bands`-band pixels under the decoded row
-    `above` with Pillow's decoder, on a two-row PNG."""
-    rows = np.vstack([np.concatenate([[0], above]), np.concatenate([[kind], row])])
-    header = struct.pack(">IIBBBBB", len(row) // bands, 2, 8, {1: 0, 2: 4, 3: 2, 4: 6}[bands],
-                         0, 0, 0)
+def _unfilter_with_pillow(scanlines, bands):
+    """uint8 [H, 1 + W * bands] filtered PNG scanlines -> uint8 [H, W * bands] pixels, by
+    Pillow's decoder on a PNG of them stored without compression: its unfiltering, in C,
+    without inflating again."""
+    height, width = len(scanlines), (scanlines.shape[1] - 1) // bands
+    header = struct.pack(">IIBBBBB", width, height, 8, {1: 0, 2: 4, 3: 2, 4: 6}[bands], 0, 0, 0)
     png = b"".join([b"\x89PNG\r\n\x1a\n", _png_chunk(b"IHDR", header),
-                    _png_chunk(b"IDAT", zlib_ng.compress(rows.astype(np.uint8).tobytes(), 1)),
+                    _png_chunk(b"IDAT", zlib_ng.compress(scanlines.tobytes(), 0)),
                     _png_chunk(b"IEND", b"")])
-    return np.asarray(Image.open(io.BytesIO(png), formats=("PNG",))).reshape(2, -1)[1]
+    return np.asarray(Image.open(io.BytesIO(png), formats=("PNG",))).reshape(height, -1)
 
 
 def _png_chunk(kind, data):

@@ -2,9 +2,10 @@
 
 For each kind of drawing, the median over drawings of the median of `--repeats` calls of
 Recognizer.read (decode, ink map, segmentation, inference, reply: what /predict spends outside
-Flask), next to the same drawings read with the search switched off (blank gaps only, as
-before it). Timings on a shared machine are noisy: compare the columns of
-one run, not runs.
+Flask), of its server time (decode + preprocess + inference, as the Server-Timing header
+reports it: the reply and its previews aside), and of Recognizer.read with the search
+switched off (blank gaps only, as before it). Timings on a shared machine are noisy: compare
+the columns of one run, not runs.
 
     python -m scripts.bench_numbers
 """
@@ -31,12 +32,14 @@ def gaps_only(recognizer, data):
 
 
 def median_ms(function, data, repeats):
-    times = []
+    """Median ms of `function(data)` over `repeats` calls, and of the server time it reports."""
+    times, server_times = [], []
     for _ in range(repeats):
         started = time.perf_counter()
-        function(data)
+        _, timings = function(data)
         times.append(time.perf_counter() - started)
-    return 1000 * statistics.median(times)
+        server_times.append(sum(timings.values()))
+    return 1000 * statistics.median(times), 1000 * statistics.median(server_times)
 
 
 def main():
@@ -58,15 +61,17 @@ def main():
         kinds[f"{digits} touching digits"] = [case for case in touching
                                               if len(case[1]) == digits][:count]
     print(f"median server time per drawing, ms ({arguments.repeats} repeats each)")
-    print(f"{'drawing':28s} {'count':>5s} {'read()':>8s} {'gaps only':>10s} "
+    print(f"{'drawing':28s} {'count':>5s} {'read()':>8s} {'server':>8s} {'gaps only':>10s} "
           f"{'ratio':>6s} {'images scored':>14s}")
     for kind, cases in kinds.items():
-        searched, before, scored = [], [], []
+        searched, server, before, scored = [], [], [], []
         for image, _, _ in cases:
             data = strokes.png_bytes(image)
-            searched.append(median_ms(recognizer.read, data, arguments.repeats))
+            read_ms, server_ms = median_ms(recognizer.read, data, arguments.repeats)
+            searched.append(read_ms)
+            server.append(server_ms)
             before.append(median_ms(lambda d: gaps_only(recognizer, d), data,
-                                    arguments.repeats))
+                                    arguments.repeats)[0])
             batches = []
             original = recognizer.probabilities
 
@@ -79,8 +84,8 @@ def main():
             recognizer.probabilities = original
             scored.append(sum(batches))
         now, then = statistics.median(searched), statistics.median(before)
-        print(f"{kind:28s} {len(cases):5d} {now:8.2f} {then:10.2f} {now / then:6.2f} "
-              f"{statistics.median(scored):14.0f}")
+        print(f"{kind:28s} {len(cases):5d} {now:8.2f} {statistics.median(server):8.2f} "
+              f"{then:10.2f} {now / then:6.2f} {statistics.median(scored):14.0f}")
 
 
 if __name__ == "__main__":

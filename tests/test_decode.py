@@ -2,7 +2,7 @@
 
 PNGs are written here row by row with each of PNG's five filters, so every path of the decoder
 (numpy for None, Sub, Up and Paeth rows that settle; Pillow for Average rows and Paeth rows
-that do not) is taken on purpose.
+that do not, and for whole images with many of them) is taken on purpose.
 """
 
 import io
@@ -109,7 +109,7 @@ def test_a_drawing_with_paeth_rows_is_decoded_without_pillow(monkeypatch):
     def refuse(*args):
         raise AssertionError("a Paeth row of a drawing went to Pillow")
 
-    monkeypatch.setattr(utils, "_undo_with_pillow", refuse)
+    monkeypatch.setattr(utils, "_unfilter_with_pillow", refuse)
     _, scanlines = utils._plain_png(data, utils.MAX_IMAGE_PIXELS)
     assert np.array_equal(utils._png_bands(scanlines, 3, [0, 1, 2]), pixels)
 
