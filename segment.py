@@ -274,11 +274,13 @@ def _candidate_parts(box, part):
             span = (lines[j][middle] - lines[i][middle]) / height
             if span > PART_ASPECT[1] + 2 * CUT_SPACING:
                 break
-            piece = np.where(left_of[j] & ~left_of[i], work, 0)
+            # Only the columns between the two lines' extremes can hold the piece's ink.
+            lo, hi = max(0, int(lines[i].min())), min(width, int(lines[j].max()))
+            piece = np.where(left_of[j][:, lo:hi] & ~left_of[i][:, lo:hi], work[:, lo:hi], 0)
             inside = utils.nonzero_box(piece)
             if inside is None:
                 continue
-            x0, y0, x1, y1 = inside
+            x0, y0, x1, y1 = inside[0] + lo, inside[1], inside[2] + lo, inside[3]
             if (y1 - y0 < MIN_PART_HEIGHT * height
                     or not PART_ASPECT[0] <= (x1 - x0) / height <= PART_ASPECT[1]):
                 continue
@@ -289,7 +291,7 @@ def _candidate_parts(box, part):
                 "box": (box[0] + max(0, int(min(xs))), box[1] + max(0, int(min(ys))),
                         box[0] + min(part.shape[1], int(np.ceil(max(xs)))),
                         box[1] + min(part.shape[0], int(np.ceil(max(ys))))),
-                "digit": _to_mnist_prepared(piece[y0:y1, x0:x1])})
+                "digit": _to_mnist_prepared(piece[y0:y1, x0 - lo:x1 - lo])})
     return {"cuts": len(lines), "parts": parts, "aspect": width / height}
 
 
