@@ -5,7 +5,9 @@ every mark the network's reading of it whole and of every candidate part once, t
 the decision (when to search, softening, credit per extra digit) for each setting of a grid
 without calling the network again. Prints the best settings whose share of single digits
 read as several stays within --most-split, with the share of single digits each searches
-(a searched digit costs several times a plain one: see scripts/bench_numbers.py).
+(a searched digit costs several times a plain one: see scripts/bench_numbers.py), and the
+share of touching numbers that some chain of candidate parts reads right: what any choice
+among the candidates could reach at best.
 
     python -m scripts.tune_numbers            # after a new model: are the settings still best?
 """
@@ -64,6 +66,21 @@ def replay(mark, settings):
     return "".join(str(int(probabilities.argmax())) for _, _, probabilities in reading)
 
 
+def some_chain_reads(label, marks):
+    """Whether a chain of candidate parts from one side of each mark to the other, each read
+    as the network reads it, spells `label` (a mark's whole reading counts as a chain)."""
+    if len(marks) != 1:  # touching numbers are one mark; others are not asked
+        return "".join(str(int(mark["whole"].argmax())) for mark in marks) == label
+    search, reached = marks[0]["search"], {(0, "")}
+    for _ in label:
+        reached = {(candidate["j"], text + str(int(candidate["probabilities"].argmax())))
+                   for line, text in reached for candidate in search["parts"]
+                   if candidate["i"] == line
+                   and label.startswith(text + str(int(candidate["probabilities"].argmax())))}
+    whole = str(int(marks[0]["whole"].argmax())) == label
+    return whole or (search["cuts"] - 1, label) in reached
+
+
 def accuracy(recorded, settings):
     return float(np.mean([label == "".join(replay(mark, settings) for mark in marks)
                           for label, marks in recorded]))
@@ -102,6 +119,9 @@ def main():
     for touching_right, spaced_right, split, searched, settings in allowed[:10]:
         print(f"{100 * touching_right:7.2f} % {100 * spaced_right:6.2f} % "
               f"{100 * split:9.2f} % {100 * searched:12.1f} %      {settings}")
+    reachable = np.mean([some_chain_reads(label, marks) for label, marks in touching])
+    print(f"touching numbers some chain of candidate parts reads right (the best any choice "
+          f"could do): {100 * reachable:.2f} %")
 
 
 if __name__ == "__main__":
