@@ -97,7 +97,10 @@ def main():
     parser.add_argument("--singles", type=int, default=900)
     parser.add_argument("--most-split", type=float, default=0.002)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--max-cuts", type=int, default=segment.MAX_CUTS,
+                        help=f"cut lines tried per mark (default {segment.MAX_CUTS}, as served)")
     arguments = parser.parse_args()
+    segment.MAX_CUTS = arguments.max_cuts
     recognizer = Recognizer()
     (x_train, y_train), _ = mnist_digits.load_mnist()
     touching = record(recognizer, drawn_numbers.touching_number_cases(
