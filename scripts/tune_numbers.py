@@ -125,6 +125,8 @@ def main():
     reachable = np.mean([some_chain_reads(label, marks) for label, marks in touching])
     print(f"touching numbers some chain of candidate parts reads right (the best any choice "
           f"could do): {100 * reachable:.2f} %")
+    parts = np.mean([len(mark["search"]["parts"]) for _, marks in touching for mark in marks])
+    print(f"candidate parts per touching mark: {parts:.1f} (up to {segment.MAX_CUTS} cuts)")
 
 
 if __name__ == "__main__":
