@@ -30,7 +30,8 @@ WORKDIR /app
 # Only what serving reads, root-owned so the server cannot rewrite its code or model: the app and
 # the modules it imports, gunicorn's settings, the command line (predict.py), pages and the model.
 # Modules are named one by one: a new one ships only when it is added here.
-COPY app.py recognizer.py segment.py utils.py body_deadline.py gunicorn.conf.py predict.py ./
+COPY app.py recognizer.py segment.py utils.py plain_png.py body_deadline.py gunicorn.conf.py \
+     predict.py ./
 COPY templates/ templates/
 COPY static/ static/
 COPY model/model.onnx model/

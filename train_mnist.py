@@ -119,8 +119,8 @@ def render_canvas_digits(images, seed, cache_dir, processes=None):
     """uint8 [N, 28, 28] -> (uint8 [N, 28, 28] renderings, bool [N] which ones succeeded).
 
     Rendering takes a few milliseconds a digit, so it runs on every core and is cached: the
-    key covers the digits, the seed, the settings and code above and the code of strokes.py
-    and utils.py, so a change to the server's pipeline renders everything again.
+    key covers the digits, the seed, the settings and code above and the code of strokes.py,
+    utils.py and plain_png.py, so a change to the server's pipeline renders everything again.
     """
     key = hashlib.sha256()
     for part in (images.tobytes(), str(seed).encode(),
@@ -128,7 +128,8 @@ def render_canvas_digits(images, seed, cache_dir, processes=None):
                        RENDER_STRETCH)).encode(),
                  inspect.getsource(draw_on_canvas).encode(),
                  inspect.getsource(render_canvas_digit).encode(),
-                 (ROOT / "strokes.py").read_bytes(), (ROOT / "utils.py").read_bytes()):
+                 *[(ROOT / name).read_bytes() for name in ("strokes.py", "utils.py",
+                                                           "plain_png.py")]):
         key.update(part)
     cache = Path(cache_dir) / f"renders-{key.hexdigest()[:16]}.npz"
     if cache.exists():

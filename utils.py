@@ -9,11 +9,11 @@ import base64
 import binascii
 import io
 import re
-import struct
 
 import numpy as np
-import zlib_ng.zlib_ng as zlib_ng
 from PIL import Image, ImageChops, ImageFilter, ImageOps, UnidentifiedImageError
+
+import plain_png
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")  # Pillow's format names
 _FORMAT_NAMES = [{"WEBP": "WebP"}.get(name, name) for name in ACCEPTED_FORMATS]
@@ -43,15 +43,6 @@ PAPER_CELLS = 12                 # cells along the longer side when estimating t
 INSIDE_STROKE = 80               # a cell this much darker than its neighbours is inside a stroke
 MIN_CONTRAST = 40                # 0-255: weaker ink than this is a blank image
 MIN_DIGIT_FRACTION = 0.04        # ink smaller than this share of the image's longer side is a speck
-FAST_PNG_PIXELS = 1024 * 1024    # plain PNGs up to this size are decoded by read_ink itself
-# Chunks that do not change the pixels Pillow decodes: a PNG with only these takes the fast path.
-PLAIN_PNG_CHUNKS = {b"IHDR", b"IDAT", b"IEND", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"pHYs",
-                    b"tIME", b"bKGD"}
-MAX_PNG_RUNS = 32               # ... and with at most this many runs of Up rows, Average and
-                                #     Paeth rows (each is decoded on its own)
-MAX_PAETH_PASSES = 8            # a Paeth row that takes more passes goes to Pillow
-MAX_PAETH_ROWS = 16             # more Average and Paeth rows: Pillow unfilters the whole image
-PNG_COLOUR_MODES = {0: "L", 2: "RGB", 4: "LA", 6: "RGBA"}  # colour type -> mode, 8-bit only
 
 _DATA_URI = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^;,]*)*?),", re.I)
 
@@ -149,161 +140,6 @@ def open_image(data, max_pixels=MAX_IMAGE_PIXELS):
             from None
 
 
-def _plain_png(data, max_pixels):
-    """(mode, uint8 [H, 1 + W * bands] filtered scanlines) of a plain PNG; None for others.
-
-    Plain: 8 bits per band, grey or RGB with or without alpha, not interlaced, no chunk that
-    changes the pixels (palette, transparency key, EXIF), at most FAST_PNG_PIXELS. zlib-ng
-    inflates a canvas's long runs of blank pixels many times faster than Pillow's zlib.
-    """
-    chunks = _png_chunks(data)
-    if chunks is None or not set(chunks) <= PLAIN_PNG_CHUNKS or b"IHDR" not in chunks:
-        return None
-    width, height, depth, colour, compression, filtering, interlace = struct.unpack(
-        ">IIBBBBB", chunks[b"IHDR"][0][:13].ljust(13, b"\0"))
-    mode = PNG_COLOUR_MODES.get(colour)
-    if (mode is None or depth != 8 or compression or filtering or interlace
-            or not 0 < width * height <= min(FAST_PNG_PIXELS, max_pixels)):
-        return None
-    size = height * (1 + width * len(mode))
-    try:
-        scanlines = zlib_ng.decompressobj().decompress(b"".join(chunks.get(b"IDAT", [])),
-                                                       size + 1)
-    except zlib_ng.error:
-        return None  # damaged: Pillow's path gives the error its message
-    if len(scanlines) != size:
-        return None
-    return mode, np.frombuffer(scanlines, np.uint8).reshape(height, -1)
-
-
-def _png_chunks(data):
-    """{chunk type: [chunk data, ...]} of a PNG file; None if it is not one or is cut short."""
-    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return None
-    chunks, position = {}, 8
-    while position + 12 <= len(data):
-        length, kind = struct.unpack(">I4s", data[position:position + 8])
-        end = position + 12 + length
-        if end > len(data):
-            return None
-        chunks.setdefault(kind, []).append(data[position + 8:end - 4])
-        position = end
-        if kind == b"IEND":
-            return chunks
-    return None
-
-
-def _png_bands(scanlines, bands, chosen):
-    """uint8 [H, W, len(chosen)] pixels of the chosen bands (indices) of filtered PNG
-    scanlines with `bands` bands per pixel; None if a row's filter is not one of PNG's.
-
-    PNG's filters predict a byte from the same band only, so bands decode independently.
-    None rows are the pixels; a Sub row is a running sum along the row; a run of Up rows a
-    running sum down each column, from the decoded row above the run; all modulo 256.
-    Paeth rows are settled in numpy (`_undo_paeth`); Average rows, and Paeth rows that do
-    not settle, go to Pillow as a two-row PNG. Rows are taken in order where each needs the
-    row above it decoded: the first Up row of each run, Average and Paeth. An image with
-    many of these (as libpng's and Pillow's encoders write photos and drawings) goes to
-    Pillow whole, still without inflating it again.
-    """
-    kinds = scanlines[:, 0]
-    height, count = len(kinds), len(chosen)
-    if kinds.max() > 4:
-        return None  # not a PNG filter: Pillow's path refuses the file with a message
-    pixels = scanlines[:, 1:].reshape(height, -1, bands)
-    width = pixels.shape[1]
-    values = np.array(pixels[:, :, chosen[0]] if count == 1
-                      else pixels[:, :, chosen].reshape(height, width * count))
-    sub = kinds == 1
-    if sub.any():
-        values[sub] = np.cumsum(values[sub].reshape(-1, width, count), axis=1,
-                                dtype=np.uint8).reshape(-1, width * count)
-    up = kinds == 2
-    run_starts = up & ~np.concatenate([[False], up[:-1]])
-    run_ends = np.flatnonzero(up & ~np.concatenate([up[1:], [False]])) + 1
-    in_order = np.flatnonzero(run_starts | (kinds > 2))
-    if len(in_order) > MAX_PNG_RUNS or np.count_nonzero(kinds > 2) > MAX_PAETH_ROWS:
-        # Row by row would cost more than Pillow's unfiltering of the whole image, in C.
-        pixels = _unfilter_with_pillow(scanlines, bands).reshape(height, width, bands)
-        return pixels[:, :, chosen]
-    for row in in_order:
-        if up[row]:
-            end = run_ends[np.searchsorted(run_ends, row, side="right")]
-            start = max(row - 1, 0)  # an Up run at the top of the image starts from zeros
-            np.cumsum(values[start:end], axis=0, dtype=np.uint8, out=values[start:end])
-            continue
-        above = values[row - 1] if row else np.zeros(width * count, np.uint8)
-        decoded = _undo_paeth(values[row], above, count) if kinds[row] == 4 else None
-        if decoded is None:  # one row of `count` bands under the decoded row above it
-            two_rows = np.array([np.concatenate([[0], above]),
-                                 np.concatenate([[kinds[row]], values[row]])], np.uint8)
-            decoded = _unfilter_with_pillow(two_rows, count)[1]
-        values[row] = decoded
-    return values.reshape(height, width, count)
-
-
-def _undo_paeth(row, above, bands):
-    """A Paeth-filtered row of uint8 pixels with `bands` bands, under the decoded row `above`
-    -> the decoded row, or None if it does not settle in MAX_PAETH_PASSES passes.
-
-    Paeth predicts each byte from the decoded byte to its left (a), above (b) or above-left
-    (c), whichever is nearest to a + b - c: a chain along the row. Guess the row, choose each
-    byte's predictor from the guess, decode (a running sum from each byte predicted from b
-    or c), and repeat until the choices no longer change. Choices that agree with the
-    decoded row are the filter's own, so the row is exact; each pass fixes at least the
-    first wrong choice, and a row like the one above it settles in two.
-    """
-    width = len(row) // bands
-    if bands > 1:  # one band after another: bands do not predict each other
-        row, above = row.reshape(width, bands).T.ravel(), above.reshape(width, bands).T.ravel()
-    first = np.zeros(len(row), bool)
-    first[::width] = True  # nothing to the left of these
-
-    def shifted_right(values):  # each byte's left neighbour, 0 where there is none
-        result = np.empty(len(values), np.int16)
-        result[1:] = values[:-1]
-        result[first] = 0
-        return result
-
-    b = above.astype(np.int16)
-    c = shifted_right(b)
-    from_b, from_c = (row + b).astype(np.uint8), (row + c).astype(np.uint8)
-    to_a, b_minus_2c = np.abs(b - c), b - 2 * c  # p - a = b - c; p - c = a + b - 2c
-    running = np.cumsum(row, dtype=np.uint8)
-    positions = np.arange(len(row))
-    left, previous, decoded = c, None, None  # the first guess: the row above, shifted right
-    for _ in range(MAX_PAETH_PASSES):
-        to_b, to_c = np.abs(left - c), np.abs(left + b_minus_2c)
-        use_a = (to_a <= to_b) & (to_a <= to_c)
-        use_b = to_b <= to_c
-        choice = 2 * use_a.view(np.uint8) + use_b  # 2 or 3: a, 1: b, 0: c
-        if previous is not None and np.array_equal(choice, previous):
-            return decoded if bands == 1 else decoded.reshape(bands, width).T.ravel()
-        previous = choice
-        start = np.where(use_a, row, np.where(use_b, from_b, from_c))
-        restart = np.maximum.accumulate(np.where(use_a & ~first, 0, positions))
-        decoded = start[restart] + running - running[restart]
-        left = shifted_right(decoded)
-    return None
-
-
-def _unfilter_with_pillow(scanlines, bands):
-    """uint8 [H, 1 + W * bands] filtered PNG scanlines -> uint8 [H, W * bands] pixels, by
-    Pillow's decoder on a PNG of them stored without compression: its unfiltering, in C,
-    without inflating again."""
-    height, width = len(scanlines), (scanlines.shape[1] - 1) // bands
-    header = struct.pack(">IIBBBBB", width, height, 8, {1: 0, 2: 4, 3: 2, 4: 6}[bands], 0, 0, 0)
-    png = b"".join([b"\x89PNG\r\n\x1a\n", _png_chunk(b"IHDR", header),
-                    _png_chunk(b"IDAT", zlib_ng.compress(scanlines.tobytes(), 0)),
-                    _png_chunk(b"IEND", b"")])
-    return np.asarray(Image.open(io.BytesIO(png), formats=("PNG",))).reshape(height, -1)
-
-
-def _png_chunk(kind, data):
-    return (struct.pack(">I", len(data)) + kind + data
-            + struct.pack(">I", zlib_ng.crc32(data, zlib_ng.crc32(kind))))
-
-
 def _reduce(image, factor):
     """`image.reduce(factor)` for every mode Pillow decodes, at the cost of one band.
 
@@ -368,7 +204,7 @@ def read_ink(data, max_pixels=MAX_IMAGE_PIXELS):
     the alpha band of a transparent canvas, only the colour bands of an opaque image.
     Everything else goes through Pillow.
     """
-    png = _plain_png(data, max_pixels)
+    png = plain_png.scanlines(data, max_pixels)
     ink = _plain_png_ink(*png) if png is not None else None  # None: not a plain PNG
     return ink if ink is not None else ink_map(open_image(data, max_pixels))
 
@@ -389,11 +225,11 @@ def ink_map(image):
 
 
 def _plain_png_ink(mode, scanlines):
-    """ink_map of a plain PNG (see _plain_png) from its bands; None where Pillow must
+    """ink_map of a plain PNG (see plain_png) from its bands; None where Pillow must
     decode it (partial transparency, filters too mixed to be worth it)."""
     bands = len(mode)
-    if mode.endswith("A") and not _opaque_scanlines(scanlines, bands):
-        alpha = _png_bands(scanlines, bands, [bands - 1])
+    if mode.endswith("A") and not plain_png.is_opaque(scanlines, bands):
+        alpha = plain_png.decode_bands(scanlines, bands, [bands - 1])
         if alpha is None:
             return None
         alpha = alpha[:, :, 0]
@@ -401,37 +237,11 @@ def _plain_png_ink(mode, scanlines):
             return _clean_ink(alpha)
         if alpha.min() < 255:
             return None  # a sheet with transparent parts: _luminance flattens it
-    if "RGB" in mode and not _grey_scanlines(scanlines, bands):
-        colours = _png_bands(scanlines, bands, [0, 1, 2])
+    if "RGB" in mode and not plain_png.is_grey(scanlines, bands):
+        colours = plain_png.decode_bands(scanlines, bands, [0, 1, 2])
         return None if colours is None else _ink_from_grey(_rgb_luminance(colours))
-    grey = _png_bands(scanlines, bands, [0])  # grey, or red = green = blue
+    grey = plain_png.decode_bands(scanlines, bands, [0])  # grey, or red = green = blue
     return None if grey is None else _ink_from_grey(grey[:, :, 0])
-
-
-def _opaque_scanlines(scanlines, bands):
-    """Whether the alpha band (the last) is 255 in every pixel, judged on the filtered bytes.
-
-    Row by row, each filter turns an all-255 row under an all-255 row (or under nothing, at
-    the top) into one known pattern: a first byte and the same byte for the rest.
-    """
-    kinds = scanlines[:, 0]
-    alpha = scanlines[:, bands::bands]
-    top = np.arange(len(kinds)) == 0
-    # filter:              None  Sub   Up           Average            Paeth
-    first = np.choose(kinds.clip(0, 4), [255, 255, np.where(top, 255, 0),
-                                         np.where(top, 255, 128), np.where(top, 255, 0)])
-    rest = np.choose(kinds.clip(0, 4), [255, 0, np.where(top, 255, 0),
-                                        np.where(top, 128, 0), 0])
-    return bool((alpha[:, 0] == first).all() and (alpha[:, 1:] == rest[:, np.newaxis]).all())
-
-
-def _grey_scanlines(scanlines, bands):
-    """Whether red, green and blue are equal in every pixel, judged on the filtered bytes:
-    equal bytes under the same filters decode to equal values. Along the bytes of the
-    pixels, red to green and green to blue must never change; the rest may."""
-    pixel_bytes = scanlines[:, 1:].ravel()
-    changes = np.flatnonzero(pixel_bytes[:-1] != pixel_bytes[1:])
-    return not (changes % bands < 2).any()
 
 
 def _rgb_luminance(colours):

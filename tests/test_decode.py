@@ -1,4 +1,4 @@
-"""utils.read_ink's own PNG decoding gives exactly Pillow's pixels and ink maps.
+"""plain_png and utils.read_ink's own PNG decoding give exactly Pillow's pixels and ink maps.
 
 PNGs are written here row by row with each of PNG's five filters, so every path of the decoder
 (numpy for None, Sub, Up and Paeth rows that settle; Pillow for Average rows and Paeth rows
@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+import plain_png
 import utils
 from support.images import encode
 
@@ -62,13 +63,13 @@ def test_every_band_decodes_to_pillows_pixels(mode, pattern):
     pixels = rng.integers(0, 256, (23, 37, len(mode)), dtype=np.uint8)
     data = filtered_png(pixels, mode, FILTER_PATTERNS[pattern])
     assert np.array_equal(pillow_pixels(data), pixels)  # the test's own encoder is right
-    _, scanlines = utils._plain_png(data, utils.MAX_IMAGE_PIXELS)
+    _, scanlines = plain_png.scanlines(data, utils.MAX_IMAGE_PIXELS)
     for band in range(len(mode)):
-        decoded = utils._png_bands(scanlines, len(mode), [band])
+        decoded = plain_png.decode_bands(scanlines, len(mode), [band])
         assert np.array_equal(decoded[:, :, 0], pixels[:, :, band]), \
             f"{mode} band {band} with {pattern} filters decodes differently from Pillow"
     if len(mode) >= 3:
-        decoded = utils._png_bands(scanlines, len(mode), [0, 1, 2])
+        decoded = plain_png.decode_bands(scanlines, len(mode), [0, 1, 2])
         assert np.array_equal(decoded, pixels[:, :, :3]), f"RGB of {mode} with {pattern}"
 
 
@@ -76,7 +77,7 @@ def paeth_filtered(row, above, bands):
     """The Paeth filter of one uint8 row of `bands`-band pixels under `above`, by the test's
     own encoder: its second scanline without the filter byte."""
     pixels = np.stack([above, row]).reshape(2, -1, bands)
-    _, scanlines = utils._plain_png(filtered_png(pixels, "LA RGB RGBA".split()[bands - 2]
+    _, scanlines = plain_png.scanlines(filtered_png(pixels, "LA RGB RGBA".split()[bands - 2]
                                                  if bands > 1 else "L", [0, 4]),
                                     utils.MAX_IMAGE_PIXELS)
     return scanlines[1, 1:]
@@ -94,7 +95,7 @@ def test_paeth_rows_are_undone_exactly_or_left_to_pillow(bands):
             row = row.astype(np.uint8)
         else:
             row = rng.integers(0, 256, width * bands, dtype=np.uint8)
-        decoded = utils._undo_paeth(paeth_filtered(row, above, bands), above, bands)
+        decoded = plain_png._undo_paeth(paeth_filtered(row, above, bands), above, bands)
         if decoded is not None:
             settled += 1
             assert np.array_equal(decoded, row), f"Paeth row {trial} of {bands} bands"
@@ -109,9 +110,9 @@ def test_a_drawing_with_paeth_rows_is_decoded_without_pillow(monkeypatch):
     def refuse(*args):
         raise AssertionError("a Paeth row of a drawing went to Pillow")
 
-    monkeypatch.setattr(utils, "_unfilter_with_pillow", refuse)
-    _, scanlines = utils._plain_png(data, utils.MAX_IMAGE_PIXELS)
-    assert np.array_equal(utils._png_bands(scanlines, 3, [0, 1, 2]), pixels)
+    monkeypatch.setattr(plain_png, "_unfilter_with_pillow", refuse)
+    _, scanlines = plain_png.scanlines(data, utils.MAX_IMAGE_PIXELS)
+    assert np.array_equal(plain_png.decode_bands(scanlines, 3, [0, 1, 2]), pixels)
 
 
 @pytest.mark.parametrize("pattern", FILTER_PATTERNS, ids=list(FILTER_PATTERNS))
@@ -119,15 +120,15 @@ def test_opaque_and_grey_are_recognised_from_the_filtered_bytes(pattern):
     rng = np.random.default_rng(7)
     grey = rng.integers(0, 256, (19, 29, 1), dtype=np.uint8)
     pixels = np.concatenate([grey, grey, grey, np.full_like(grey, 255)], axis=2)
-    _, scanlines = utils._plain_png(filtered_png(pixels, "RGBA", FILTER_PATTERNS[pattern]),
+    _, scanlines = plain_png.scanlines(filtered_png(pixels, "RGBA", FILTER_PATTERNS[pattern]),
                                     utils.MAX_IMAGE_PIXELS)
-    assert utils._opaque_scanlines(scanlines, 4), "an opaque image was judged transparent"
-    assert utils._grey_scanlines(scanlines, 4), "a grey image was judged coloured"
+    assert plain_png.is_opaque(scanlines, 4), "an opaque image was judged transparent"
+    assert plain_png.is_grey(scanlines, 4), "a grey image was judged coloured"
     pixels[9, 14] = (10, 11, 10, 254)  # one pixel neither grey nor opaque
-    _, scanlines = utils._plain_png(filtered_png(pixels, "RGBA", FILTER_PATTERNS[pattern]),
+    _, scanlines = plain_png.scanlines(filtered_png(pixels, "RGBA", FILTER_PATTERNS[pattern]),
                                     utils.MAX_IMAGE_PIXELS)
-    assert not utils._opaque_scanlines(scanlines, 4)
-    assert not utils._grey_scanlines(scanlines, 4)
+    assert not plain_png.is_opaque(scanlines, 4)
+    assert not plain_png.is_grey(scanlines, 4)
 
 
 def drawn_seven(convention):
@@ -165,7 +166,7 @@ def test_a_damaged_plain_png_is_refused_as_invalid(damage):
     pixels = np.full((20, 30, 4), 255, np.uint8)
     data = filtered_png(pixels, "RGBA", [2])
     header_end = data.index(b"IDAT") - 4
-    _, scanlines = utils._plain_png(data, utils.MAX_IMAGE_PIXELS)
+    _, scanlines = plain_png.scanlines(data, utils.MAX_IMAGE_PIXELS)
     raw = bytearray(scanlines.tobytes())
     if damage == "an unknown filter type":
         raw[len(raw) // 2 // 121 * 121] = 7  # the filter byte of a middle row

@@ -189,7 +189,8 @@ def test_docker_image_defaults_to_the_port_gunicorn_defaults_to(monkeypatch):
 def dockerfile_copied_sources():
     """The sources of the Dockerfile's COPY lines from the build context (not --from a stage)."""
     sources = []
-    for line in re.findall(r"^COPY (?!--from)(.+)$", (ROOT / "Dockerfile").read_text(), re.M):
+    dockerfile = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")  # join continued lines
+    for line in re.findall(r"^COPY (?!--from)(.+)$", dockerfile, re.M):
         sources += line.split()[:-1]
     return sources
 
