@@ -340,8 +340,9 @@ def _cut_lines(work):
     a minimum of the column profile."""
     cost = work.astype(np.float32) / 255.0
     height, width = cost.shape
-    from_top = _cheapest_paths(cost)
-    from_bottom = _cheapest_paths(cost[::-1])[::-1]
+    from_top, top_steps = _cheapest_paths(cost)
+    from_bottom, bottom_steps = _cheapest_paths(cost[::-1])
+    from_bottom = from_bottom[::-1]
     margin = max(1, int(PART_ASPECT[0] * height))
     if width <= 2 * margin:
         return []
@@ -352,8 +353,8 @@ def _cut_lines(work):
         starts = _lowest_points(through, margin, reach)
         if not len(starts):
             continue
-        upper = _trace(from_top[:row + 1], starts)
-        lower = _trace(from_bottom[row:][::-1], starts)[::-1]
+        upper = _trace(top_steps[:row + 1], starts)
+        lower = _trace(bottom_steps[:height - row], starts)[::-1]
         lines = np.concatenate([upper, lower[1:]])
         found += [(float(through[x]), int(lines[height // 2, k]), lines[:, k])
                   for k, x in enumerate(starts)]
@@ -382,31 +383,34 @@ def _lowest_points(through, margin, reach):
 
 
 def _cheapest_paths(cost):
-    """float32 [h, w] -> [h, w]: the cost of the cheapest path from the top row to each pixel,
-    moving down one row and at most one column per step."""
+    """float32 [h, w] -> (total, steps): total[r, x] the cost of the cheapest path from the top
+    row to pixel (r, x), moving down one row and at most one column per step; steps[r, x] where
+    that path comes from in row r - 1: 0, 1 or 2 for column x - 1, x or x + 1 (the leftmost of
+    equally cheap ones)."""
+    height, width = cost.shape
     total = cost.copy()
-    for row in range(1, len(total)):
+    steps = np.ones((height, width), np.int64)
+    options = np.full((3, width), np.inf, np.float32)  # from the left, above, the right
+    columns = np.arange(width)
+    for row in range(1, height):
         previous = total[row - 1]
-        best = previous.copy()
-        np.minimum(best[1:], previous[:-1] + DIAGONAL_COST, out=best[1:])
-        np.minimum(best[:-1], previous[1:] + DIAGONAL_COST, out=best[:-1])
-        total[row] += best
-    return total
+        np.add(previous[:-1], DIAGONAL_COST, out=options[0, 1:])
+        options[1] = previous
+        np.add(previous[1:], DIAGONAL_COST, out=options[2, :-1])
+        steps[row] = options.argmin(axis=0)
+        total[row] += options[steps[row], columns]
+    return total, steps
 
 
-def _trace(total, ends):
-    """Follow the cheapest paths of `_cheapest_paths` back from columns `ends` of its last
-    row to its first; returns int [h, len(ends)] columns, top row first."""
-    height, width = total.shape
-    padded = np.pad(total, ((0, 0), (1, 1)), constant_values=np.inf)
-    steps = np.array([DIAGONAL_COST, 0.0, DIAGONAL_COST], np.float32)
-    columns = np.empty((height, len(ends)), np.int64)
+def _trace(steps, ends):
+    """Follow the cheapest paths of `_cheapest_paths` (its `steps`) back from columns `ends`
+    of the last row to the first; returns int [h, len(ends)] columns, top row first."""
+    columns = np.empty((len(steps), len(ends)), np.int64)
     position = np.asarray(ends, np.int64)
     columns[-1] = position
-    for row in range(height - 2, -1, -1):
-        options = padded[row, position[:, None] + np.arange(3)] + steps
-        position = position + options.argmin(axis=1) - 1
-        columns[row] = position
+    for row in range(len(steps) - 1, 0, -1):
+        position = position + steps[row, position] - 1
+        columns[row - 1] = position
     return columns
 
 

@@ -410,8 +410,8 @@ def centre_by_mass(digit):
     total = mass.sum()
     row_mass = (mass.sum(axis=1) * np.arange(height)).sum() / total
     column_mass = (mass.sum(axis=0) * np.arange(width)).sum() / total
-    top = int(np.clip(round(MNIST_CENTRE - row_mass), 0, MNIST_SIZE - height))
-    left = int(np.clip(round(MNIST_CENTRE - column_mass), 0, MNIST_SIZE - width))
+    top = min(max(round(MNIST_CENTRE - row_mass), 0), MNIST_SIZE - height)
+    left = min(max(round(MNIST_CENTRE - column_mass), 0), MNIST_SIZE - width)
     field = np.zeros((MNIST_SIZE, MNIST_SIZE), np.uint8)
     field[top:top + height, left:left + width] = digit
     return field
