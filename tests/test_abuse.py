@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 import support
 from support import bad_requests, live_server
 from support.bad_requests import as_json, image_json, raw, send_to_server
-from support.images import (as_16_bit_png, as_cmyk_jpeg, as_palette_png, as_webp, data_uri, encode,
+from support.images import (as_16_bit_png, as_cmyk_jpeg, as_palette_png, as_webp, encode,
                             flatten_on_white, png)
 
 DIGIT = 1  # MNIST test digit 1, a 2: any digit would do, this one differs from test_api's 7
@@ -32,11 +32,10 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def drawn(draw_mnist_digit):
-    """A digit drawn the way the page's canvas sends it: image, label, png, uri, and draw to
-    draw others."""
+    """A digit drawn the way the page's canvas sends it: image, label, png, and draw to draw
+    others."""
     image, label = draw_mnist_digit(DIGIT)
-    return SimpleNamespace(image=image, label=label, png=png(image), uri=data_uri(png(image)),
-                           draw=draw_mnist_digit)
+    return SimpleNamespace(image=image, label=label, png=png(image), draw=draw_mnist_digit)
 
 
 @pytest.mark.parametrize("case", bad_requests.PARAMS)
@@ -50,10 +49,6 @@ def strip_with_a_line():
     image = Image.new("L", (1, 4000), 255)
     image.paste(0, (0, 1500, 1, 2500))
     return png(image)
-
-
-def big_canvas(drawn):
-    return png(huge_canvas(drawn, 2000))
 
 
 def huge_canvas(drawn, size=3000):
@@ -88,7 +83,7 @@ UNUSUAL_BUT_VALID = [
     valid("palette PNG", lambda d: image_json(as_palette_png(d.image))),
     valid("CMYK JPEG", lambda d: image_json(as_cmyk_jpeg(d.image), "image/jpeg")),
     valid("WebP", lambda d: image_json(as_webp(d.image), "image/webp")),
-    valid("2000x2000 PNG", lambda d: raw(big_canvas(d), "image/png")),
+    valid("2000x2000 PNG", lambda d: raw(png(huge_canvas(d, 2000)), "image/png")),
     valid("3000x3000 palette PNG", lambda d: raw(as_palette_png(huge_canvas(d)), "image/png")),
     valid("3000x3000 16-bit PNG", lambda d: raw(as_16_bit_png(huge_canvas(d)), "image/png")),
     valid("multi-frame GIF", lambda d: image_json(animated_gif(d.image), "image/gif")),

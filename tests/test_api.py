@@ -11,7 +11,7 @@ from PIL import Image
 from support import MODEL_PATH, bad_requests
 from support.images import (as_16_bit_png, as_bmp, as_cmyk_jpeg, as_first_frame_of_gif,
                             as_grey_alpha_png, as_jpeg, as_palette_png, as_tiff, as_webp, data_uri,
-                            encode)
+                            encode, number_on_a_canvas)
 
 SEVEN = 0  # MNIST test digit 0 is a 7
 
@@ -162,14 +162,6 @@ def test_timing_split_is_reported_in_server_timing(client, seven_png):
 
 # --- whole numbers ---------------------------------------------------------------------
 
-def draw_number(draw_mnist_digit, indices, width=140):
-    canvas = Image.new("RGBA", (width * len(indices), 280), (0, 0, 0, 0))
-    for position, index in enumerate(indices):
-        digit, _ = draw_mnist_digit(index, canvas=(width, 280), height=110)
-        canvas.alpha_composite(digit, (position * width, 0))
-    return canvas
-
-
 def test_a_single_digit_also_gets_number_and_one_digits_entry(client, seven_png):
     body = assert_reads(post_raw_body(client, seven_png), 7)
     assert body["number"] == "7"
@@ -183,8 +175,8 @@ def test_a_single_digit_also_gets_number_and_one_digits_entry(client, seven_png)
 
 
 def test_a_number_is_read_left_to_right(client, draw_mnist_digit):
-    response = client.post("/predict", data=encode(draw_number(draw_mnist_digit, [1, 3, 1, 4]),
-                                                   "PNG"), content_type="image/png")
+    png = encode(number_on_a_canvas(draw_mnist_digit, [1, 3, 1, 4]), "PNG")
+    response = client.post("/predict", data=png, content_type="image/png")
     body = response.get_json()
     assert response.status_code == 200, body
     assert body["number"] == "2024"
@@ -228,6 +220,6 @@ def test_specks_are_not_read_as_digits(client, seven):
     lambda client, png: client.post("/predict?mode=digit", data=png, content_type="image/png"),
 ], ids=["json", "form", "query"])
 def test_digit_mode_reads_one_digit_even_when_marks_are_apart(client, draw_mnist_digit, send):
-    png = encode(draw_number(draw_mnist_digit, [2, 2]), "PNG")  # two 1s, far apart
+    png = encode(number_on_a_canvas(draw_mnist_digit, [2, 2]), "PNG")  # two 1s, far apart
     assert send(client, png).get_json()["number"] == "1"
     assert client.post("/predict", data=png, content_type="image/png").get_json()["number"] == "11"

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from support import MODEL_PATH, unavailable
+from support import MODEL_PATH, require, unavailable
 from support.browser import (CANVAS, CHROMIUM, CLEAR, DESKTOP, DIGIT_CARDS, DIGIT_HEIGHT,
                              DIGIT_MODE, LAUNCH_ARGS, MESSAGE, NUMBER_MODE, PHONE, PREDICT, RESULT,
                              TALL_PHONE, TIMEOUT_MS, UPLOAD, WIDE, canvas_to_viewport,
@@ -80,10 +80,7 @@ def live_server(request):
 
 @pytest.fixture(scope="session")
 def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("Playwright is not installed: pip install -r requirements-test.txt.")
+    sync_playwright = require("playwright.sync_api").sync_playwright
     if not CHROMIUM.exists():
         unavailable(f"Chromium is not at {CHROMIUM}: apt-get install chromium "
                     "(`make test` does it when run as root).")
@@ -175,7 +172,7 @@ def png_of_mnist_digit(draw_mnist_digit, index, path):
 # Drawing and reading digits
 # ---------------------------------------------------------------------------
 
-def test_mouse_drawn_digits_are_read(page, digit_strokes, first_of_each_digit, mnist_test,
+def test_mouse_drawn_digits_are_read(page, digit_strokes, first_of_each_digit,
                                      record_property):
     misread = {}
     for digit, index in enumerate(first_of_each_digit):

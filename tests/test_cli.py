@@ -9,7 +9,7 @@ from PIL import Image
 
 import utils
 from support import ROOT
-from support.images import encode
+from support.images import encode, number_on_a_canvas
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +50,7 @@ def test_cli_json_output_is_one_object_per_file(folder):
 
 
 def test_cli_reads_a_whole_number(tmp_path, draw_mnist_digit):
-    from PIL import Image
-
-    canvas = Image.new("RGBA", (560, 280), (0, 0, 0, 0))
-    for position, index in enumerate([1, 3, 1, 4]):  # 2, 0, 2, 4
-        digit, _ = draw_mnist_digit(index, canvas=(140, 280), height=110)
-        canvas.alpha_composite(digit, (position * 140, 0))
+    canvas = number_on_a_canvas(draw_mnist_digit, [1, 3, 1, 4])  # 2, 0, 2, 4
     (tmp_path / "year.png").write_bytes(encode(canvas, "PNG"))
     result = run_cli(tmp_path / "year.png")
     assert result.returncode == 0, result.stderr

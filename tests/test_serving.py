@@ -79,8 +79,11 @@ def read_answer(client):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
+    # A body deadline longer than any test here: the slow clients must still be waiting when
+    # the good requests are checked, however slow the machine (the deadline has its own tests).
     with live_server.gunicorn(support.MODEL_PATH,
-                              tmp_path_factory.mktemp("serving") / "gunicorn.log") as server:
+                              tmp_path_factory.mktemp("serving") / "gunicorn.log",
+                              environment={"BODY_DEADLINE_SECONDS": "300"}) as server:
         yield server
 
 
@@ -139,7 +142,7 @@ def test_a_body_that_does_not_arrive_in_time_gets_408_and_the_connection_closed(
     assert ask(server, *digits[0]) == "right", "after a late body the server does not answer"
 
 
-def test_a_body_trickled_byte_by_byte_is_cut_off_too(short_deadline_server, digits):
+def test_a_body_trickled_byte_by_byte_is_cut_off_too(short_deadline_server):
     # Each byte arrives well before any per-read timeout would fire: only a deadline on the
     # whole body stops it.
     server = short_deadline_server
@@ -225,6 +228,7 @@ def _wait_for(condition, message, seconds=30):
 def test_sigterm_lets_requests_in_flight_finish_and_then_exits(tmp_path, digits):
     body, label = digits[2]
     with live_server.gunicorn(support.MODEL_PATH, tmp_path / "gunicorn.log") as server:
+        workers = server.worker_pids
         client = socket.create_connection(address(server), timeout=30)
         with client:
             # Half a request is in flight when the platform stops the server ... (Connection:
@@ -248,6 +252,11 @@ def test_sigterm_lets_requests_in_flight_finish_and_then_exits(tmp_path, digits)
     assert head.startswith(b"HTTP/1.1 200"), f"the request in flight got {answer[:80]!r}"
     assert json.loads(payload)["digit"] == label
     assert status == 0, f"gunicorn exited with status {status}"
+    # Each worker finished by itself: past graceful_timeout the master kills a worker that
+    # ignores SIGTERM and still exits 0, so the status alone would not tell.
+    log = server.log()
+    for pid in workers:
+        assert f"Worker exiting (pid: {pid})" in log, f"worker {pid} did not exit by itself"
 
 
 def _refused_after_a_while(server):

@@ -8,7 +8,7 @@ digit height (25-90 % of the canvas), position (off-centre), slant, and colour c
 
     python -m tests.support.drawn_digits     # the full evaluation with a table by condition
 
-Numbers: 2-4 MNIST test digits written left to right on a 560x280 canvas.
+Numbers are drawn_numbers.py's.
 """
 
 import collections
@@ -57,15 +57,16 @@ def traces_faithfully(image):
     return strokes.tracing_is_faithful(image, strokes.digit_strokes(image))
 
 
-def sample_test_digits(x_test, y_test, count, rng):
-    """(included, excluded): `count` random test-set indices, split by traces_faithfully."""
+def sample_test_digits(x_test, count, rng):
+    """(included, excluded): `count` random test-set indices, split by traces_faithfully
+    (on the images alone: the labels are not even given)."""
     included, excluded = [], []
     for index in rng.sample(range(len(x_test)), count):
         (included if traces_faithfully(x_test[index]) else excluded).append(index)
     return included, excluded
 
 
-def faithful_indices(x_test, y_test, count, rng):
+def faithful_indices(x_test, count, rng):
     """`count` random test-set indices whose digits trace faithfully (for numbers, where
     each digit must be readable by a person)."""
     shuffled = rng.sample(range(len(x_test)), len(x_test))
@@ -89,7 +90,7 @@ def draw_test_digit(x_test, index, rng, convention):
 
 def sampled_mnist_cases(x_test, y_test, count, seed=0):
     """mnist_cases for the faithful ones of `count` randomly sampled test digits."""
-    included, _ = sample_test_digits(x_test, y_test, count, random.Random(seed))
+    included, _ = sample_test_digits(x_test, count, random.Random(seed))
     return mnist_cases(x_test, y_test, included, seed)
 
 
@@ -141,62 +142,6 @@ def font_cases(seed=0, repeats=2, fonts=None):
                     convention=convention, pen=None)
 
 
-NUMBER_CANVAS = (560, 280)
-
-
-def fit_inside(placed, canvas, margin):
-    """Shrink and move placed strokes (pixels) only as much as needed to keep them on the
-    canvas, `margin` px from its edges."""
-    x0, y0, x1, y1 = strokes.strokes_box(placed)
-    scale = min(1.0, (canvas[0] - 2 * margin) / max(x1 - x0, 1e-6),
-                (canvas[1] - 2 * margin) / max(y1 - y0, 1e-6))
-    width, height = (x1 - x0) * scale, (y1 - y0) * scale
-    left = min(max(x0, margin), canvas[0] - margin - width)
-    top = min(max(y0, margin), canvas[1] - margin - height)
-    return [[(left + (x - x0) * scale, top + (y - y0) * scale) for x, y in stroke]
-            for stroke in placed]
-
-
-def number_cases(x_test, y_test, count, seed=0):
-    """Yield (RGBA image, number string, conditions): 2-4 MNIST test digits written left to
-    right on a wide canvas, each number with its own pen, size, spacing, slant and colours."""
-    rng = random.Random(seed)
-    width, height = NUMBER_CANVAS
-    for number in range(count):
-        indices = faithful_indices(x_test, y_test, rng.randint(2, 4), rng)
-        traced = [strokes.digit_strokes(x_test[index]) for index in indices]
-        pen = rng.uniform(6, 24)
-        digit_height = rng.uniform(0.35, 0.8) * height
-        gap = rng.uniform(0.12, 0.5) * digit_height
-        slant = rng.uniform(-8, 12)
-        widths = []
-        for digit_strokes in traced:
-            x0, y0, x1, y1 = strokes.strokes_box(digit_strokes)
-            widths.append(max(x1 - x0, 0.15 * (y1 - y0)) / max(y1 - y0, 1e-6))
-        lean = abs(math.tan(math.radians(slant))) * digit_height
-        total = (sum(w * digit_height for w in widths) + gap * (len(traced) - 1)
-                 + pen * len(traced) + lean)
-        if total > 0.92 * width:  # shrink to fit, as a person would write smaller
-            shrink = 0.92 * width / total
-            digit_height, gap, total = digit_height * shrink, gap * shrink, total * shrink
-        x = rng.uniform(0.04 * width, width - total - 0.04 * width) + lean / 2
-        baseline = rng.uniform(digit_height / 2 + 8, height - digit_height / 2 - 8)
-        placed = []
-        for digit_strokes, aspect in zip(traced, widths):
-            size = digit_height * rng.uniform(0.9, 1.1)
-            digit_width = aspect * size + pen
-            placed += strokes.place_strokes(
-                digit_strokes, NUMBER_CANVAS, size,
-                (x + digit_width / 2, baseline + rng.uniform(-0.05, 0.05) * digit_height), slant)
-            x += digit_width + gap
-        placed = fit_inside(placed, NUMBER_CANVAS, margin=pen / 2 + 4)
-        convention = strokes.CONVENTIONS[number % 3]
-        label = "".join(str(int(y_test[index])) for index in indices)
-        yield strokes.draw_strokes(placed, NUMBER_CANVAS, pen, convention), label, dict(
-            source="mnist number", pen=pen, height=digit_height / height, convention=convention,
-            indices=indices)
-
-
 def evaluate(client, cases, mode="digit"):
     """Post each case to /predict as the page does in `mode` ("digit": one digit, never split;
     "number"); return a list of (conditions, label, answer or error)."""
@@ -227,7 +172,6 @@ def main():
 
     parser = argparse.ArgumentParser(description="Drawn-digit evaluation through the server.")
     parser.add_argument("--digits", type=int, default=5000, help="MNIST test digits sampled")
-    parser.add_argument("--numbers", type=int, default=1000)
     parser.add_argument("--model", help="an ONNX model other than model/model.onnx")
     args = parser.parse_args()
     import mnist_digits
@@ -235,7 +179,7 @@ def main():
 
     client = create_app({"MODEL_PATH": args.model} if args.model else None).test_client()
     _, (x_test, y_test) = mnist_digits.load_mnist()
-    included, excluded = sample_test_digits(x_test, y_test, args.digits, random.Random(1))
+    included, excluded = sample_test_digits(x_test, args.digits, random.Random(1))
     print(f"MNIST test digits sampled: {args.digits}; left out before any prediction because "
           f"their tracing loses a hole or ink: {len(excluded)}, per class "
           f"{np.bincount(y_test[excluded], minlength=10).tolist()}")
@@ -243,7 +187,7 @@ def main():
     font_results = evaluate(client, font_cases(seed=1, repeats=3))
     hollow_results = evaluate(client, font_cases(
         seed=1, repeats=3, fonts=handwriting_fonts(HOLLOW_FONT_GLOBS)))
-    everything = mnist_results + font_results
+    everything = mnist_results + font_results + hollow_results  # the whole evaluation
     print(f"{'condition':38s} {'cases':>6s} {'accuracy':>9s}")
 
     def row(name, results):
@@ -252,7 +196,9 @@ def main():
 
     row("all drawn digits", everything)
     row("MNIST test digits, redrawn", mnist_results)
-    row("handwriting fonts", font_results)
+    row("handwriting fonts, all", font_results + hollow_results)
+    row("  stroke fonts", font_results)
+    row("  hollow lettering (femkeklaver)", hollow_results)
     for name, results in (("MNIST", mnist_results), ("fonts", font_results)):
         for convention in strokes.CONVENTIONS:
             row(f"  {name}, {convention}",
@@ -265,23 +211,12 @@ def main():
             [r for r in everything if low <= r[0]["height"] < high])
     for font in sorted({r[0]["source"] for r in font_results}):
         row(f"  {font}", [r for r in font_results if r[0]["source"] == font])
-    row("hollow lettering (femkeklaver), apart", hollow_results)
     print("most frequent confusions, MNIST redrawn (true -> read, count):",
           confusions(mnist_results))
     print("most frequent confusions, fonts:", confusions(font_results))
     print("most frequent confusions, hollow lettering:", confusions(hollow_results))
     wrong = [(r[0]["source"], r[0].get("index"), r[1], r[2]) for r in everything if r[1] != r[2]]
     print("wrong (source, MNIST index, label, answer):", wrong[:60])
-    if not args.numbers:
-        return
-    number_results = evaluate(client, number_cases(x_test, y_test, args.numbers, seed=1),
-                              mode="number")
-    row("numbers of 2-4 digits, read exactly", number_results)
-    for digits in (2, 3, 4):
-        row(f"  {digits} digits", [r for r in number_results if len(r[1]) == digits])
-    print("wrong numbers (label, answer):",
-          [(r[1], r[2]) for r in number_results if r[1] != r[2]][:30])
-
 
 if __name__ == "__main__":
     main()

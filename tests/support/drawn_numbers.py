@@ -27,7 +27,7 @@ import strokes
 
 from . import drawn_digits
 
-CANVAS = drawn_digits.NUMBER_CANVAS
+CANVAS = (560, 280)  # the page's canvas in number mode
 INKED = 128            # a column with less coverage than this (0-255) counts as blank
 TOUCHING_GAP = (-0.12, 0.0)  # horizontal gap between two digits' ink, of the digit height
 SPACED_GAP = (0.08, 0.5)
@@ -112,7 +112,7 @@ def number_cases(x, y, count, seed, touching):
     images `x` (uint8 [N, 28, 28]) labelled `y`, touching or spaced."""
     rng = random.Random(seed)
     for number in range(count):
-        indices = drawn_digits.faithful_indices(x, y, rng.randint(2, 4), rng)
+        indices = drawn_digits.faithful_indices(x, rng.randint(2, 4), rng)
         traced = [strokes.digit_strokes(x[index]) for index in indices]
         place = lay_out(traced, rng)
         gap = rng.uniform(*(TOUCHING_GAP if touching else SPACED_GAP))

@@ -27,10 +27,21 @@ def png(image):
     return encode(image, "PNG")
 
 
+def number_on_a_canvas(draw_mnist_digit, indices, width=140):
+    """MNIST test digits `indices` drawn side by side, `width` px apart, on a transparent
+    canvas 280 px high (draw_mnist_digit is conftest's fixture)."""
+    canvas = Image.new("RGBA", (width * len(indices), 280), (0, 0, 0, 0))
+    for position, index in enumerate(indices):
+        digit, _ = draw_mnist_digit(index, canvas=(width, 280), height=110)
+        canvas.alpha_composite(digit, (position * width, 0))
+    return canvas
+
+
 def seven_on_a_canvas():
     """A 7 drawn on a 280x280 transparent canvas, as the page sends it, without MNIST."""
     image = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
-    ImageDraw.Draw(image).line([(80, 60), (200, 60), (120, 230)], fill=(0, 0, 0, 255), width=18)
+    ImageDraw.Draw(image).line([(80, 60), (200, 60), (120, 230)], fill=(0, 0, 0, 255), width=18,
+                               joint="curve")
     return image
 
 
@@ -54,7 +65,7 @@ def as_palette_png(image):
 
 def as_16_bit_png(image):
     grey = np.asarray(flatten_on_white(image).convert("L"), np.uint16) * 257
-    return png(Image.fromarray(grey, mode="I;16"))
+    return png(Image.fromarray(grey))  # uint16: mode I;16
 
 
 def as_jpeg(image):
@@ -126,15 +137,12 @@ def declaring_huge_size(kind):
 
 def canvas_png():
     """A 280x280 transparent canvas with a 7 in an 18 px black pen, as canvas.toDataURL() gives."""
-    canvas = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
-    pen = ImageDraw.Draw(canvas)
-    pen.line([(80, 60), (200, 60), (120, 230)], fill=(0, 0, 0, 255), width=18, joint="curve")
-    return png(canvas)
+    return png(seven_on_a_canvas())
 
 
 def opaque_png(ink_colour, paper_colour):
     """The same 7 as an opaque RGB PNG, as a client that flattens the canvas sends it."""
-    coverage = Image.open(io.BytesIO(canvas_png())).getchannel("A")
+    coverage = seven_on_a_canvas().getchannel("A")
     image = Image.composite(Image.new("RGB", coverage.size, ink_colour),
                             Image.new("RGB", coverage.size, paper_colour), coverage)
     return png(image)

@@ -59,11 +59,10 @@ def stop(process):
 
 
 class LiveServer:
-    def __init__(self, process, url, log_path, workers):
+    def __init__(self, process, url, log_path):
         self.process = process
         self.url = url
         self.log_path = log_path
-        self.workers = workers
 
     @property
     def worker_pids(self):
@@ -91,7 +90,7 @@ def gunicorn(model_path, log_path, workers=2, environment=None, timeout=60):
     with open(log_path, "wb") as log:
         process = subprocess.Popen(COMMAND, cwd=ROOT, env=env, stdout=log,
                                    stderr=subprocess.STDOUT)
-    server = LiveServer(process, f"http://127.0.0.1:{port}", Path(log_path), workers)
+    server = LiveServer(process, f"http://127.0.0.1:{port}", Path(log_path))
     try:
         deadline = time.monotonic() + timeout
         while True:
