@@ -226,10 +226,10 @@ def read_digits(ink, score, one_digit=False):
     digits = [digit for _, _, digit in parts]
     wide = [] if one_digit else [index for index, (_, part, _) in enumerate(parts)
                                  if part.shape[1] > WIDE_ASPECT * part.shape[0]]
-    searches = {index: _candidate_parts(*parts[index][:2]) for index in wide}
+    searches = {index: candidate_parts(*parts[index][:2]) for index in wide}
     probabilities = _score_together(score, digits, searches.values())
     if not one_digit:
-        unsure = {index: _candidate_parts(box, part) for index, (box, part, _) in enumerate(parts)
+        unsure = {index: candidate_parts(box, part) for index, (box, part, _) in enumerate(parts)
                   if index not in searches and probabilities[index].max() < UNSURE_BELOW
                   and part.shape[1] >= MIN_SEARCH_ASPECT * part.shape[0]}
         _score_together(score, [], unsure.values())
@@ -255,11 +255,13 @@ def _score_together(score, digits, searches):
     return probabilities[:len(digits)]
 
 
-def _candidate_parts(box, part):
+def candidate_parts(box, part):
     """A mark (its box (x0, y0, x1, y1) in the image, uint8 [h, w] ink) -> {"cuts": number
     of cut lines, the mark's two sides included, "parts": [...], "aspect": width / height
-    upright}. Each part lies between cut lines i < j, with its box in the image, its upright
-    width as a share of the mark's height, and its float32 [28, 28] digit."""
+    upright, "work": the upright working copy that was cut, "lines": the cut lines, int [h]
+    columns of it, "to_mark": (x, y) of it -> (x, y) in the mark}. Each part lies between
+    cut lines i < j, with its box in the image, its upright width as a share of the mark's
+    height, and its float32 [28, 28] digit."""
     work, to_mark = _working_copy(part)
     height, width = work.shape
     cuts = _cut_lines(work)
@@ -292,7 +294,8 @@ def _candidate_parts(box, part):
                         box[0] + min(part.shape[1], int(np.ceil(max(xs)))),
                         box[1] + min(part.shape[0], int(np.ceil(max(ys))))),
                 "digit": _to_mnist_prepared(piece[y0:y1, x0 - lo:x1 - lo])})
-    return {"cuts": len(lines), "parts": parts, "aspect": width / height}
+    return {"cuts": len(lines), "parts": parts, "aspect": width / height,
+            "work": work, "lines": lines, "to_mark": to_mark}
 
 
 def _working_copy(part):

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+import segment
 import strokes
 import utils
 from mnist_digits import load_mnist
@@ -47,6 +48,13 @@ NUM_CLASSES = utils.DIGIT_CLASSES
 def to_model_input(images):
     """uint8 [N, 28, 28] -> float32 [N, 28, 28, 1] in [0, 1]."""
     return (images.astype(np.float32) / 255.0)[..., np.newaxis]
+
+
+def targets(labels):
+    """int [N] labels -> float32 [N, 10] target probabilities: one-hot for a digit, uniform
+    for NOT_A_DIGIT (a piece of a number that is no digit)."""
+    return np.where((labels == NOT_A_DIGIT)[:, np.newaxis], np.float32(1 / NUM_CLASSES),
+                    np.eye(NUM_CLASSES, dtype=np.float32)[np.maximum(labels, 0)])
 
 
 # ---------------------------------------------------------------------------
@@ -112,39 +120,202 @@ def _render_chunk(task):
               for offset, image in enumerate(images)]
     ok = np.array([digit is not None for digit in digits])
     blank = np.zeros((28, 28), np.uint8)
-    return np.stack([blank if digit is None else digit for digit in digits]), ok
+    return {"images": np.stack([blank if digit is None else digit for digit in digits]),
+            "ok": ok}
 
 
 def render_canvas_digits(images, seed, cache_dir, processes=None):
-    """uint8 [N, 28, 28] -> (uint8 [N, 28, 28] renderings, bool [N] which ones succeeded).
-
-    Rendering takes a few milliseconds a digit, so it runs on every core and is cached: the
-    key covers the digits, the seed, the settings and code above and the code of strokes.py,
-    utils.py and plain_png.py, so a change to the server's pipeline renders everything again.
-    """
-    key = hashlib.sha256()
-    for part in (images.tobytes(), str(seed).encode(),
-                 repr((RENDER_CANVAS, RENDER_PEN, RENDER_HEIGHT, RENDER_SLANT, RENDER_TURN,
-                       RENDER_STRETCH)).encode(),
-                 inspect.getsource(draw_on_canvas).encode(),
-                 inspect.getsource(render_canvas_digit).encode(),
-                 *[(ROOT / name).read_bytes() for name in ("strokes.py", "utils.py",
-                                                           "plain_png.py")]):
-        key.update(part)
-    cache = Path(cache_dir) / f"renders-{key.hexdigest()[:16]}.npz"
-    if cache.exists():
-        with np.load(cache) as data:
-            return data["images"], data["ok"]
+    """uint8 [N, 28, 28] -> (uint8 [N, 28, 28] renderings, bool [N] which ones succeeded),
+    on every core, cached (computed_in_parallel)."""
     chunk = 500
     tasks = [(start, images[start:start + chunk], seed) for start in range(0, len(images), chunk)]
+    settings = (RENDER_CANVAS, RENDER_PEN, RENDER_HEIGHT, RENDER_SLANT, RENDER_TURN,
+                RENDER_STRETCH)
+    result = computed_in_parallel(
+        "renders", _render_chunk, tasks, cache_dir, processes,
+        key=[images.tobytes(), str(seed), repr(settings), draw_on_canvas, render_canvas_digit])
+    return result["images"], result["ok"]
+
+
+def computed_in_parallel(name, work, tasks, cache_dir, processes, key):
+    """Concatenated dicts of arrays that `work` returns for each task, run on every core and
+    cached in `cache_dir`.
+
+    Rendering takes milliseconds a digit, hence the cores and the cache. The cache key covers
+    `key` (bytes, strings, functions by their source) and the code of the server's pipeline
+    (strokes.py, utils.py, plain_png.py, segment.py), so a change to it computes everything
+    again.
+    """
+    digest = hashlib.sha256()
+    for part in key:
+        text = inspect.getsource(part) if callable(part) else part
+        digest.update(text.encode() if isinstance(text, str) else text)
+    for module in ("strokes.py", "utils.py", "plain_png.py", "segment.py"):
+        digest.update((ROOT / module).read_bytes())
+    cache = Path(cache_dir) / f"{name}-{digest.hexdigest()[:16]}.npz"
+    if cache.exists():
+        with np.load(cache) as data:
+            return {field: data[field] for field in data.files}
     # fork: TensorFlow is imported but has started no threads yet; spawn would import it again.
     with multiprocessing.get_context("fork").Pool(processes or os.cpu_count()) as pool:
-        parts = pool.map(_render_chunk, tasks)
-    rendered = np.concatenate([digits for digits, _ in parts])
-    ok = np.concatenate([success for _, success in parts])
+        parts = pool.map(work, tasks)
+    result = {field: np.concatenate([part[field] for part in parts]) for field in parts[0]}
     cache.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(cache, images=rendered, ok=ok)
-    return rendered, ok
+    np.savez(cache, **result)
+    return result
+
+
+# ---------------------------------------------------------------------------
+# Pieces of numbers: what the network is shown when segment.py searches a mark for digits
+# ---------------------------------------------------------------------------
+
+# To read touching digits, segment.py cuts a mark every plausible way and keeps the reading
+# whose parts the network is surest of. A network that has only seen whole digits is sure of
+# half a 0 or of two digits read as one, too. So it also learns the parts the search makes,
+# from numbers of training digits: a part that holds one digit is that digit; a part that is
+# a piece of a digit, or holds two, is none, and its target is the uniform distribution
+# (outlier exposure), so the network learns to be unsure of it.
+NUMBER_CANVAS = (560, 280)
+NUMBER_LENGTHS = (1, 2, 2, 3, 3, 4)   # digits in a number, one of these at random
+DIGITS_PER_NUMBER = 6                 # one number per this many training digits
+NUMBER_GAP = (-0.22, 0.06)            # between neighbouring digits' strokes, of their height
+NUMBER_PEN = (4.0, 28.0)              # px
+NUMBER_HEIGHT = (0.3, 0.85)           # share of the canvas height
+NUMBER_SLANT = (-15.0, 20.0)          # degrees
+PARTS_PER_NUMBER = 3                  # at most this many digits and this many non-digits each
+WHOLE_SHARE = 0.85   # a part with this share of one digit's ink, and no more than
+STRAY_SHARE = 0.15   # this share of any other digit's, is that digit
+PIECE_SHARE = 0.6    # a part with less than this share of every digit's ink is a piece of one
+MERGED_SHARE = 0.5   # a part with this share of two digits' ink holds both
+NOT_A_DIGIT = -1     # the label of a part that is no digit
+
+
+def draw_number(images, rng):
+    """uint8 [k, 28, 28] digits -> (RGBA drawing of them written as one number on
+    NUMBER_CANVAS, int8 [H, W] which digit's ink each pixel is, -1 for none); None when a
+    tracing does not keep its digit's holes and ink."""
+    traced = [strokes.digit_strokes(image) for image in images]
+    if not all(t and strokes.tracing_is_faithful(image, t) for image, t in zip(images, traced)):
+        return None
+    pen = rng.uniform(*NUMBER_PEN)
+    height = rng.uniform(*NUMBER_HEIGHT) * NUMBER_CANVAS[1]
+    slant = rng.uniform(*NUMBER_SLANT)
+    digits, right = [], None
+    for digit in traced:
+        placed = strokes.place_strokes(digit, NUMBER_CANVAS, height * rng.uniform(0.9, 1.1),
+                                       (0.0, height * rng.uniform(-0.05, 0.05)), slant)
+        x0 = strokes.strokes_box(placed)[0]
+        shift = -x0 if right is None else right + rng.uniform(*NUMBER_GAP) * height - x0
+        digits.append([[(x + shift, y) for x, y in stroke] for stroke in placed])
+        right = strokes.strokes_box(digits[-1])[2]
+    # Onto the canvas, somewhere at random, shrunk only where it would not fit.
+    x0, y0, x1, y1 = strokes.strokes_box([stroke for digit in digits for stroke in digit])
+    margin = pen / 2 + 4
+    room = NUMBER_CANVAS[0] - 2 * margin, NUMBER_CANVAS[1] - 2 * margin
+    scale = min(1.0, room[0] / max(x1 - x0, 1e-6), room[1] / max(y1 - y0, 1e-6))
+    left = margin + rng.random() * (room[0] - (x1 - x0) * scale)
+    top = margin + rng.random() * (room[1] - (y1 - y0) * scale)
+    digits = [[[(left + (x - x0) * scale, top + (y - y0) * scale) for x, y in stroke]
+               for stroke in digit] for digit in digits]
+    drawing = strokes.draw_strokes([stroke for digit in digits for stroke in digit],
+                                   NUMBER_CANVAS, pen, rng.choice(strokes.CONVENTIONS))
+    each = np.stack([np.asarray(strokes.draw_strokes(digit, NUMBER_CANVAS, pen))[..., 3]
+                     for digit in digits])
+    owner = np.where(each.max(axis=0) > 0, each.argmax(axis=0), -1).astype(np.int8)
+    return drawing, owner
+
+
+def part_label(shares, labels):
+    """The label of a part holding `shares` (float [k]) of the ink of each of a number's
+    digits, labelled `labels`: the digit's label when the part is one digit, NOT_A_DIGIT when
+    it is a piece of one or holds two, None when it is neither clearly."""
+    best = int(shares.argmax())
+    if shares[best] >= WHOLE_SHARE and np.delete(shares, best).max(initial=0) <= STRAY_SHARE:
+        return int(labels[best])
+    if shares[best] < PIECE_SHARE or (shares >= MERGED_SHARE).sum() >= 2:
+        return NOT_A_DIGIT
+    return None
+
+
+def mark_shares(box, mark, owner, digit_ink):
+    """A mark (box, uint8 ink) of a number whose pixels belong to digits as `owner` says ->
+    [(uint8 [28, 28] image, float [k] share of each digit's ink)]: the mark read whole, then
+    each part segment.candidate_parts cuts from it, measured on the working copy it cut."""
+    x0, y0, x1, y1 = box
+    mark_owner = np.where(mark > 0, owner[y0:y1, x0:x1], -1)
+    count = len(digit_ink)
+    in_mark = np.bincount(mark_owner[mark_owner >= 0], minlength=count)
+    found = [(utils.to_mnist(mark), in_mark / digit_ink)]
+    search = segment.candidate_parts(box, mark)
+    rows, columns = np.nonzero(search["work"])
+    mark_x, mark_y = search["to_mark"](columns, rows)
+    mark_x = np.clip(np.rint(mark_x).astype(np.int64), 0, mark.shape[1] - 1)
+    mark_y = np.clip(np.rint(mark_y).astype(np.int64), 0, mark.shape[0] - 1)
+    work_owner = mark_owner[mark_y, mark_x]
+    # A digit's share of a part: of its pixels in the working copy, scaled by its ink's
+    # share in this mark (a digit may be in two marks).
+    weight = (in_mark / digit_ink) / np.maximum(
+        np.bincount(work_owner[work_owner >= 0], minlength=count), 1)
+    lines = search["lines"]
+    for part in search["parts"]:
+        inside = ((columns >= lines[part["i"]][rows]) & (columns < lines[part["j"]][rows])
+                  & (work_owner >= 0))
+        found.append((part["digit"], np.bincount(work_owner[inside], minlength=count) * weight))
+    return [(np.rint(image * 255).astype(np.uint8), shares) for image, shares in found]
+
+
+def number_parts(images, labels, rng):
+    """uint8 [k, 28, 28] digits labelled `labels` -> [(uint8 [28, 28] part, its label)]: the
+    number drawn (draw_number), read by the server's pipeline, each mark read whole and cut
+    the ways segment.py searches it; at most PARTS_PER_NUMBER digits and as many non-digits,
+    chosen at random."""
+    drawn = draw_number(images, rng)
+    if drawn is None:
+        return []
+    drawing, owner = drawn
+    try:
+        ink = utils.read_ink(strokes.png_bytes(drawing))
+        digit_ink = np.maximum(np.bincount(owner[(ink > 0) & (owner >= 0)],
+                                           minlength=len(images)), 1)
+        found = [item for box, mark in segment.split_digits(ink)
+                 for item in mark_shares(box, mark, owner, digit_ink)]
+    except utils.ImageError:
+        return []
+    digits, pieces = [], []
+    for image, shares in found:
+        label = part_label(shares, labels)
+        if label is not None:
+            (pieces if label == NOT_A_DIGIT else digits).append((image, label))
+    rng.shuffle(digits)
+    rng.shuffle(pieces)
+    return digits[:PARTS_PER_NUMBER] + pieces[:PARTS_PER_NUMBER]
+
+
+def _parts_chunk(task):
+    start, images, labels, seed = task
+    rng = random.Random(seed * 1_000_003 + start)
+    parts = []
+    for number in range(len(images) // DIGITS_PER_NUMBER):
+        picked = rng.sample(range(len(images)), rng.choice(NUMBER_LENGTHS))
+        parts += number_parts(images[picked], labels[picked], rng)
+    return {"images": np.stack([image for image, _ in parts]).reshape(-1, 28, 28),
+            "labels": np.array([label for _, label in parts], np.int64)}
+
+
+def number_parts_of(images, labels, seed, cache_dir, processes=None):
+    """Numbers written with the training digits `images` (one per DIGITS_PER_NUMBER) ->
+    (uint8 [M, 28, 28] parts, int64 [M] labels, NOT_A_DIGIT for a part that is no digit)."""
+    chunk = 600
+    tasks = [(start, images[start:start + chunk], labels[start:start + chunk], seed)
+             for start in range(0, len(images), chunk)]
+    settings = (NUMBER_CANVAS, NUMBER_LENGTHS, DIGITS_PER_NUMBER, NUMBER_GAP, NUMBER_PEN,
+                NUMBER_HEIGHT, NUMBER_SLANT, PARTS_PER_NUMBER, WHOLE_SHARE, STRAY_SHARE,
+                PIECE_SHARE, MERGED_SHARE)
+    result = computed_in_parallel(
+        "parts", _parts_chunk, tasks, cache_dir, processes,
+        key=[images.tobytes(), labels.tobytes(), str(seed), repr(settings), draw_number,
+             part_label, mark_shares, number_parts, _parts_chunk])
+    return result["images"], result["labels"]
 
 
 # ---------------------------------------------------------------------------
@@ -395,7 +566,7 @@ def write_report(out_dir, history, matrix, x_test, y_test, predictions, probabil
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=3e-3, help="peak learning rate")
     parser.add_argument("--seed", type=int, default=1)
@@ -442,9 +613,13 @@ def main(argv=None):
     skipped = np.bincount(y_train[~ok], minlength=NUM_CLASSES)
     print(f"Canvas renderings: {ok.sum()} of {len(ok)} digits in {render_seconds:.0f} s; "
           f"not rendered (tracing lost a hole or ink) per class: {skipped.tolist()}")
-    x_all = to_model_input(np.concatenate([x_train, rendered[ok]]))
-    y_all = np.concatenate([y_train, y_train[ok]])
-    is_rendering = np.concatenate([np.zeros(len(x_train), bool), np.ones(ok.sum(), bool)])
+    parts, part_labels = number_parts_of(x_train, y_train, args.seed, args.cache)
+    print(f"Parts of numbers: {len(parts)}, {(part_labels == NOT_A_DIGIT).sum()} of them no "
+          f"digit; digits per class: {np.bincount(part_labels[part_labels >= 0], minlength=NUM_CLASSES).tolist()}")
+    x_all = to_model_input(np.concatenate([x_train, rendered[ok], parts]))
+    y_all = targets(np.concatenate([y_train, y_train[ok], part_labels]))
+    is_rendering = np.concatenate([np.zeros(len(x_train), bool),
+                                   np.ones(ok.sum() + len(parts), bool)])
     x_test_float = to_model_input(x_test)
 
     # Build the model and train it
@@ -452,13 +627,13 @@ def main(argv=None):
     model.summary()
     steps_per_epoch = int(np.ceil(len(x_all) / args.batch_size))
     model.compile(optimizer=make_optimizer(args.learning_rate, steps_per_epoch, args.epochs),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+                  loss="categorical_crossentropy", metrics=["accuracy"])
     # The test set only draws the learning curves: nothing is chosen by it (no early
     # stopping, no checkpoint picking), so the final test accuracy stays an honest estimate.
     fit_started = time.monotonic()
     history = model.fit(make_training_dataset(x_all, y_all, is_rendering, args.batch_size,
                                               args.seed),
-                        epochs=args.epochs, validation_data=(x_test_float, y_test),
+                        epochs=args.epochs, validation_data=(x_test_float, targets(y_test)),
                         validation_batch_size=1000, verbose=2)
     training_seconds = time.monotonic() - fit_started
 
@@ -472,6 +647,8 @@ def main(argv=None):
         "seed": args.seed,
         "training_digits": len(x_train),
         "canvas_renderings": int(ok.sum()),
+        "number_parts": len(parts),
+        "number_parts_no_digit": int((part_labels == NOT_A_DIGIT).sum()),
         "parameters": model.count_params(),
         "tensorflow_version": tf.__version__,
         "tf2onnx_version": __import__("tf2onnx").__version__,

@@ -40,7 +40,7 @@ def record(recognizer, cases):
         marks = []
         for box, part in segment.split_digits(ink):
             whole = recognizer.probabilities(utils.to_mnist(part)[np.newaxis])[0]
-            search = segment._candidate_parts(box, part)
+            search = segment.candidate_parts(box, part)
             if search["parts"]:
                 scores = recognizer.probabilities(np.stack([c["digit"] for c in search["parts"]]))
                 for candidate, probabilities in zip(search["parts"], scores):
