@@ -2,8 +2,10 @@
 
 Read top to bottom: load MNIST (mnist_digits.py), draw every training digit again on a
 canvas with a random pen and read it back through the server's own pipeline (utils.py),
-build the network, train it on both, evaluate, export to ONNX, check that onnxruntime
-agrees with Keras, and write a report beside the model. Each section's settings are at its
+write numbers with the training digits and cut them the ways segment.py searches a mark
+(the parts that are no digit learn to be read as none), build the network, train it on all
+three, evaluate, export to ONNX, check that onnxruntime agrees with Keras, and write a
+report beside the model. Each section's settings are at its
 top; the command-line flags are in parse_args, at the end with main.
 
     python train_mnist.py                      # the shipped model, default settings
@@ -188,6 +190,9 @@ STRAY_SHARE = 0.15   # this share of any other digit's, is that digit
 PIECE_SHARE = 0.6    # a part with less than this share of every digit's ink is a piece of one
 MERGED_SHARE = 0.5   # a part with this share of two digits' ink holds both
 NOT_A_DIGIT = -1     # the label of a part that is no digit
+# Some pieces look just like a digit (a 4's upright is a 1): their uniform target pulls
+# against the digit's, so they weigh less than a digit in the loss.
+NOT_A_DIGIT_WEIGHT = 0.3
 
 
 def draw_number(images, rng):
@@ -298,7 +303,7 @@ def _parts_chunk(task):
     for number in range(len(images) // DIGITS_PER_NUMBER):
         picked = rng.sample(range(len(images)), rng.choice(NUMBER_LENGTHS))
         parts += number_parts(images[picked], labels[picked], rng)
-    return {"images": np.stack([image for image, _ in parts]).reshape(-1, 28, 28),
+    return {"images": np.array([image for image, _ in parts], np.uint8).reshape(-1, 28, 28),
             "labels": np.array([label for _, label in parts], np.int64)}
 
 
@@ -341,21 +346,25 @@ def vary_stroke_width(images, seed):
 
 
 def make_training_dataset(x, y, is_rendering, batch_size, seed):
-    """Shuffled, augmented batches. MNIST scans get the augmentation above; renderings are
-    left as the pipeline made them, since that is exactly what the server will send."""
+    """Shuffled, augmented batches of (images, target probabilities, weights). MNIST scans
+    get the augmentation above; renderings and parts of numbers are left as the pipeline made
+    them, since that is exactly what the server will send. A part that is no digit (a uniform
+    target) weighs NOT_A_DIGIT_WEIGHT."""
     geometric = keras.Sequential([
         layers.RandomRotation(ROTATION, fill_mode="constant", seed=seed),
         layers.RandomZoom(ZOOM, fill_mode="constant", seed=seed + 1),
         layers.RandomTranslation(SHIFT, SHIFT, fill_mode="constant", seed=seed + 2),
     ], name="augment")
+    weights = np.where(y.max(axis=1) < 1, np.float32(NOT_A_DIGIT_WEIGHT), np.float32(1))
 
     def augment(step, batch):
-        images, labels, rendered = batch
+        images, labels, rendered, weight = batch
         augmented = vary_stroke_width(images, tf.stack([seed, step]))
         augmented = tf.clip_by_value(geometric(augmented, training=True), 0.0, 1.0)
-        return tf.where(rendered[:, tf.newaxis, tf.newaxis, tf.newaxis], images, augmented), labels
+        return (tf.where(rendered[:, tf.newaxis, tf.newaxis, tf.newaxis], images, augmented),
+                labels, weight)
 
-    return (tf.data.Dataset.from_tensor_slices((x, y, is_rendering))
+    return (tf.data.Dataset.from_tensor_slices((x, y, is_rendering, weights))
             .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
             .batch(batch_size)
             .enumerate()

@@ -21,12 +21,13 @@ import mnist_digits
 import segment
 import strokes
 import utils
+import recognizer as recognizer_module
 from recognizer import Recognizer
 from tests.support import drawn_digits, drawn_numbers
 
 GRID = {
     "wide_aspect": (0.7, 0.9, 1.1, 1.3),
-    "unsure_below": (0.9, 0.99),
+    "unsure_below": (0.8, 0.9, 0.99),
     "temperature": (1.0, 2.0, 4.0, 6.0, 8.0),
     "part_bonus": (-1.0, 0.0, 0.5, 1.0, 2.0),
 }
@@ -99,9 +100,11 @@ def main():
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--max-cuts", type=int, default=segment.MAX_CUTS,
                         help=f"cut lines tried per mark (default {segment.MAX_CUTS}, as served)")
+    parser.add_argument("--model", default=str(recognizer_module.DEFAULT_MODEL),
+                        help="the ONNX model that reads the parts (default: the shipped one)")
     arguments = parser.parse_args()
     segment.MAX_CUTS = arguments.max_cuts
-    recognizer = Recognizer()
+    recognizer = Recognizer(arguments.model)
     (x_train, y_train), _ = mnist_digits.load_mnist()
     touching = record(recognizer, drawn_numbers.touching_number_cases(
         x_train, y_train, arguments.numbers, arguments.seed))
