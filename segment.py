@@ -180,7 +180,7 @@ def split_digits(ink, one_digit=False):
 
 SEARCH_HEIGHT = utils.WORK_SIZE  # a mark is searched at the size to_mnist works a digit at
 WIDE_ASPECT = 1.3                # a mark wider than this share of its height is searched ...
-UNSURE_BELOW = 0.9               # ... and so is one the network reads with less confidence ...
+UNSURE_BELOW = 0.8               # ... and so is one the network reads with less confidence ...
 MIN_SEARCH_ASPECT = 0.45         # ... unless it is too narrow to hold two digits
 MAX_PARTS = 4
 SHEARS = (-0.4, -0.2, 0.0, 0.2, 0.4)  # slants tried: sideways px per px of height
@@ -194,8 +194,8 @@ MIN_PART_HEIGHT = 0.5            # a part shorter than this share of the mark is
 # and each digit past the first is credited PART_BONUS, as softened log-probabilities add
 # up against readings with more parts. All four settings chosen with scripts/tune_numbers.py
 # on MNIST training digits only (rerun after each new model).
-TEMPERATURE = 6.0
-PART_BONUS = 0.5
+TEMPERATURE = 1.0
+PART_BONUS = 0.0
 
 
 def mnist_digits(ink, one_digit=False):
