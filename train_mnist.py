@@ -139,20 +139,22 @@ def render_canvas_digits(images, seed, cache_dir, processes=None):
     return result["images"], result["ok"]
 
 
-def computed_in_parallel(name, work, tasks, cache_dir, processes, key):
+PIPELINE_CODE = ("strokes.py", "utils.py", "plain_png.py")
+
+
+def computed_in_parallel(name, work, tasks, cache_dir, processes, key, code=PIPELINE_CODE):
     """Concatenated dicts of arrays that `work` returns for each task, run on every core and
     cached in `cache_dir`.
 
     Rendering takes milliseconds a digit, hence the cores and the cache. The cache key covers
-    `key` (bytes, strings, functions by their source) and the code of the server's pipeline
-    (strokes.py, utils.py, plain_png.py, segment.py), so a change to it computes everything
-    again.
+    `key` (bytes, strings, functions by their source) and the files `code` of the server's
+    pipeline, so a change to them computes everything again.
     """
     digest = hashlib.sha256()
     for part in key:
         text = inspect.getsource(part) if callable(part) else part
         digest.update(text.encode() if isinstance(text, str) else text)
-    for module in ("strokes.py", "utils.py", "plain_png.py", "segment.py"):
+    for module in code:
         digest.update((ROOT / module).read_bytes())
     cache = Path(cache_dir) / f"{name}-{digest.hexdigest()[:16]}.npz"
     if cache.exists():
@@ -319,7 +321,8 @@ def number_parts_of(images, labels, seed, cache_dir, processes=None):
     result = computed_in_parallel(
         "parts", _parts_chunk, tasks, cache_dir, processes,
         key=[images.tobytes(), labels.tobytes(), str(seed), repr(settings), draw_number,
-             part_label, mark_shares, number_parts, _parts_chunk])
+             part_label, mark_shares, number_parts, _parts_chunk],
+        code=PIPELINE_CODE + ("segment.py",))
     return result["images"], result["labels"]
 
 
