@@ -69,7 +69,7 @@ def post(client, png, mode="number"):
 
 TOUCHING_EXAMPLES = ["27", "86", "52", "407"]
 # Of the 4 examples x 3 colour conventions, the shipped network reads 9 right: a touching 86
-# comes back as 576 (the 8 cut in two, read as a 5 and a 7) in every convention.
+# comes back as 816 (a piece of the 8 read as a 1) in every convention.
 TOUCHING_EXAMPLES_FLOOR = 8
 
 
