@@ -189,11 +189,12 @@ CUT_SPACING = 0.12               # of the mark's height: closer cuts are the sam
 DIAGONAL_COST = 0.15             # a cut pays this, in pixels of ink, per step sideways
 PART_ASPECT = (0.1, 1.3)         # a digit's width as a share of the mark's height
 MIN_PART_HEIGHT = 0.5            # a part shorter than this share of the mark is no digit
-# The network is near-certain of most things it is shown, a stray piece of stroke included:
-# its probabilities are softened (logits divided by TEMPERATURE) before parts are compared,
-# and each digit past the first is credited PART_BONUS, as softened log-probabilities add
-# up against readings with more parts. All four settings chosen with scripts/tune_numbers.py
-# on MNIST training digits only (rerun after each new model).
+# The network's probabilities are softened (logits divided by TEMPERATURE) before parts are
+# compared, and each digit past the first is credited PART_BONUS, as log-probabilities add
+# up against readings with more parts. (The network has learnt pieces of digits as no digit,
+# train_mnist.py; the softening and credit only fine-tune what that decides.) All four
+# settings chosen with scripts/tune_numbers.py on MNIST training digits only (rerun after
+# each new model).
 TEMPERATURE = 4.0
 PART_BONUS = 1.0
 

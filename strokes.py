@@ -154,7 +154,7 @@ def strokes_box(strokes):
     return min(xs), min(ys), max(xs), max(ys)
 
 
-def place_strokes(strokes, canvas_size, height, centre, slant_degrees=0.0):
+def place_strokes(strokes, height, centre, slant_degrees=0.0):
     """Scale strokes so the digit is `height` px tall with its box centred at `centre` (x, y),
     sheared by `slant_degrees` (positive leans right, as handwriting does)."""
     x0, y0, x1, y1 = strokes_box(strokes)
@@ -166,6 +166,37 @@ def place_strokes(strokes, canvas_size, height, centre, slant_degrees=0.0):
         placed.append([(centre[0] + (x - mid_x) * scale - (y - mid_y) * scale * shear,
                         centre[1] + (y - mid_y) * scale) for x, y in stroke])
     return placed
+
+
+def side_by_side(traced, sizes, gaps, pen=0.0, slant=0.0, lifts=None):
+    """Place traced digits (strokes in [0, 1]) left to right as one number, `sizes` px tall,
+    leaning by `slant` degrees, raised by `lifts` px; `gaps` px of canvas separate one digit's
+    ink from the next one's (negative: they overlap), one number for all or one per pair. Ink
+    reaches `pen` / 2 beyond the strokes. Returns each digit's strokes in px, the first ink at
+    x = 0."""
+    gaps = list(gaps) if np.ndim(gaps) else [gaps] * (len(traced) - 1)
+    digits, right = [], None
+    for index, (digit_strokes, size) in enumerate(zip(traced, sizes)):
+        lift = lifts[index] if lifts else 0.0
+        placed = place_strokes(digit_strokes, size, (0, lift), slant)
+        x0 = strokes_box(placed)[0] - pen / 2
+        shift = -x0 if right is None else right + gaps[index - 1] - x0
+        digits.append([[(x + shift, y) for x, y in stroke] for stroke in placed])
+        right = strokes_box(digits[-1])[2] + pen / 2
+    return digits
+
+
+def move_onto_canvas(digits, pen, canvas_size, where=(0.5, 0.5)):
+    """Move placed digits onto a canvas of `canvas_size`, at relative position `where` of the
+    room left, and shrink them (as a person writes smaller) only if they would not fit."""
+    x0, y0, x1, y1 = strokes_box([stroke for digit in digits for stroke in digit])
+    width, height = canvas_size
+    margin = pen / 2 + 4
+    scale = min(1.0, (width - 2 * margin) / (x1 - x0), (height - 2 * margin) / (y1 - y0))
+    left = margin + where[0] * (width - 2 * margin - (x1 - x0) * scale)
+    top = margin + where[1] * (height - 2 * margin - (y1 - y0) * scale)
+    return [[[(left + (x - x0) * scale, top + (y - y0) * scale) for x, y in stroke]
+             for stroke in digit] for digit in digits]
 
 
 def draw_strokes(strokes, canvas_size, pen_width, convention="ink_on_transparent"):

@@ -5,8 +5,8 @@ canvas with a random pen and read it back through the server's own pipeline (uti
 write numbers with the training digits and cut them the ways segment.py searches a mark
 (the parts that are no digit learn to be read as none), build the network, train it on all
 three, evaluate, export to ONNX, check that onnxruntime agrees with Keras, and write a
-report beside the model. Each section's settings are at its
-top; the command-line flags are in parse_args, at the end with main.
+report beside the model. Each section's settings are at its top; the command-line flags are
+in parse_args, at the end with main.
 
     python train_mnist.py                      # the shipped model, default settings
     python train_mnist.py --epochs 1 --limit 2000 --out /tmp/smoke   # a smoke test
@@ -97,8 +97,7 @@ def draw_on_canvas(image, rng):
                           max(width - digit_width / 2 - margin, width / 2)),
               rng.uniform(min(digit_height / 2 + margin, height / 2),
                           max(height - digit_height / 2 - margin, height / 2)))
-    placed = strokes.place_strokes(traced, RENDER_CANVAS, digit_height, centre,
-                                   rng.uniform(*RENDER_SLANT))
+    placed = strokes.place_strokes(traced, digit_height, centre, rng.uniform(*RENDER_SLANT))
     return strokes.draw_strokes(placed, RENDER_CANVAS, pen, rng.choice(strokes.CONVENTIONS))
 
 
@@ -207,23 +206,15 @@ def draw_number(images, rng):
     pen = rng.uniform(*NUMBER_PEN)
     height = rng.uniform(*NUMBER_HEIGHT) * NUMBER_CANVAS[1]
     slant = rng.uniform(*NUMBER_SLANT)
-    digits, right = [], None
-    for digit in traced:
-        placed = strokes.place_strokes(digit, NUMBER_CANVAS, height * rng.uniform(0.9, 1.1),
-                                       (0.0, height * rng.uniform(-0.05, 0.05)), slant)
-        x0 = strokes.strokes_box(placed)[0]
-        shift = -x0 if right is None else right + rng.uniform(*NUMBER_GAP) * height - x0
-        digits.append([[(x + shift, y) for x, y in stroke] for stroke in placed])
-        right = strokes.strokes_box(digits[-1])[2]
-    # Onto the canvas, somewhere at random, shrunk only where it would not fit.
-    x0, y0, x1, y1 = strokes.strokes_box([stroke for digit in digits for stroke in digit])
-    margin = pen / 2 + 4
-    room = NUMBER_CANVAS[0] - 2 * margin, NUMBER_CANVAS[1] - 2 * margin
-    scale = min(1.0, room[0] / max(x1 - x0, 1e-6), room[1] / max(y1 - y0, 1e-6))
-    left = margin + rng.random() * (room[0] - (x1 - x0) * scale)
-    top = margin + rng.random() * (room[1] - (y1 - y0) * scale)
-    digits = [[[(left + (x - x0) * scale, top + (y - y0) * scale) for x, y in stroke]
-               for stroke in digit] for digit in digits]
+    sizes, lifts, gaps = [], [], []
+    for index in range(len(traced)):
+        sizes.append(height * rng.uniform(0.9, 1.1))
+        lifts.append(height * rng.uniform(-0.05, 0.05))
+        if index:
+            gaps.append(rng.uniform(*NUMBER_GAP) * height)
+    # Gaps between the strokes' centre lines (pen 0): the pen's own width makes them touch.
+    digits = strokes.side_by_side(traced, sizes, gaps, 0.0, slant, lifts)
+    digits = strokes.move_onto_canvas(digits, pen, NUMBER_CANVAS, (rng.random(), rng.random()))
     drawing = strokes.draw_strokes([stroke for digit in digits for stroke in digit],
                                    NUMBER_CANVAS, pen, rng.choice(strokes.CONVENTIONS))
     each = np.stack([np.asarray(strokes.draw_strokes(digit, NUMBER_CANVAS, pen))[..., 3]
@@ -570,8 +561,6 @@ def write_report(out_dir, history, matrix, x_test, y_test, predictions, probabil
     plt.close(fig)
 
 
-
-
 # ---------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------
@@ -626,8 +615,9 @@ def main(argv=None):
     print(f"Canvas renderings: {ok.sum()} of {len(ok)} digits in {render_seconds:.0f} s; "
           f"not rendered (tracing lost a hole or ink) per class: {skipped.tolist()}")
     parts, part_labels = number_parts_of(x_train, y_train, args.seed, args.cache)
+    per_class = np.bincount(part_labels[part_labels >= 0], minlength=NUM_CLASSES)
     print(f"Parts of numbers: {len(parts)}, {(part_labels == NOT_A_DIGIT).sum()} of them no "
-          f"digit; digits per class: {np.bincount(part_labels[part_labels >= 0], minlength=NUM_CLASSES).tolist()}")
+          f"digit; digits per class: {per_class.tolist()}")
     x_all = to_model_input(np.concatenate([x_train, rendered[ok], parts]))
     y_all = targets(np.concatenate([y_train, y_train[ok], part_labels]))
     is_rendering = np.concatenate([np.zeros(len(x_train), bool),

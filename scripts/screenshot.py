@@ -36,7 +36,7 @@ def main(argv=None):
                                        predict)
 
     (_, _), (x_test, y_test) = mnist_digits.load_mnist()
-    polylines = strokes.place_strokes(strokes.digit_strokes(x_test[args.index]), (280, 280),
+    polylines = strokes.place_strokes(strokes.digit_strokes(x_test[args.index]),
                                       DIGIT_HEIGHT * 280, (140, 140))
 
     server = make_server("127.0.0.1", 0, create_app({"MODEL_PATH": args.model}), threaded=True)

@@ -21,8 +21,7 @@ import mnist_digits
 import segment
 import strokes
 import utils
-import recognizer as recognizer_module
-from recognizer import Recognizer
+from recognizer import DEFAULT_MODEL, Recognizer
 from tests.support import drawn_digits, drawn_numbers
 
 GRID = {
@@ -100,7 +99,7 @@ def main():
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--max-cuts", type=int, default=segment.MAX_CUTS,
                         help=f"cut lines tried per mark (default {segment.MAX_CUTS}, as served)")
-    parser.add_argument("--model", default=str(recognizer_module.DEFAULT_MODEL),
+    parser.add_argument("--model", default=str(DEFAULT_MODEL),
                         help="the ONNX model that reads the parts (default: the shipped one)")
     arguments = parser.parse_args()
     segment.MAX_CUTS = arguments.max_cuts

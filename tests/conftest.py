@@ -28,8 +28,8 @@ def draw_mnist_digit(mnist_test):
     def draw(index, canvas=(280, 280), height=200, centre=None, pen=18,
              convention="ink_on_transparent", slant=0.0):
         centre = centre or (canvas[0] / 2, canvas[1] / 2)
-        placed = strokes.place_strokes(strokes.digit_strokes(mnist_test[0][index]), canvas,
-                                       height, centre, slant)
+        placed = strokes.place_strokes(strokes.digit_strokes(mnist_test[0][index]), height,
+                                       centre, slant)
         return strokes.draw_strokes(placed, canvas, pen, convention), int(mnist_test[1][index])
 
     return draw

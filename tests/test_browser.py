@@ -140,7 +140,7 @@ def digit_strokes(mnist_test):
     def place(index, canvas=(280, 280), centre=None):
         traced = strokes.digit_strokes(mnist_test[0][index])
         centre = centre or (canvas[0] / 2, canvas[1] / 2)
-        return strokes.place_strokes(traced, canvas, DIGIT_HEIGHT * canvas[1], centre)
+        return strokes.place_strokes(traced, DIGIT_HEIGHT * canvas[1], centre)
 
     return place
 
@@ -429,9 +429,9 @@ def touching_number(mnist_test, first_of_each_digit):
         traced = [strokes.digit_strokes(mnist_test[0][first_of_each_digit[int(d)]])
                   for d in digits]
         height = 0.6 * WIDE[1]
-        placed = drawn_numbers.side_by_side(traced, [height] * len(traced), gap=-PEN_OVERLAP,
-                                            pen=PEN_WIDTH)
-        placed = drawn_numbers.move_onto_canvas(placed, PEN_WIDTH)
+        placed = strokes.side_by_side(traced, [height] * len(traced), gaps=-PEN_OVERLAP,
+                                      pen=PEN_WIDTH)
+        placed = strokes.move_onto_canvas(placed, PEN_WIDTH, drawn_numbers.CANVAS)
         return [stroke for digit in placed for stroke in digit], digits
 
     return write

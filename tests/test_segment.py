@@ -50,8 +50,8 @@ def touching(mnist_test):
     def write(number, convention="ink_on_transparent"):
         traced = [strokes.digit_strokes(x_test[int((y_test == int(d)).nonzero()[0][0])])
                   for d in number]
-        placed = drawn_numbers.side_by_side(traced, [160] * len(traced), -OVERLAP, PEN)
-        placed = drawn_numbers.move_onto_canvas(placed, PEN)
+        placed = strokes.side_by_side(traced, [160] * len(traced), -OVERLAP, PEN)
+        placed = strokes.move_onto_canvas(placed, PEN, CANVAS)
         image = strokes.draw_strokes([s for digit in placed for s in digit], CANVAS, PEN,
                                      convention)
         assert not drawn_numbers.has_blank_column(drawn_numbers.coverage(image, convention)), \
@@ -94,7 +94,7 @@ def test_digit_mode_never_cuts(client, touching):
 @pytest.mark.parametrize("name", ONE_DIGIT_SHAPES)
 def test_one_wide_or_many_stroked_digit_is_never_cut(client, name, convention):
     label, polylines = ONE_DIGIT_SHAPES[name]
-    placed = strokes.place_strokes(polylines, CANVAS, 180, (CANVAS[0] / 2, CANVAS[1] / 2))
+    placed = strokes.place_strokes(polylines, 180, (CANVAS[0] / 2, CANVAS[1] / 2))
     body = post(client, strokes.png_bytes(strokes.draw_strokes(placed, CANVAS, PEN, convention)))
     assert body["number"] == label, f"a {name} was read as {body['number']}"
 

@@ -82,7 +82,7 @@ def draw_test_digit(x_test, index, rng, convention):
     pen = rng.uniform(*PEN_WIDTHS)
     slant = rng.uniform(*SLANT_DEGREES)
     height, centre = random_placement(rng, (x1 - x0) / max(y1 - y0, 1e-6) + 0.2)
-    image = strokes.draw_strokes(strokes.place_strokes(traced, CANVAS, height, centre, slant),
+    image = strokes.draw_strokes(strokes.place_strokes(traced, height, centre, slant),
                                  CANVAS, pen, convention)
     return image, dict(source="mnist", pen=pen, height=height / CANVAS[1],
                        convention=convention, index=int(index))

@@ -52,32 +52,6 @@ def has_blank_column(ink):
     return bool(inked.size) and not (ink[:, inked[0]:inked[-1] + 1].max(axis=0) >= INKED).all()
 
 
-def side_by_side(traced, sizes, gap, pen, slant=0.0, lifts=None):
-    """Place traced digits (strokes in [0, 1]) left to right, `sizes` px tall, leaning by
-    `slant` degrees, with `gap` px of canvas between one digit's ink and the next one's
-    (negative: they overlap); returns each digit's strokes in px, the first ink at x = 0."""
-    digits, right = [], None
-    for digit_strokes, size, lift in zip(traced, sizes, lifts or [0.0] * len(traced)):
-        placed = strokes.place_strokes(digit_strokes, CANVAS, size, (0, lift), slant)
-        x0 = strokes.strokes_box(placed)[0] - pen / 2
-        shift = -x0 if right is None else right + gap - x0
-        digits.append([[(x + shift, y) for x, y in stroke] for stroke in placed])
-        right = strokes.strokes_box(digits[-1])[2] + pen / 2
-    return digits
-
-
-def move_onto_canvas(digits, pen, where=(0.5, 0.5)):
-    """Move placed digits onto the canvas, at relative position `where` of the room left, and
-    shrink them (as a person writes smaller) only if they would not fit."""
-    x0, y0, x1, y1 = strokes.strokes_box([stroke for digit in digits for stroke in digit])
-    margin = pen / 2 + 4
-    scale = min(1.0, (CANVAS[0] - 2 * margin) / (x1 - x0), (CANVAS[1] - 2 * margin) / (y1 - y0))
-    left = margin + where[0] * (CANVAS[0] - 2 * margin - (x1 - x0) * scale)
-    top = margin + where[1] * (CANVAS[1] - 2 * margin - (y1 - y0) * scale)
-    return [[[(left + (x - x0) * scale, top + (y - y0) * scale) for x, y in stroke]
-             for stroke in digit] for digit in digits]
-
-
 def lay_out(traced, rng):
     """Random pen, size, slant, position and per-digit wobble of a number, as a function of the
     gap between digits: place(gap) -> (strokes of each digit in canvas px, pen width)."""
@@ -89,8 +63,8 @@ def lay_out(traced, rng):
     where = (rng.random(), rng.random())
 
     def place(gap):
-        digits = side_by_side(traced, sizes, gap * digit_height, pen, slant, lifts)
-        return move_onto_canvas(digits, pen, where), pen
+        digits = strokes.side_by_side(traced, sizes, gap * digit_height, pen, slant, lifts)
+        return strokes.move_onto_canvas(digits, pen, CANVAS, where), pen
 
     return place
 
