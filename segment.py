@@ -9,6 +9,8 @@ Pure functions over numpy arrays and Pillow images. The network comes in as a ca
 `score`: float32 [N, 28, 28] in [0, 1] -> float32 [N, 10] probabilities.
 """
 
+import functools
+
 import numpy as np
 from PIL import Image
 
@@ -227,10 +229,11 @@ def read_digits(ink, score, one_digit=False):
     digits = [digit for _, _, digit in parts]
     wide = [] if one_digit else [index for index, (_, part, _) in enumerate(parts)
                                  if part.shape[1] > WIDE_ASPECT * part.shape[0]]
-    searches = {index: candidate_parts(*parts[index][:2]) for index in wide}
+    searches = {index: candidate_parts(*parts[index][:2], readable_only=True) for index in wide}
     probabilities = _score_together(score, digits, searches.values())
     if not one_digit:
-        unsure = {index: candidate_parts(box, part) for index, (box, part, _) in enumerate(parts)
+        unsure = {index: candidate_parts(box, part, readable_only=True)
+                  for index, (box, part, _) in enumerate(parts)
                   if index not in searches and probabilities[index].max() < UNSURE_BELOW
                   and part.shape[1] >= MIN_SEARCH_ASPECT * part.shape[0]}
         _score_together(score, [], unsure.values())
@@ -256,47 +259,89 @@ def _score_together(score, digits, searches):
     return probabilities[:len(digits)]
 
 
-def candidate_parts(box, part):
+def candidate_parts(box, part, readable_only=False):
     """A mark (its box (x0, y0, x1, y1) in the image, uint8 [h, w] ink) -> {"cuts": number
     of cut lines, the mark's two sides included, "parts": [...], "aspect": width / height
     upright, "work": the upright working copy that was cut, "lines": the cut lines, int [h]
     columns of it, "to_mark": (x, y) of it -> (x, y) in the mark}. Each part lies between
     cut lines i < j, with its box in the image, its upright width as a share of the mark's
-    height, and its float32 [28, 28] digit."""
+    height, and its float32 [28, 28] digit. With `readable_only`, only the parts that some
+    reading of the whole mark in 2 to MAX_PARTS parts uses: the others cannot change it."""
     work, to_mark = _working_copy(part)
     height, width = work.shape
-    cuts = _cut_lines(work)
-    lines = [np.zeros(height, np.int64)] + cuts + [np.full(height, width, np.int64)]
-    left_of = [np.arange(width) < line[:, None] for line in lines]  # bool [h, w] each
+    lines = [np.zeros(height, np.int64)] + _cut_lines(work) + [np.full(height, width, np.int64)]
     middle = height // 2
-    parts = []
-    for i in range(len(lines) - 1):
-        for j in range(i + 1, len(lines)):
-            if (i, j) == (0, len(lines) - 1):
-                continue  # the whole mark is read as it is, not from the working copy
-            span = (lines[j][middle] - lines[i][middle]) / height
-            if span > PART_ASPECT[1] + 2 * CUT_SPACING:
-                break
-            # Only the columns between the two lines' extremes can hold the piece's ink.
-            lo, hi = max(0, int(lines[i].min())), min(width, int(lines[j].max()))
-            piece = np.where(left_of[j][:, lo:hi] & ~left_of[i][:, lo:hi], work[:, lo:hi], 0)
-            inside = utils.nonzero_box(piece)
-            if inside is None:
-                continue
-            x0, y0, x1, y1 = inside[0] + lo, inside[1], inside[2] + lo, inside[3]
-            if (y1 - y0 < MIN_PART_HEIGHT * height
-                    or not PART_ASPECT[0] <= (x1 - x0) / height <= PART_ASPECT[1]):
-                continue
-            corners = [to_mark(x, y) for x in (x0, x1) for y in (y0, y1)]
-            xs, ys = [x for x, _ in corners], [y for _, y in corners]
-            parts.append({
-                "i": i, "j": j, "aspect": (x1 - x0) / height,
-                "box": (box[0] + max(0, int(min(xs))), box[1] + max(0, int(min(ys))),
-                        box[0] + min(part.shape[1], int(np.ceil(max(xs)))),
-                        box[1] + min(part.shape[0], int(np.ceil(max(ys))))),
-                "digit": _to_mnist_prepared(piece[y0:y1, x0 - lo:x1 - lo])})
+    # Every pair of lines i < j not too far apart, but the two sides: the whole mark is read
+    # as it is, not from the working copy.
+    first, second = np.triu_indices(len(lines), 1)
+    stacked = np.stack(lines)
+    span = (stacked[second, middle] - stacked[first, middle]) / height
+    keep = (span <= PART_ASPECT[1] + 2 * CUT_SPACING) & ~(
+        (first == 0) & (second == len(lines) - 1))
+    first, second = first[keep], second[keep]
+    boxes = _boxes_between(work, stacked[first], stacked[second])
+    found = [(i, j, (x0, y0, x1, y1)) for i, j, (x0, y0, x1, y1)
+             in zip(first.tolist(), second.tolist(), boxes.tolist())
+             if x1 > x0 and y1 - y0 >= MIN_PART_HEIGHT * height
+             and PART_ASPECT[0] <= (x1 - x0) / height <= PART_ASPECT[1]]
+    if readable_only:
+        found = _in_some_reading(found, len(lines) - 1)
+    parts, pieces = [], []
+    for i, j, (x0, y0, x1, y1) in found:
+        columns = np.arange(x0, x1)
+        rows = slice(y0, y1)
+        inside = ((columns >= lines[i][rows, None]) & (columns < lines[j][rows, None]))
+        pieces.append(np.where(inside, work[rows, x0:x1], 0))
+        xs, ys = to_mark(np.array([x0, x0, x1, x1]), np.array([y0, y1, y0, y1]))
+        parts.append({
+            "i": i, "j": j, "aspect": (x1 - x0) / height,
+            "box": (box[0] + max(0, int(xs.min())), box[1] + max(0, int(ys.min())),
+                    box[0] + min(part.shape[1], int(np.ceil(xs.max()))),
+                    box[1] + min(part.shape[0], int(np.ceil(ys.max()))))})
+    for candidate, digit in zip(parts, _to_mnist_prepared(pieces)):
+        candidate["digit"] = digit
     return {"cuts": len(lines), "parts": parts, "aspect": width / height,
             "work": work, "lines": lines, "to_mark": to_mark}
+
+
+def _in_some_reading(found, end):
+    """The (i, j, box) parts, i < j sorted, that lie on a chain of at most MAX_PARTS parts
+    from line 0 to line `end`."""
+    fewest_to = {0: 0}      # line -> fewest parts from line 0 to it
+    for i, j, _ in found:   # sorted by i: every way into line i is known when it is reached
+        if i in fewest_to:
+            fewest_to[j] = min(fewest_to.get(j, fewest_to[i] + 1), fewest_to[i] + 1)
+    fewest_from = {end: 0}  # line -> fewest parts from it to line `end`
+    for i, j, _ in sorted(found, key=lambda item: -item[1]):
+        if j in fewest_from:
+            fewest_from[i] = min(fewest_from.get(i, fewest_from[j] + 1), fewest_from[j] + 1)
+    return [(i, j, box) for i, j, box in found if i in fewest_to and j in fewest_from
+            and fewest_to[i] + 1 + fewest_from[j] <= MAX_PARTS]
+
+
+def _boxes_between(work, left, right):
+    """uint8 [h, w] ink, int [n, h] left and right lines -> int [n, 4] boxes (x0, y0, x1, y1)
+    of the ink with left <= column < right in each row; x1 <= x0 where there is none."""
+    height, width = work.shape
+    inked = work > 0
+    columns = np.arange(width + 1)
+    # next_ink[r, x]: the first inked column >= x in row r (width if none); last_ink[r, x]:
+    # the last inked column < x (-1 if none).
+    marks = np.full((height, width + 1), width)
+    marks[:, :width] = np.where(inked, columns[:width], width)
+    next_ink = np.minimum.accumulate(marks[:, ::-1], axis=1)[:, ::-1]
+    marks = np.full((height, width + 1), -1)
+    marks[:, 1:] = np.where(inked, columns[:width], -1)
+    last_ink = np.maximum.accumulate(marks, axis=1)
+    rows = np.arange(height)
+    left, right = np.clip(left, 0, width), np.clip(right, 0, width)
+    starts = next_ink[rows, left]
+    has_ink = starts < right
+    x0 = np.where(has_ink, starts, width).min(axis=1)
+    x1 = np.where(has_ink, last_ink[rows, right], -1).max(axis=1) + 1
+    y0 = has_ink.argmax(axis=1)
+    y1 = height - has_ink[:, ::-1].argmax(axis=1)
+    return np.stack([x0, y0, x1, y1], axis=1)
 
 
 def _working_copy(part):
@@ -344,24 +389,32 @@ def _cut_lines(work):
     a minimum of the column profile."""
     cost = work.astype(np.float32) / 255.0
     height, width = cost.shape
-    from_top, top_steps = _cheapest_paths(cost)
-    from_bottom, bottom_steps = _cheapest_paths(cost[::-1])
-    from_bottom = from_bottom[::-1]
     margin = max(1, int(PART_ASPECT[0] * height))
     if width <= 2 * margin:
         return []
     reach = max(1, int(CUT_SPACING * height))
-    found = []  # (cost, middle column, line)
+    # From the top and from the bottom (the cost upside down) in one pass.
+    totals, steps = _cheapest_paths(np.stack([cost, cost[::-1]]))
+    from_top, from_bottom = totals[0], totals[1, ::-1]
+    start_rows, start_columns, start_costs = [], [], []
     for row in (height // 4, height // 2, 3 * height // 4):
         through = from_top[row] + from_bottom[row] - cost[row]
         starts = _lowest_points(through, margin, reach)
-        if not len(starts):
-            continue
-        upper = _trace(top_steps[:row + 1], starts)
-        lower = _trace(bottom_steps[:height - row], starts)[::-1]
-        lines = np.concatenate([upper, lower[1:]])
-        found += [(float(through[x]), int(lines[height // 2, k]), lines[:, k])
-                  for k, x in enumerate(starts)]
+        start_rows += [row] * len(starts)
+        start_columns += list(starts)
+        start_costs += [float(through[x]) for x in starts]
+    found = []  # (cost, middle column, line)
+    if start_rows:
+        start_rows, start_columns = np.array(start_rows), np.array(start_columns, np.int64)
+        count = len(start_rows)
+        # Up from each start to the top, and in the upside-down map up to the bottom.
+        traced = _trace(steps, np.repeat([0, 1], count),
+                        np.concatenate([start_rows, height - 1 - start_rows]),
+                        np.concatenate([start_columns, start_columns]))
+        upper, lower = traced[:, :count], traced[::-1, count:]
+        lines = np.where(np.arange(height)[:, None] <= start_rows, upper, lower)
+        found += [(total, int(lines[height // 2, k]), lines[:, k])
+                  for k, total in enumerate(start_costs)]
     # Straight cuts at the thinnest columns, for strokes that touch along a slant.
     profile = cost.sum(axis=0)
     for x in _lowest_points(profile, margin, reach):
@@ -376,7 +429,8 @@ def _cut_lines(work):
 def _lowest_points(through, margin, reach):
     """Columns of a row where `through` is lowest within `reach`, at least `margin` from the
     ends; a flat run of them counts once, at its centre."""
-    padded = np.pad(through, reach, constant_values=np.inf)
+    padded = np.full(len(through) + 2 * reach, np.inf, through.dtype)
+    padded[reach:-reach] = through
     lowest_near = np.lib.stride_tricks.sliding_window_view(padded, 2 * reach + 1).min(axis=1)
     minima = np.flatnonzero(through <= lowest_near)
     minima = minima[(minima >= margin) & (minima < len(through) - margin)]
@@ -387,48 +441,117 @@ def _lowest_points(through, margin, reach):
 
 
 def _cheapest_paths(cost):
-    """float32 [h, w] -> (total, steps): total[r, x] the cost of the cheapest path from the top
-    row to pixel (r, x), moving down one row and at most one column per step; steps[r, x] where
-    that path comes from in row r - 1: 0, 1 or 2 for column x - 1, x or x + 1 (the leftmost of
-    equally cheap ones)."""
-    height, width = cost.shape
+    """float32 [k, h, w], k cost maps -> (total, steps), each [k, h, w]: total[., r, x] the
+    cost of the cheapest path from the top row to pixel (r, x), moving down one row and at
+    most one column per step; steps[., r, x] where that path comes from in row r - 1: 0, 1
+    or 2 for column x - 1, x or x + 1 (the leftmost of equally cheap ones)."""
     total = cost.copy()
-    steps = np.ones((height, width), np.int64)
-    options = np.full((3, width), np.inf, np.float32)  # from the left, above, the right
-    columns = np.arange(width)
-    for row in range(1, height):
-        previous = total[row - 1]
-        np.add(previous[:-1], DIAGONAL_COST, out=options[0, 1:])
-        options[1] = previous
-        np.add(previous[1:], DIAGONAL_COST, out=options[2, :-1])
-        steps[row] = options.argmin(axis=0)
-        total[row] += options[steps[row], columns]
+    from_side = np.empty_like(total[:, 0])
+    best = np.empty_like(from_side)
+    for row in range(1, cost.shape[1]):
+        previous = total[:, row - 1]
+        np.add(previous, DIAGONAL_COST, out=from_side)
+        np.copyto(best, previous)                                        # from above
+        np.minimum(best[:, 1:], from_side[:, :-1], out=best[:, 1:])      # from the left
+        np.minimum(best[:, :-1], from_side[:, 1:], out=best[:, :-1])     # from the right
+        total[:, row] += best
+    # Where each path comes from, read off the totals in one go: the loop stays short.
+    previous = total[:, :-1]
+    sideways = previous + np.float32(DIAGONAL_COST)
+    options = np.full((3,) + previous.shape, np.inf, np.float32)
+    options[0, ..., 1:] = sideways[..., :-1]
+    options[1] = previous
+    options[2, ..., :-1] = sideways[..., 1:]
+    steps = np.ones(cost.shape, np.int64)
+    steps[:, 1:] = options.argmin(axis=0)
     return total, steps
 
 
-def _trace(steps, ends):
-    """Follow the cheapest paths of `_cheapest_paths` (its `steps`) back from columns `ends`
-    of the last row to the first; returns int [h, len(ends)] columns, top row first."""
-    columns = np.empty((len(steps), len(ends)), np.int64)
-    position = np.asarray(ends, np.int64)
-    columns[-1] = position
-    for row in range(len(steps) - 1, 0, -1):
-        position = position + steps[row, position] - 1
-        columns[row - 1] = position
-    return columns
+def _trace(steps, maps, rows, columns):
+    """Follow the cheapest paths of `_cheapest_paths` (its `steps`) back from pixels
+    (rows[k], columns[k]) of cost map maps[k] to the top row; returns int [h, k] columns:
+    each path's column in every row down to its start (below it, the start column)."""
+    position = np.array(columns, np.int64)
+    lines = np.empty((steps.shape[1], len(position)), np.int64)
+    lines[rows.max():] = position
+    for row in range(rows.max(), 0, -1):
+        moved = position + steps[maps, row, position] - 1
+        position = np.where(rows >= row, moved, position)
+        lines[row - 1] = position
+    return lines
 
 
-def _to_mnist_prepared(ink):
-    """uint8 [h, w] ink cropped to a digit, already SEARCH_HEIGHT-scaled with MNIST's stroke
-    width -> float32 [28, 28] in [0, 1]: the rest of to_mnist's recipe."""
+def _to_mnist_prepared(pieces):
+    """[uint8 [h, w] ink cropped to a digit, already SEARCH_HEIGHT-scaled with MNIST's stroke
+    width] -> float32 [n, 28, 28] in [0, 1]: the rest of to_mnist's recipe, for all at once
+    (the same numbers, to the bit, as utils.centre_by_mass one at a time)."""
+    box = utils.MNIST_BOX
+    if not pieces:
+        return np.zeros((0, utils.MNIST_SIZE, utils.MNIST_SIZE), np.float32)
+    resized = np.zeros((len(pieces), box, box), np.float32)  # each in its top left corner
+    shapes = []
+    for index, ink in enumerate(pieces):
+        height, width = ink.shape
+        scale = box / max(height, width)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        if scale < 1:
+            resized[index, :size[1], :size[0]] = _box_resize(ink, size)
+        else:
+            resized[index, :size[1], :size[0]] = np.asarray(Image.fromarray(
+                np.ascontiguousarray(ink)).resize(size, Image.Resampling.BILINEAR))
+        shapes.append(size[::-1])
+    brightest = resized.max(axis=(1, 2)).astype(np.float64)
+    resized *= (255.0 / np.maximum(brightest, 1.0)).astype(np.float32)[:, None, None]
+    mass = np.rint(resized).astype(np.uint8).astype(np.float32)
+    # Sums of whole numbers below 2**24: exact in any order (ink too faint to survive the
+    # resize has no centre; it is left where it is).
+    total = np.maximum(mass.sum(axis=(1, 2)), 1)
+    steps = np.arange(box, dtype=np.float32)
+    row_mass = (mass.sum(axis=2) * steps).sum(axis=1) / total
+    column_mass = (mass.sum(axis=1) * steps).sum(axis=1) / total
+    digits = np.zeros((len(pieces), utils.MNIST_SIZE, utils.MNIST_SIZE), np.float32)
+    for index, (height, width) in enumerate(shapes):
+        top = min(max(round(utils.MNIST_CENTRE - row_mass[index]), 0), utils.MNIST_SIZE - height)
+        left = min(max(round(utils.MNIST_CENTRE - column_mass[index]), 0),
+                   utils.MNIST_SIZE - width)
+        digits[index, top:top + height, left:left + width] = mass[index, :height, :width]
+    return digits / 255.0
+
+
+PRECISION_BITS = 22  # Pillow's fixed point for 8-bit resampling: 2**22 is 1
+
+
+def _box_resize(ink, size):
+    """uint8 [h, w] -> float32 [height, width] of `size` (width, height): exactly what
+    Pillow's BOX resize gives, as two matrix products instead of a round trip through
+    Pillow for each of a search's dozens of parts."""
     height, width = ink.shape
-    scale = utils.MNIST_BOX / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
-    digit = np.asarray(Image.fromarray(np.ascontiguousarray(ink)).resize(size, resample),
-                       np.float32)
-    digit *= 255.0 / max(float(digit.max()), 1.0)
-    return utils.centre_by_mass(np.rint(digit).astype(np.uint8)).astype(np.float32) / 255.0
+    resized = ink.astype(np.float64)
+    unit = 1.0 / (1 << PRECISION_BITS)  # dividing by a power of two is exact
+    if size[0] != width:  # Pillow's order: rows first, rounded to 8 bits, then columns
+        resized = np.floor(resized @ _box_weights(width, size[0]).T * unit + 0.5)
+    if size[1] != height:
+        resized = np.floor(_box_weights(height, size[1]) @ resized * unit + 0.5)
+    return np.minimum(resized, 255).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=None)
+def _box_weights(in_size, out_size):
+    """float64 [out_size, in_size]: Pillow's fixed-point BOX filter weights (Resample.c's
+    precompute_coeffs and normalize_coeffs_8bpc): each output pixel averages the input
+    pixels whose centres fall in its box."""
+    scale = in_size / out_size
+    filter_scale = max(scale, 1.0)
+    support = 0.5 * filter_scale
+    centres = (np.arange(out_size) + 0.5) * scale
+    lowest = np.maximum((centres - support + 0.5).astype(np.int64), 0)
+    highest = np.minimum((centres + support + 0.5).astype(np.int64), in_size)
+    inputs = np.arange(in_size)
+    offset = (inputs - centres[:, None] + 0.5) * (1.0 / filter_scale)
+    weights = ((offset > -0.5) & (offset <= 0.5) & (inputs >= lowest[:, None])
+               & (inputs < highest[:, None])).astype(np.float64)
+    weights /= np.maximum(weights.sum(axis=1, keepdims=True), 1.0)
+    return np.floor(0.5 + weights * (1 << PRECISION_BITS))
 
 
 def _best_reading(whole, search):
@@ -436,17 +559,19 @@ def _best_reading(whole, search):
     plus PART_BONUS per extra digit: [(box, digit, probabilities)], left to right. `whole`
     is the mark read as one digit, (box, digit, probabilities)."""
     end = search["cuts"] - 1
+    candidates = search["parts"]
+    confidences = _log_confidence(np.stack([whole[2]] + [c["probabilities"] for c in candidates]))
     by_start = {}
-    for candidate in search["parts"]:
-        by_start.setdefault(candidate["i"], []).append(candidate)
-    best_score, reading = _log_confidence(whole[2]), [whole]
+    for candidate, confidence in zip(candidates, confidences[1:].tolist()):
+        by_start.setdefault(candidate["i"], []).append((candidate, confidence))
+    best_score, reading = float(confidences[0]), [whole]
     # layer[j]: (score, parts) of the best reading, in k parts, of the mark up to cut line j
     layer = {0: (0.0, [])}
     for k in range(1, MAX_PARTS + 1):
         next_layer = {}
         for i, (score, chosen) in layer.items():
-            for candidate in by_start.get(i, []):
-                total = score + _log_confidence(candidate["probabilities"])
+            for candidate, confidence in by_start.get(i, []):
+                total = score + confidence
                 if total > next_layer.get(candidate["j"], (-np.inf,))[0]:
                     next_layer[candidate["j"]] = (total, chosen + [candidate])
         layer = next_layer
@@ -457,6 +582,7 @@ def _best_reading(whole, search):
 
 
 def _log_confidence(probabilities):
-    """float [10] probabilities -> the log-probability of the best class, softened."""
+    """float [n, 10] probabilities -> float [n]: the log-probability of each row's best
+    class, softened."""
     logits = np.log(np.maximum(probabilities, 1e-30)) / TEMPERATURE
-    return float(logits.max() - np.logaddexp.reduce(logits))
+    return logits.max(axis=1) - np.logaddexp.reduce(logits, axis=1)

@@ -145,3 +145,65 @@ def test_digit_mode_asks_for_nothing_but_the_drawing(touching):
     boxes, _, _ = segment.read_digits(utils.read_ink(touching("2771")), network, one_digit=True)
     assert network.batches == [1], f"the network was called for {network.batches} images"
     assert len(boxes) == 1, f"mode=digit read {len(boxes)} digits"
+
+
+# ---------------------------------------------------------------------------
+# The search's fast paths give what the slow ones gave, to the bit
+# ---------------------------------------------------------------------------
+
+def random_inks(count, seed, sizes=(1, 90)):
+    """Random uint8 [h, w] inks, from empty to full, of random sizes."""
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        height, width = rng.integers(*sizes, 2)
+        yield ((rng.random((height, width)) < rng.random()) * rng.integers(
+            0, 256, (height, width))).astype(np.uint8)
+
+
+def test_box_resize_is_pillows_box_resize():
+    from PIL import Image
+    for ink in random_inks(400, seed=1, sizes=(20, 120)):
+        scale = utils.MNIST_BOX / max(ink.shape)
+        size = (max(1, round(ink.shape[1] * scale)), max(1, round(ink.shape[0] * scale)))
+        expected = np.asarray(Image.fromarray(ink).resize(size, Image.Resampling.BOX))
+        np.testing.assert_array_equal(segment._box_resize(ink, size), expected)
+
+
+def test_parts_are_prepared_as_one_at_a_time_with_pillow():
+    from PIL import Image
+    pieces = list(random_inks(200, seed=2, sizes=(30, 100)))
+    for piece, digit in zip(pieces, segment._to_mnist_prepared(pieces)):
+        scale = utils.MNIST_BOX / max(piece.shape)
+        size = (max(1, round(piece.shape[1] * scale)), max(1, round(piece.shape[0] * scale)))
+        resized = np.asarray(Image.fromarray(piece).resize(size, Image.Resampling.BOX),
+                             np.float32)
+        resized *= 255.0 / max(float(resized.max()), 1.0)
+        if resized.max() == 0:
+            continue  # nothing left to centre
+        expected = utils.centre_by_mass(np.rint(resized).astype(np.uint8)) / np.float32(255)
+        np.testing.assert_array_equal(digit, expected)
+
+
+def test_only_parts_no_reading_could_use_are_left_out(touching):
+    (box, mark), = segment.split_digits(utils.read_ink(touching("2771")))
+    every = segment.candidate_parts(box, mark)
+    readable = segment.candidate_parts(box, mark, readable_only=True)
+    pairs = {(part["i"], part["j"]) for part in every["parts"]}
+    kept = {(part["i"], part["j"]) for part in readable["parts"]}
+    assert kept < pairs, "every part was kept: the test's number no longer has unusable parts"
+    for part in readable["parts"]:  # the same part, the same image
+        same = [p for p in every["parts"] if (p["i"], p["j"]) == (part["i"], part["j"])]
+        np.testing.assert_array_equal(part["digit"], same[0]["digit"])
+    end = every["cuts"] - 1
+    usable = {pair for chain in chains(pairs, 0, end, segment.MAX_PARTS) for pair in chain}
+    assert kept == usable, "the parts kept are not those some reading of the mark uses"
+
+
+def chains(pairs, start, end, most):
+    """Every chain of at most `most` pairs (i, j) leading from line `start` to line `end`."""
+    if start == end:
+        return [[]]
+    if most == 0:
+        return []
+    return [[(start, j)] + rest for i, j in sorted(pairs) if i == start
+            for rest in chains(pairs, j, end, most - 1)]

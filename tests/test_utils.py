@@ -4,7 +4,7 @@ import base64
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 import segment
 import utils
@@ -201,3 +201,17 @@ def test_the_ink_box_is_left_top_right_bottom_as_in_the_api():
     ink[10:40, 50:60] = 255
     assert utils.ink_bbox(ink) == (50, 10, 60, 40)
     assert utils.nonzero_box(np.zeros((5, 5), np.uint8)) is None
+
+
+@pytest.mark.parametrize("size", [1, 3, 5, 7, 9])
+def test_square_filter_is_pillows_max_and_min_filter(size):
+    rng = np.random.default_rng(size)
+    for _ in range(100):
+        height, width = rng.integers(1, 70, 2)
+        ink = ((rng.random((height, width)) < rng.random())
+               * rng.integers(0, 256, (height, width))).astype(np.uint8)
+        image = Image.fromarray(ink)
+        np.testing.assert_array_equal(utils.square_filter(ink, size, True),
+                                      np.asarray(image.filter(ImageFilter.MaxFilter(size))))
+        np.testing.assert_array_equal(utils.square_filter(ink, size, False),
+                                      np.asarray(image.filter(ImageFilter.MinFilter(size))))
