@@ -186,7 +186,8 @@ UNSURE_BELOW = 0.8               # ... and so is one the network reads with less
 MIN_SEARCH_ASPECT = 0.45         # ... unless it is too narrow to hold two digits
 MAX_PARTS = 4
 SHEARS = (-0.4, -0.2, 0.0, 0.2, 0.4)  # slants tried: sideways px per px of height
-MAX_CUTS = 12                    # the cheapest cuts tried per mark
+MAX_CUTS = 12                    # the cheapest cuts tried per mark, and besides them ...
+EVEN_SPLITS = (0.25, 1 / 3, 0.5, 2 / 3, 0.75)  # ... a cut near each of these shares of its width
 CUT_SPACING = 0.12               # of the mark's height: closer cuts are the same cut
 DIAGONAL_COST = 0.15             # a cut pays this, in pixels of ink, per step sideways
 PART_ASPECT = (0.1, 1.3)         # a digit's width as a share of the mark's height
@@ -197,8 +198,8 @@ MIN_PART_HEIGHT = 0.5            # a part shorter than this share of the mark is
 # train_mnist.py; the softening and credit only fine-tune what that decides.) All four
 # settings chosen with scripts/tune_numbers.py on MNIST training digits only (rerun after
 # each new model).
-TEMPERATURE = 4.0
-PART_BONUS = 1.0
+TEMPERATURE = 2.0
+PART_BONUS = 0.0
 
 
 def mnist_digits(ink, one_digit=False):
@@ -381,12 +382,13 @@ def _working_copy(part):
 
 
 def _cut_lines(work):
-    """uint8 [h, w] upright ink -> up to MAX_CUTS cut lines, left to right: int [h] arrays of
-    the column each row is cut at, the cheapest first. A cut is either the cheapest
-    top-to-bottom path (ink crossed, plus DIAGONAL_COST per sideways step) through a low
-    point of the row a quarter, half or three quarters down, which follows the gap between
-    two strokes as far as it goes and crosses ink where it is thinnest; or a straight cut at
-    a minimum of the column profile."""
+    """uint8 [h, w] upright ink -> cut lines, left to right: int [h] arrays of the column
+    each row is cut at. A cut is either the cheapest top-to-bottom path (ink crossed, plus
+    DIAGONAL_COST per sideways step) through a low point of the row a quarter, half or three
+    quarters down, which follows the gap between two strokes as far as it goes and crosses
+    ink where it is thinnest; or a straight cut at a minimum of the column profile. The
+    MAX_CUTS cheapest are kept, and beside them the cheapest paths through points of the
+    middle row near EVEN_SPLITS of the width."""
     cost = work.astype(np.float32) / 255.0
     height, width = cost.shape
     margin = max(1, int(PART_ASPECT[0] * height))
@@ -403,6 +405,18 @@ def _cut_lines(work):
         start_rows += [row] * len(starts)
         start_columns += list(starts)
         start_costs += [float(through[x]) for x in starts]
+    # Digits that overlap may have no low point between them: also cut through the cheapest
+    # point near each place where 2, 3 or 4 digits of equal width would meet.
+    middle = height // 2
+    through = from_top[middle] + from_bottom[middle] - cost[middle]
+    for fraction in EVEN_SPLITS:
+        centre = round(fraction * width)
+        lowest = max(margin, centre - reach // 2)
+        highest = min(width - margin, centre + reach // 2 + 1)
+        if lowest < highest:
+            start_rows.append(middle)
+            start_columns.append(lowest + int(np.argmin(through[lowest:highest])))
+            start_costs.append(None)  # kept beside the MAX_CUTS cheapest
     found = []  # (cost, middle column, line)
     if start_rows:
         start_rows, start_columns = np.array(start_rows), np.array(start_columns, np.int64)
@@ -420,8 +434,12 @@ def _cut_lines(work):
     for x in _lowest_points(profile, margin, reach):
         found.append((float(profile[x]), int(x), np.full(height, x, np.int64)))
     kept = []
-    for total, centre, line in sorted(found, key=lambda item: item[0]):
+    cheapest = sorted((item for item in found if item[0] is not None), key=lambda item: item[0])
+    for total, centre, line in cheapest:
         if len(kept) < MAX_CUTS and all(abs(centre - other) > 1 for _, other, _ in kept):
+            kept.append((total, centre, line))
+    for total, centre, line in found:
+        if total is None and all(abs(centre - other) > 1 for _, other, _ in kept):
             kept.append((total, centre, line))
     return [line for _, _, line in sorted(kept, key=lambda item: item[1])]
 

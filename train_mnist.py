@@ -187,7 +187,8 @@ NUMBER_HEIGHT = (0.3, 0.85)           # share of the canvas height
 NUMBER_SLANT = (-15.0, 20.0)          # degrees
 PARTS_PER_NUMBER = 3                  # at most this many digits and this many non-digits each
 WHOLE_SHARE = 0.85   # a part with this share of one digit's ink, and no more than
-STRAY_SHARE = 0.15   # this share of any other digit's, is that digit
+STRAY_SHARE = 0.25   # this share of any other digit's, is that digit (where digits overlap,
+                     # no cut can keep all of the neighbour's ink out)
 PIECE_SHARE = 0.6    # a part with less than this share of every digit's ink is a piece of one
 MERGED_SHARE = 0.5   # a part with this share of two digits' ink holds both
 NOT_A_DIGIT = -1     # the label of a part that is no digit

@@ -256,6 +256,7 @@ def test_renderings_are_cached_and_keyed_by_their_digits(tmp_path, mnist, train_
     ([0.3, 0.5], -1),       # a piece of each
     ([0.7, 0.7], -1),       # most of both, read as one
     ([0.7, 0.0], None),     # most of the 4: neither clearly
+    ([0.9, 0.2], 4),        # the 4 and a fifth of the 7, where they overlap
     ([0.9, 0.3], None),     # the 4 and a third of the 7
 ])
 def test_a_part_is_the_digit_it_holds_or_none_by_its_share_of_their_ink(train_mnist, shares,
