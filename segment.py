@@ -287,18 +287,21 @@ def candidate_parts(box, part, readable_only=False):
              and PART_ASPECT[0] <= (x1 - x0) / height <= PART_ASPECT[1]]
     if readable_only:
         found = _in_some_reading(found, len(lines) - 1)
+    # Each part's box in the image: its upright box's corners mapped back onto the mark.
+    corners = np.array([[x0, y0, x1, y1] for _, _, (x0, y0, x1, y1) in found]).reshape(-1, 4)
+    xs, ys = to_mark(corners[:, [0, 0, 2, 2]], corners[:, [1, 3, 1, 3]])
+    image_boxes = np.stack([box[0] + np.maximum(0, xs.min(axis=1).astype(np.int64)),
+                            box[1] + np.maximum(0, ys.min(axis=1).astype(np.int64)),
+                            box[0] + np.minimum(part.shape[1], np.ceil(xs.max(axis=1))),
+                            box[1] + np.minimum(part.shape[0], np.ceil(ys.max(axis=1)))],
+                           axis=1).astype(np.int64).tolist()
     parts, pieces = [], []
-    for i, j, (x0, y0, x1, y1) in found:
+    for (i, j, (x0, y0, x1, y1)), image_box in zip(found, image_boxes):
         columns = np.arange(x0, x1)
         rows = slice(y0, y1)
         inside = ((columns >= lines[i][rows, None]) & (columns < lines[j][rows, None]))
         pieces.append(np.where(inside, work[rows, x0:x1], 0))
-        xs, ys = to_mark(np.array([x0, x0, x1, x1]), np.array([y0, y1, y0, y1]))
-        parts.append({
-            "i": i, "j": j, "aspect": (x1 - x0) / height,
-            "box": (box[0] + max(0, int(xs.min())), box[1] + max(0, int(ys.min())),
-                    box[0] + min(part.shape[1], int(np.ceil(xs.max()))),
-                    box[1] + min(part.shape[0], int(np.ceil(ys.max()))))})
+        parts.append({"i": i, "j": j, "aspect": (x1 - x0) / height, "box": tuple(image_box)})
     for candidate, digit in zip(parts, _to_mnist_prepared(pieces)):
         candidate["digit"] = digit
     return {"cuts": len(lines), "parts": parts, "aspect": width / height,
@@ -540,7 +543,7 @@ PRECISION_BITS = 22  # Pillow's fixed point for 8-bit resampling: 2**22 is 1
 
 
 def _box_resize(ink, size):
-    """uint8 [h, w] -> float32 [height, width] of `size` (width, height): exactly what
+    """uint8 [h, w] -> float64 [height, width] of `size` (width, height): exactly what
     Pillow's BOX resize gives, as two matrix products instead of a round trip through
     Pillow for each of a search's dozens of parts."""
     height, width = ink.shape
@@ -550,7 +553,7 @@ def _box_resize(ink, size):
         resized = np.floor(resized @ _box_weights(width, size[0]).T * unit + 0.5)
     if size[1] != height:
         resized = np.floor(_box_weights(height, size[1]) @ resized * unit + 0.5)
-    return np.minimum(resized, 255).astype(np.float32)
+    return resized  # at most 255: Pillow's weights add up to 1 within 2**-22 each
 
 
 @functools.lru_cache(maxsize=None)

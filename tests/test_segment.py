@@ -68,9 +68,9 @@ def post(client, png, mode="number"):
 
 
 TOUCHING_EXAMPLES = ["27", "86", "52", "407"]
-# Of the 4 examples x 3 colour conventions, the shipped network reads 9 right: a touching 86
-# comes back as 816 (a piece of the 8 read as a 1) in every convention.
-TOUCHING_EXAMPLES_FLOOR = 8
+# Of the 4 examples x 3 colour conventions, the shipped network and search read all 12 right
+# (before the even splits, a touching 86 came back as 816 in every convention).
+TOUCHING_EXAMPLES_FLOOR = 10
 
 
 def test_touching_digits_are_cut_apart(client, touching):
