@@ -504,46 +504,23 @@ def _trace(steps, maps, rows, columns):
 
 def _to_mnist_prepared(pieces):
     """[uint8 [h, w] ink cropped to a digit, already SEARCH_HEIGHT-scaled with MNIST's stroke
-    width] -> float32 [n, 28, 28] in [0, 1]: the rest of to_mnist's recipe, for all at once
-    (the same numbers, to the bit, as utils.centre_by_mass one at a time)."""
-    box = utils.MNIST_BOX
-    if not pieces:
-        return np.zeros((0, utils.MNIST_SIZE, utils.MNIST_SIZE), np.float32)
-    resized = np.zeros((len(pieces), box, box), np.float32)  # each in its top left corner
-    shapes = []
-    for index, ink in enumerate(pieces):
+    width] -> float32 [n, 28, 28] in [0, 1]: the rest of to_mnist's recipe."""
+    digits = []
+    for ink in pieces:
+        # A part is at least MIN_PART_HEIGHT * SEARCH_HEIGHT = 30 px tall: it always shrinks.
         height, width = ink.shape
-        scale = box / max(height, width)
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        if scale < 1:
-            resized[index, :size[1], :size[0]] = _box_resize(ink, size)
-        else:
-            resized[index, :size[1], :size[0]] = np.asarray(Image.fromarray(
-                np.ascontiguousarray(ink)).resize(size, Image.Resampling.BILINEAR))
-        shapes.append(size[::-1])
-    brightest = resized.max(axis=(1, 2)).astype(np.float64)
-    resized *= (255.0 / np.maximum(brightest, 1.0)).astype(np.float32)[:, None, None]
-    mass = np.rint(resized).astype(np.uint8).astype(np.float32)
-    # Sums of whole numbers below 2**24: exact in any order (ink too faint to survive the
-    # resize has no centre; it is left where it is).
-    total = np.maximum(mass.sum(axis=(1, 2)), 1)
-    steps = np.arange(box, dtype=np.float32)
-    row_mass = (mass.sum(axis=2) * steps).sum(axis=1) / total
-    column_mass = (mass.sum(axis=1) * steps).sum(axis=1) / total
-    digits = np.zeros((len(pieces), utils.MNIST_SIZE, utils.MNIST_SIZE), np.float32)
-    for index, (height, width) in enumerate(shapes):
-        top = min(max(round(utils.MNIST_CENTRE - row_mass[index]), 0), utils.MNIST_SIZE - height)
-        left = min(max(round(utils.MNIST_CENTRE - column_mass[index]), 0),
-                   utils.MNIST_SIZE - width)
-        digits[index, top:top + height, left:left + width] = mass[index, :height, :width]
-    return digits / 255.0
+        scale = utils.MNIST_BOX / max(height, width)
+        digit = _box_resize(ink, (max(1, round(width * scale)), max(1, round(height * scale))))
+        digit *= 255.0 / max(float(digit.max()), 1.0)
+        digits.append(np.rint(digit).astype(np.uint8))
+    return utils.centre_all_by_mass(digits).astype(np.float32) / 255.0
 
 
 PRECISION_BITS = 22  # Pillow's fixed point for 8-bit resampling: 2**22 is 1
 
 
 def _box_resize(ink, size):
-    """uint8 [h, w] -> float64 [height, width] of `size` (width, height): exactly what
+    """uint8 [h, w] -> float32 [height, width] of `size` (width, height): exactly what
     Pillow's BOX resize gives, as two matrix products instead of a round trip through
     Pillow for each of a search's dozens of parts."""
     height, width = ink.shape
@@ -553,7 +530,7 @@ def _box_resize(ink, size):
         resized = np.floor(resized @ _box_weights(width, size[0]).T * unit + 0.5)
     if size[1] != height:
         resized = np.floor(_box_weights(height, size[1]) @ resized * unit + 0.5)
-    return resized  # at most 255: Pillow's weights add up to 1 within 2**-22 each
+    return resized.astype(np.float32)  # at most 255: the weights add up to 1 within 2**-22
 
 
 @functools.lru_cache(maxsize=None)

@@ -11,7 +11,7 @@ import io
 import re
 
 import numpy as np
-from PIL import Image, ImageChops, ImageFilter, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageChops, ImageOps, UnidentifiedImageError
 
 import plain_png
 
@@ -312,7 +312,7 @@ def _paper_cells(grey, light_ink=False):
     brightest = lightest.reduceat(row_bands, np.arange(0, width, cell), axis=1)
     if light_ink:
         brightest = 255 - brightest
-    neighbours = np.asarray(Image.fromarray(brightest).filter(ImageFilter.MaxFilter(3)))
+    neighbours = square_filter(brightest, 3, True)
     # A cell far darker than its neighbours lies inside a stroke; a gentle shadow is not.
     inside_stroke = neighbours.astype(np.int16) - brightest > INSIDE_STROKE
     return np.where(inside_stroke, neighbours, brightest)
@@ -424,16 +424,30 @@ def square_filter(ink, size, biggest):
 
 def centre_by_mass(digit):
     """Place a uint8 [h, w] digit (h, w <= 20) in a 28x28 field, centre of mass at (14, 14)."""
-    height, width = digit.shape
-    mass = digit.astype(np.float32)
-    total = mass.sum()
-    row_mass = (mass.sum(axis=1) * np.arange(height)).sum() / total
-    column_mass = (mass.sum(axis=0) * np.arange(width)).sum() / total
-    top = min(max(round(MNIST_CENTRE - row_mass), 0), MNIST_SIZE - height)
-    left = min(max(round(MNIST_CENTRE - column_mass), 0), MNIST_SIZE - width)
-    field = np.zeros((MNIST_SIZE, MNIST_SIZE), np.uint8)
-    field[top:top + height, left:left + width] = digit
-    return field
+    return centre_all_by_mass([digit])[0]
+
+
+def centre_all_by_mass(digits):
+    """[uint8 [h, w] digits, h, w <= 20] -> uint8 [n, 28, 28]: each in a 28x28 field with its
+    centre of mass at (14, 14) (as near as the field allows), all in one go."""
+    fields = np.zeros((len(digits), MNIST_SIZE, MNIST_SIZE), np.uint8)
+    if not digits:
+        return fields
+    mass = np.zeros((len(digits), MNIST_BOX, MNIST_BOX), np.float32)  # each at the top left
+    for index, digit in enumerate(digits):
+        mass[index, :digit.shape[0], :digit.shape[1]] = digit
+    # Sums of whole numbers below 2**24: exact in any order, padding or not. Ink too faint
+    # to have a centre stays where it is.
+    total = np.maximum(mass.sum(axis=(1, 2)), 1)
+    steps = np.arange(MNIST_BOX, dtype=np.float32)
+    row_mass = (mass.sum(axis=2) * steps).sum(axis=1) / total
+    column_mass = (mass.sum(axis=1) * steps).sum(axis=1) / total
+    for index, digit in enumerate(digits):
+        height, width = digit.shape
+        top = min(max(round(MNIST_CENTRE - row_mass[index]), 0), MNIST_SIZE - height)
+        left = min(max(round(MNIST_CENTRE - column_mass[index]), 0), MNIST_SIZE - width)
+        fields[index, top:top + height, left:left + width] = digit
+    return fields
 
 
 def to_mnist(ink):

@@ -215,3 +215,13 @@ def test_square_filter_is_pillows_max_and_min_filter(size):
                                       np.asarray(image.filter(ImageFilter.MaxFilter(size))))
         np.testing.assert_array_equal(utils.square_filter(ink, size, False),
                                       np.asarray(image.filter(ImageFilter.MinFilter(size))))
+
+
+def test_digits_centred_together_are_centred_as_each_alone():
+    rng = np.random.default_rng(5)
+    digits = [((rng.random((height, width)) < 0.4) * rng.integers(1, 256, (height, width)))
+              .astype(np.uint8) for height, width in rng.integers(1, 21, (30, 2))]
+    together = utils.centre_all_by_mass(digits)
+    for digit, field in zip(digits, together):
+        np.testing.assert_array_equal(field, utils.centre_by_mass(digit))
+        assert field.sum(dtype=np.int64) == digit.sum(dtype=np.int64), "ink was lost or moved in"
