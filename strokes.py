@@ -10,11 +10,33 @@ import io
 import math
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
 SUPERSAMPLE = 3  # draw at 3x and shrink, so edges are anti-aliased like a canvas
 CONVENTIONS = ("black_on_white", "white_on_black", "ink_on_transparent")
 _NEIGHBOURS = [(-1, 0), (0, 1), (1, 0), (0, -1), (-1, 1), (1, 1), (1, -1), (-1, -1)]
+
+
+def _thinning_tables():
+    """For each step of Zhang-Suen thinning, bool [256]: whether a pixel whose neighbours
+    p2..p9 (clockwise from the top) are the bits of the index is removed."""
+    tables = []
+    for step in (0, 1):
+        table = np.zeros(256, bool)
+        for code in range(256):
+            p2, p3, p4, p5, p6, p7, p8, p9 = ((code >> bit) & 1 for bit in range(8))
+            ring = [p2, p3, p4, p5, p6, p7, p8, p9, p2]
+            transitions = sum(a == 0 and b == 1 for a, b in zip(ring[:-1], ring[1:]))
+            if step == 0:
+                edge = p2 * p4 * p6 == 0 and p4 * p6 * p8 == 0
+            else:
+                edge = p2 * p4 * p8 == 0 and p2 * p6 * p8 == 0
+            table[code] = 2 <= sum(ring[:8]) <= 6 and transitions == 1 and edge
+        tables.append(table)
+    return tables
+
+
+_THINNING_TABLES = _thinning_tables()
 
 
 def skeleton(mask):
@@ -22,20 +44,12 @@ def skeleton(mask):
     image = np.pad(mask.astype(np.uint8), 1)
     while True:
         changed = False
-        for step in (0, 1):
+        for table in _THINNING_TABLES:
             p2, p3, p4 = image[:-2, 1:-1], image[:-2, 2:], image[1:-1, 2:]
             p5, p6, p7 = image[2:, 2:], image[2:, 1:-1], image[2:, :-2]
             p8, p9 = image[1:-1, :-2], image[:-2, :-2]
-            ring = [p2, p3, p4, p5, p6, p7, p8, p9, p2]
-            neighbours = sum(ring[:8])
-            transitions = sum(((a == 0) & (b == 1)).astype(np.uint8)
-                              for a, b in zip(ring[:-1], ring[1:]))
-            if step == 0:
-                edge = (p2 * p4 * p6 == 0) & (p4 * p6 * p8 == 0)
-            else:
-                edge = (p2 * p4 * p8 == 0) & (p2 * p6 * p8 == 0)
-            remove = ((image[1:-1, 1:-1] == 1) & (neighbours >= 2) & (neighbours <= 6)
-                      & (transitions == 1) & edge)
+            code = (p2 | p3 << 1 | p4 << 2 | p5 << 3 | p6 << 4 | p7 << 5 | p8 << 6 | p9 << 7)
+            remove = (image[1:-1, 1:-1] == 1) & table[code]
             if remove.any():
                 image[1:-1, 1:-1][remove] = 0
                 changed = True
@@ -45,18 +59,26 @@ def skeleton(mask):
 
 def _trace(skel):
     """Walk a skeleton into pixel paths: lists of (row, col)."""
-    pixels = set(zip(*np.nonzero(skel)))
+    pixels = set(zip(*(index.tolist() for index in np.nonzero(skel))))  # Python ints: fast
     unvisited = set(pixels)
 
     def free_neighbours(p):
         return [(p[0] + dr, p[1] + dc) for dr, dc in _NEIGHBOURS
                 if (p[0] + dr, p[1] + dc) in unvisited]
 
+    free = {p: len(free_neighbours(p)) for p in pixels}  # kept up to date by visit
+
+    def visit(p):
+        unvisited.discard(p)
+        for dr, dc in _NEIGHBOURS:
+            if (p[0] + dr, p[1] + dc) in free:
+                free[p[0] + dr, p[1] + dc] -= 1
+
     paths = []
     while unvisited:
         # Start where a pen would: at a line end if there is one.
-        start = min(unvisited, key=lambda p: (len(free_neighbours(p)), p))
-        unvisited.discard(start)
+        start = min(unvisited, key=lambda p: (free[p], p))
+        visit(start)
         path = [start]
         joined = [(start[0] + dr, start[1] + dc) for dr, dc in _NEIGHBOURS
                   if (start[0] + dr, start[1] + dc) in pixels
@@ -73,7 +95,7 @@ def _trace(skel):
                        + (p[1] - here[1]) * direction[1] - 0.01 * abs(p[0] - here[0])
                        * abs(p[1] - here[1]))
             direction = (step[0] - here[0], step[1] - here[1])
-            unvisited.discard(step)
+            visit(step)
             path.append(step)
         paths.append(path)
     return paths
@@ -201,6 +223,20 @@ def move_onto_canvas(digits, pen, canvas_size, where=(0.5, 0.5)):
 
 def draw_strokes(strokes, canvas_size, pen_width, convention="ink_on_transparent"):
     """Render placed strokes (pixel coordinates) into an RGBA image of `canvas_size`."""
+    return colourise(_coverage(strokes, canvas_size, pen_width), convention)
+
+
+def draw_hollow_strokes(strokes, canvas_size, pen_width, line_width,
+                        convention="ink_on_transparent"):
+    """Render placed strokes as a double-line pen (or hollow lettering) draws them: only the
+    outline, `line_width` px wide, of what a `pen_width` pen would fill."""
+    outer = _coverage(strokes, canvas_size, pen_width)
+    inner = _coverage(strokes, canvas_size, pen_width - 2 * line_width)
+    return colourise(ImageChops.subtract(outer, inner), convention)
+
+
+def _coverage(strokes, canvas_size, pen_width):
+    """An 'L' image of `canvas_size`: how much of each pixel a round pen covers."""
     width, height = canvas_size
     big = Image.new("L", (width * SUPERSAMPLE, height * SUPERSAMPLE), 0)
     draw = ImageDraw.Draw(big)
@@ -211,7 +247,7 @@ def draw_strokes(strokes, canvas_size, pen_width, convention="ink_on_transparent
             draw.line(points, fill=255, width=max(1, round(pen)), joint="curve")
         for x, y in points:  # round caps and joins
             draw.ellipse([x - pen / 2, y - pen / 2, x + pen / 2, y + pen / 2], fill=255)
-    return colourise(big.resize(canvas_size, Image.Resampling.BOX), convention)
+    return big.resize(canvas_size, Image.Resampling.BOX)
 
 
 def colourise(coverage, convention):
@@ -234,5 +270,5 @@ def colourise(coverage, convention):
 
 def png_bytes(image):
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format="PNG", compress_level=1)  # the same pixels, sooner
     return buffer.getvalue()

@@ -37,6 +37,10 @@ MODEL_SIGNATURE = {
 WORK_SIZE = 60                   # longer side at which stroke width is measured and adjusted
 MNIST_STROKE = 2.6               # median stroke width of MNIST digits, in 20-px-box pixels
 STROKE_TOLERANCE = 0.5           # leave widths within this of MNIST's alone
+OUTLINE_ELONGATION = 4.0        # a hole at least this much longer than wide (area / width²) ...
+OUTLINE_SOLIDITY = 0.65          # ... that fills at most this share of its convex hull is the
+                                 # gap inside a hollow stroke (a digit's own loops are rounder)
+OUTLINE_WALL = 1                 # any ink encloses a gap: a thin outline fades when reduced
 MAX_THICKEN, MAX_THIN = 9, 5     # largest rank filters: filled loops inflate a width estimate
 FAINT = 0.25                     # ink below this fraction of the strongest ink is noise
 PAPER_CELLS = 12                 # cells along the longer side when estimating the paper's light
@@ -404,6 +408,108 @@ def normalise_stroke_width(image):
     return thinned
 
 
+def fill_outlines(image):
+    """Fill the gaps inside hollow strokes (outlined lettering, a double-line pen) so that
+    they read as the solid strokes they outline.
+
+    `image` is an 'L' ink image whose longer side is WORK_SIZE; returns the same kind. Left
+    alone, normalise_stroke_width would thicken the two thin lines into a blob. A gap is a
+    hole in the ink that is long and thin (area >= OUTLINE_ELONGATION x its width squared)
+    and bent (at most OUTLINE_SOLIDITY of its convex hull): it follows the stroke it is
+    inside. A digit's own loops (0, 6, 8, 9, a closed 4) are round or, in a narrow 0,
+    straight, and stay open.
+    """
+    ink = np.asarray(image)
+    labels = background_regions(ink >= OUTLINE_WALL)
+    holes = labels > 1  # region 1 is the background around the digit
+    if not holes.any():
+        return image
+    area = np.bincount(labels.ravel())
+    # Bent first (cheap for the few holes big enough to be long), then thin: the width is
+    # twice the number of 3x3 erosions a hole survives, eroded only as far as it could
+    # still be long enough.
+    bent = [label for label in range(2, len(area))
+            if area[label] >= 4 * OUTLINE_ELONGATION
+            and _convex_share(labels == label) <= OUTLINE_SOLIDITY]
+    if not bent:
+        return image
+    longest_half_width = np.floor(np.sqrt(area / OUTLINE_ELONGATION) / 2)
+    half_width = np.zeros(len(area))
+    remaining = np.isin(labels, bent).astype(np.uint8)
+    for step in range(1, int(longest_half_width[bent].max()) + 2):  # the last: too wide
+        half_width[np.unique(labels[remaining > 0])] = step
+        remaining = square_filter(remaining, 3, False)
+        if not remaining.any():
+            break
+    gaps = [label for label in bent if half_width[label] <= longest_half_width[label]]
+    if not gaps:
+        return image
+    # The gaps and the lines around them become one solid stroke: a thin outline is faint
+    # at this size, and would leave the stroke with dim edges.
+    gap = np.isin(labels, gaps)
+    filled = ink.copy()
+    filled[gap | ((square_filter(gap.view(np.uint8), 3, True) > 0) & (ink > 0))] = 255
+    return Image.fromarray(filled)
+
+
+def background_regions(mask):
+    """bool [h, w] ink mask -> int64 [h, w]: 0 on ink; 1 on the background around the ink
+    (4-connected to the edge); 2, 3, ... on each hole (a 4-connected background region the
+    ink encloses)."""
+    height, width = mask.shape
+    background = np.ones((height + 2, width + 2), bool)  # a frame of background around
+    background[1:-1, 1:-1] = ~mask
+    flat = background.ravel()
+    # Runs of background along each row, then runs joined where one lies on another,
+    # merged by their smallest number until nothing changes (union-find, all runs at once).
+    starts = flat.copy()
+    starts[1:] &= ~flat[:-1]
+    starts[::width + 2] = True  # every row starts a run in the frame
+    runs = np.cumsum(starts) * flat
+    above, below = runs[:-(width + 2)], runs[width + 2:]
+    joined = (above > 0) & (below > 0)
+    above, below = above[joined], below[joined]
+    parent = np.arange(runs.max() + 1)
+    while True:
+        lowest = np.minimum(parent[above], parent[below])
+        np.minimum.at(parent, parent[above], lowest)
+        np.minimum.at(parent, parent[below], lowest)
+        while not np.array_equal(parent, parent[parent]):
+            parent = parent[parent]
+        if np.array_equal(parent[above], parent[below]):
+            break
+    # Each region's root is its first run, so the frame's region is 1; numbering the roots
+    # in order numbers the holes by where they start.
+    roots = np.unique(parent[1:])
+    labels = np.searchsorted(roots, parent[runs]) + 1
+    labels[runs == 0] = 0
+    return labels.reshape(height + 2, width + 2)[1:-1, 1:-1]
+
+
+def _convex_share(region):
+    """The share of its convex hull that a bool [h, w] region fills (pixels as unit
+    squares; the hull of each row's outermost corners, Andrew's monotone chain)."""
+    rows = np.flatnonzero(region.any(axis=1))
+    left = region[rows].argmax(axis=1)
+    right = region.shape[1] - region[rows, ::-1].argmax(axis=1)
+    corners = sorted({(x, y + dy) for y, a, b in zip(rows.tolist(), left.tolist(), right.tolist())
+                      for x in (a, b) for dy in (0, 1)})
+
+    def chain(points):
+        kept = []
+        for x, y in points:
+            while len(kept) >= 2 and ((kept[-1][0] - kept[-2][0]) * (y - kept[-2][1])
+                                      - (kept[-1][1] - kept[-2][1]) * (x - kept[-2][0])) <= 0:
+                kept.pop()
+            kept.append((x, y))
+        return kept
+
+    hull = chain(corners)[:-1] + chain(reversed(corners))[:-1]
+    hull_area = 0.5 * abs(sum(x0 * y1 - x1 * y0
+                              for (x0, y0), (x1, y1) in zip(hull, hull[1:] + hull[:1])))
+    return region.sum() / max(hull_area, 1.0)
+
+
 def square_filter(ink, size, biggest):
     """uint8 [h, w] -> the largest (`biggest`) or smallest value in the size x size square
     around each pixel, squares cut off at the edges: Pillow's MaxFilter and MinFilter to the
@@ -453,12 +559,12 @@ def centre_all_by_mass(digits):
 def to_mnist(ink):
     """uint8 [H, W] ink map of one digit -> float32 [28, 28] in [0, 1], the MNIST way.
 
-    Crop to the ink, even out the stroke width, scale the longer side to 20 px with
+    Crop to the ink, fill hollow strokes, even out the stroke width, scale the longer side to 20 px with
     anti-aliasing (aspect ratio kept), then centre by centre of mass in 28x28.
     """
     x0, y0, x1, y1 = ink_bbox(ink)
     crop = Image.fromarray(np.ascontiguousarray(ink[y0:y1, x0:x1]))
-    work = normalise_stroke_width(_resize_longer_side(crop, WORK_SIZE))
+    work = normalise_stroke_width(fill_outlines(_resize_longer_side(crop, WORK_SIZE)))
     work = work.crop(work.getbbox() or (0, 0) + work.size)
     digit = np.asarray(_resize_longer_side(work, MNIST_BOX)).astype(np.float32)
     if digit.max() == 0:  # faint, sparse ink that scaling down to 20 px averaged away

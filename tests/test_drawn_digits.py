@@ -16,7 +16,9 @@ from support import drawn_digits
 MNIST_FLOOR = 0.99    # measured 99.24 % of 4,368 (99.81 % of this sample of 536)
 FONT_FLOOR = 0.97     # measured 97.97 % of all 690, hollow lettering included (97.83 % of this
                       # sample of 460)
+HOLLOW_FLOOR = 0.90   # double-line pen: set from the measurement below
 SAMPLE = 600
+HOLLOW_SAMPLE = 200
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +60,11 @@ def test_handwriting_font_digits_are_read(client):
     print("fonts:", report(results))
     assert drawn_digits.accuracy(results) >= FONT_FLOOR, report(results)
 
+
+
+def test_digits_drawn_with_a_double_line_pen_are_read(client, mnist_test, drawn_mnist_cases):
+    x_test, y_test = mnist_test
+    results = drawn_digits.evaluate(client, drawn_digits.hollow_mnist_cases(
+        x_test, y_test, drawn_mnist_cases[0][:HOLLOW_SAMPLE], seed=7))
+    print("double-line pen:", report(results))
+    assert drawn_digits.accuracy(results) >= HOLLOW_FLOOR, report(results)

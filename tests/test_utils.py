@@ -7,6 +7,7 @@ import pytest
 from PIL import Image, ImageFilter
 
 import segment
+import strokes
 import utils
 from support.images import encode
 
@@ -225,3 +226,73 @@ def test_digits_centred_together_are_centred_as_each_alone():
     for digit, field in zip(digits, together):
         np.testing.assert_array_equal(field, utils.centre_by_mass(digit))
         assert field.sum(dtype=np.int64) == digit.sum(dtype=np.int64), "ink was lost or moved in"
+
+
+def test_background_regions_number_the_outside_one_and_each_hole_from_two():
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        mask = rng.random(tuple(rng.integers(3, 30, 2))) < rng.uniform(0.2, 0.7)
+        regions = utils.background_regions(mask)
+        assert ((regions == 0) == mask).all()
+        edges = np.concatenate([regions[0], regions[-1], regions[:, 0], regions[:, -1]])
+        assert set(edges[edges > 0]) <= {1}
+        # as many holes as strokes.py's own count, each a single 4-connected region
+        assert regions.max() - 1 == max(strokes._holes(mask), 0) or not (~mask).any()
+        for label in range(2, regions.max() + 1):
+            assert strokes._reach(regions == label, np.ones_like(mask)).any()
+            assert strokes._holes(regions != label) == 1
+
+
+def work_size_ink(draw, *args):
+    """An ink map drawn on a WORK_SIZE square, as fill_outlines receives it."""
+    size = (utils.WORK_SIZE, utils.WORK_SIZE)
+    return np.asarray(draw(*args[:1], size, *args[1:], "white_on_black").convert("L"))
+
+
+SEVEN = [[(8, 10), (50, 10), (24, 54)]]                 # a bent stroke
+NARROW_ZERO = [[(30, 5), (36, 15), (37, 30), (36, 45), (30, 55), (24, 45), (23, 30),
+                (24, 15), (30, 5)]]
+ROUND_ZERO = [[(30, 6), (48, 14), (54, 30), (48, 46), (30, 54), (12, 46), (6, 30),
+               (12, 14), (30, 6)]]
+EIGHT = [[(30, 30), (42, 22), (42, 10), (30, 4), (18, 10), (18, 22), (30, 30), (44, 40),
+          (44, 50), (30, 56), (16, 50), (16, 40), (30, 30)]]
+
+
+def test_a_hollow_stroke_is_filled_into_the_stroke_it_outlines():
+    hollow = work_size_ink(strokes.draw_hollow_strokes, SEVEN, 14, 2.5)
+    solid = work_size_ink(strokes.draw_strokes, SEVEN, 14)
+    filled = np.asarray(utils.fill_outlines(Image.fromarray(hollow))) > 0
+    assert (filled & (solid >= 128)).sum() >= 0.98 * (solid >= 128).sum()
+    assert (filled & (solid == 0)).sum() == 0
+    assert ((hollow > 0) & (solid >= 128)).sum() < 0.7 * (solid >= 128).sum()  # it was hollow
+
+
+@pytest.mark.parametrize("loops", [NARROW_ZERO, ROUND_ZERO, EIGHT], ids=["narrow 0", "0", "8"])
+@pytest.mark.parametrize("pen", [2, 4])
+def test_a_digits_own_loops_stay_open(loops, pen):
+    ink = work_size_ink(strokes.draw_strokes, loops, pen)
+    assert utils.background_regions(ink >= 128).max() >= 2  # it has a loop to keep
+    assert (np.asarray(utils.fill_outlines(Image.fromarray(ink))) == ink).all()
+
+
+def test_a_hollow_zero_is_filled_around_its_loop_and_the_loop_stays_open():
+    hollow = work_size_ink(strokes.draw_hollow_strokes, ROUND_ZERO, 12, 2)
+    assert utils.background_regions(hollow > 0).max() == 3  # the gap and the loop
+    filled = np.asarray(utils.fill_outlines(Image.fromarray(hollow))) > 0
+    assert utils.background_regions(filled).max() == 2  # the loop alone
+    assert filled.sum() > 1.5 * (hollow > 0).sum()
+
+
+def test_a_hollow_digit_reaches_the_model_as_the_solid_digit(mnist_test):
+    placed = strokes.place_strokes(strokes.digit_strokes(mnist_test[0][7]), 200, (140, 140))
+    solid = read(strokes.draw_strokes(placed, (280, 280), 26, "black_on_white"))
+    hollow = read(strokes.draw_hollow_strokes(placed, (280, 280), 26, 3, "black_on_white"))
+    unfilled = utils.fill_outlines
+    try:
+        utils.fill_outlines = lambda image: image
+        as_before = read(strokes.draw_hollow_strokes(placed, (280, 280), 26, 3, "black_on_white"))
+    finally:
+        utils.fill_outlines = unfilled
+    difference = np.abs(hollow - solid).mean()
+    assert difference < 0.5 * np.abs(as_before - solid).mean(), difference
+    assert difference < 0.04, f"mean difference {difference:.3f}"

@@ -1,6 +1,7 @@
 """Digits drawn the way people draw on a 280x280 canvas, for the drawn-digit evaluation.
 
-Two sources: MNIST *test* digits traced into strokes and redrawn with another pen, and the
+Two sources: MNIST *test* digits traced into strokes and redrawn with another pen (and,
+reported apart, with a double-line pen that draws only the outline of a stroke), and the
 digits of handwriting fonts. The sample of test digits is drawn first; those whose tracing
 loses a hole or ink (strokes.tracing_is_faithful, judged on the images alone, never on the
 label or the model) are left out and counted per class. Each case varies pen width (6-30 px),
@@ -25,6 +26,10 @@ CANVAS = (280, 280)
 PEN_WIDTHS = (6, 30)
 HEIGHT_FRACTIONS = (0.25, 0.9)
 SLANT_DEGREES = (-10, 15)
+# A double-line pen: the outline, 2-5 px wide (at most a quarter of the pen), of what a pen
+# 10-20 % of the digit's height would fill.
+HOLLOW_PEN_SHARES = (0.1, 0.2)
+HOLLOW_LINE_WIDTHS = (2, 5)
 # Handwriting fonts from Debian. femkeklaver is reported on its own: its digits are hollow
 # sketched outlines, not pen strokes (see the README's "Hollow lettering").
 HOLLOW_FONT_GLOBS = ["/usr/share/fonts/truetype/femkeklaver/*.ttf"]
@@ -86,6 +91,26 @@ def draw_test_digit(x_test, index, rng, convention):
                                  CANVAS, pen, convention)
     return image, dict(source="mnist", pen=pen, height=height / CANVAS[1],
                        convention=convention, index=int(index))
+
+
+def hollow_mnist_cases(x_test, y_test, indices, seed=0):
+    """Yield (RGBA image, label, conditions): the given MNIST test digits drawn with a
+    double-line pen (hollow strokes), the colour conventions taken in turn."""
+    rng = random.Random(seed)
+    for number, index in enumerate(indices):
+        traced = strokes.digit_strokes(x_test[index])
+        x0, y0, x1, y1 = strokes.strokes_box(traced)
+        slant = rng.uniform(*SLANT_DEGREES)
+        height, centre = random_placement(rng, (x1 - x0) / max(y1 - y0, 1e-6) + 0.3)
+        pen = rng.uniform(*HOLLOW_PEN_SHARES) * height
+        line = min(rng.uniform(*HOLLOW_LINE_WIDTHS), pen / 4)
+        height -= pen  # the ink reaches pen / 2 beyond the strokes
+        convention = strokes.CONVENTIONS[number % 3]
+        image = strokes.draw_hollow_strokes(strokes.place_strokes(traced, height, centre, slant),
+                                            CANVAS, pen, line, convention)
+        yield image, int(y_test[index]), dict(source="mnist-hollow", pen=pen, line=line,
+                                              height=height / CANVAS[1],
+                                              convention=convention, index=int(index))
 
 
 def sampled_mnist_cases(x_test, y_test, count, seed=0):
@@ -173,6 +198,8 @@ def main():
     parser = argparse.ArgumentParser(description="Drawn-digit evaluation through the server.")
     parser.add_argument("--digits", type=int, default=5000, help="MNIST test digits sampled")
     parser.add_argument("--model", help="an ONNX model other than model/model.onnx")
+    parser.add_argument("--hollow", type=int, default=1500,
+                        help="of the included test digits, this many also drawn hollow")
     args = parser.parse_args()
     import mnist_digits
     from app import create_app
@@ -188,6 +215,10 @@ def main():
     hollow_results = evaluate(client, font_cases(
         seed=1, repeats=3, fonts=handwriting_fonts(HOLLOW_FONT_GLOBS)))
     everything = mnist_results + font_results + hollow_results  # the whole evaluation
+    # The same included test digits again, the first --hollow of them, with a double-line
+    # pen: reported on their own, not in "all drawn digits" (comparable with earlier runs).
+    double_line_results = evaluate(client, hollow_mnist_cases(
+        x_test, y_test, included[:args.hollow], seed=1))
     print(f"{'condition':38s} {'cases':>6s} {'accuracy':>9s}")
 
     def row(name, results):
@@ -199,6 +230,10 @@ def main():
     row("handwriting fonts, all", font_results + hollow_results)
     row("  stroke fonts", font_results)
     row("  hollow lettering (femkeklaver)", hollow_results)
+    row("MNIST test digits, double-line pen", double_line_results)
+    for convention in strokes.CONVENTIONS:
+        row(f"  double-line pen, {convention}",
+            [r for r in double_line_results if r[0]["convention"] == convention])
     for name, results in (("MNIST", mnist_results), ("fonts", font_results)):
         for convention in strokes.CONVENTIONS:
             row(f"  {name}, {convention}",
@@ -215,6 +250,7 @@ def main():
           confusions(mnist_results))
     print("most frequent confusions, fonts:", confusions(font_results))
     print("most frequent confusions, hollow lettering:", confusions(hollow_results))
+    print("most frequent confusions, double-line pen:", confusions(double_line_results))
     wrong = [(r[0]["source"], r[0].get("index"), r[1], r[2]) for r in everything if r[1] != r[2]]
     print("wrong (source, MNIST index, label, answer):", wrong[:60])
 
