@@ -38,8 +38,9 @@ WORK_SIZE = 60                   # longer side at which stroke width is measured
 MNIST_STROKE = 2.6               # median stroke width of MNIST digits, in 20-px-box pixels
 STROKE_TOLERANCE = 0.5           # leave widths within this of MNIST's alone
 OUTLINE_ELONGATION = 4.0        # a hole at least this much longer than wide (area / width²) ...
-OUTLINE_SOLIDITY = 0.65          # ... that fills at most this share of its convex hull is the
-                                 # gap inside a hollow stroke (a digit's own loops are rounder)
+OUTLINE_SOLIDITY = 0.65          # ... that fills at most this share of its convex hull, or
+OUTLINE_STRAIGHT = 8.0           # ... one this much longer than wide, is the gap inside a
+                                 # hollow stroke (a digit's own loops are rounder or wider)
 OUTLINE_WALL = 1                 # any ink encloses a gap: a thin outline fades when reduced
 MAX_THICKEN, MAX_THIN = 9, 5     # largest rank filters: filled loops inflate a width estimate
 FAINT = 0.25                     # ink below this fraction of the strongest ink is noise
@@ -425,23 +426,23 @@ def fill_outlines(image):
     if not holes.any():
         return image
     area = np.bincount(labels.ravel())
-    # Bent first (cheap for the few holes big enough to be long), then thin: the width is
-    # twice the number of 3x3 erosions a hole survives, eroded only as far as it could
-    # still be long enough.
-    bent = [label for label in range(2, len(area))
-            if area[label] >= 4 * OUTLINE_ELONGATION
-            and _convex_share(labels == label) <= OUTLINE_SOLIDITY]
-    if not bent:
-        return image
-    longest_half_width = np.floor(np.sqrt(area / OUTLINE_ELONGATION) / 2)
-    half_width = np.zeros(len(area))
-    remaining = np.isin(labels, bent).astype(np.uint8)
-    for step in range(1, int(longest_half_width[bent].max()) + 2):  # the last: too wide
-        half_width[np.unique(labels[remaining > 0])] = step
+    # Width: twice the number of 3x3 erosions a hole survives, eroded only as far as some
+    # hole could still be long enough.
+    widest = np.floor(np.sqrt(area / OUTLINE_ELONGATION) / 2)  # half-widths, long enough
+    narrowest = np.floor(np.sqrt(area / OUTLINE_STRAIGHT) / 2)  # ... straight or not
+    half_width = np.full(len(area), np.inf)
+    remaining = holes.astype(np.uint8)
+    for step in range(1, int(widest[2:].max()) + 1):
         remaining = square_filter(remaining, 3, False)
+        present = np.zeros(len(area), bool)
+        present[labels[remaining > 0]] = True
+        half_width[~present & np.isinf(half_width)] = step
         if not remaining.any():
             break
-    gaps = [label for label in bent if half_width[label] <= longest_half_width[label]]
+    gaps = [label for label in range(2, len(area))
+            if half_width[label] <= narrowest[label]
+            or (half_width[label] <= widest[label]
+                and _convex_share(labels == label) <= OUTLINE_SOLIDITY)]
     if not gaps:
         return image
     # The gaps and the lines around them become one solid stroke: a thin outline is faint

@@ -267,6 +267,16 @@ def test_a_hollow_stroke_is_filled_into_the_stroke_it_outlines():
     assert ((hollow > 0) & (solid >= 128)).sum() < 0.7 * (solid >= 128).sum()  # it was hollow
 
 
+def test_a_straight_hollow_stroke_is_filled_too():
+    one = [[(30, 8), (30, 52)]]
+    hollow = work_size_ink(strokes.draw_hollow_strokes, one, 7, 2)
+    filled = np.asarray(utils.fill_outlines(Image.fromarray(hollow))) > 0
+    assert utils.background_regions(hollow > 0).max() == 2  # a hollow 1 is a thin ring ...
+    assert utils.background_regions(filled).max() == 1      # ... filled into a bar
+    solid = work_size_ink(strokes.draw_strokes, one, 7)
+    assert (filled & (solid >= 128)).sum() >= 0.98 * (solid >= 128).sum()
+
+
 @pytest.mark.parametrize("loops", [NARROW_ZERO, ROUND_ZERO, EIGHT], ids=["narrow 0", "0", "8"])
 @pytest.mark.parametrize("pen", [2, 4])
 def test_a_digits_own_loops_stay_open(loops, pen):

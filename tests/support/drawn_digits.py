@@ -200,9 +200,15 @@ def main():
     parser.add_argument("--model", help="an ONNX model other than model/model.onnx")
     parser.add_argument("--hollow", type=int, default=1500,
                         help="of the included test digits, this many also drawn hollow")
+    parser.add_argument("--no-fill", action="store_true",
+                        help="leave hollow strokes unfilled: the pipeline before fill_outlines")
     args = parser.parse_args()
     import mnist_digits
+    import utils
     from app import create_app
+
+    if args.no_fill:
+        utils.fill_outlines = lambda image: image
 
     client = create_app({"MODEL_PATH": args.model} if args.model else None).test_client()
     _, (x_test, y_test) = mnist_digits.load_mnist()

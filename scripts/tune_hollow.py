@@ -1,0 +1,103 @@
+"""Choose utils.fill_outlines' thresholds on MNIST *training* digits.
+
+Draws training digits twice: with a round pen, as training renders them (the fill must leave
+them alone), and with a double-line pen (the fill should make them solid again); reads both
+through the server's pipeline and the shipped model for each pair of thresholds, and prints
+how many drawings the fill changed and how many were read right. The test set and the fonts
+are never looked at; the drawn-digit evaluation uses another double-line generator.
+
+    python -m scripts.tune_hollow --digits 3000 --hollow 1000
+"""
+
+import argparse
+import math
+import random
+
+import numpy as np
+
+import mnist_digits
+import strokes
+import utils
+from recognizer import Recognizer
+
+# (OUTLINE_ELONGATION, OUTLINE_SOLIDITY, OUTLINE_STRAIGHT); inf: no straight gaps filled
+SETTINGS = [(3.0, 0.65, math.inf), (4.0, 0.55, math.inf), (4.0, 0.65, math.inf),
+            (4.0, 0.75, math.inf), (5.0, 0.65, math.inf), (4.0, 0.65, 6.0), (4.0, 0.65, 8.0),
+            (4.0, 0.65, 10.0), (4.0, 0.65, 12.0)]
+
+
+def drawing(image, rng, hollow):
+    """An RGBA 280x280 drawing of a 28x28 digit: a round pen 4-34 px, or the outline (1.5 px
+    to 0.3 of the pen wide) of a 14-40 px pen; None when the tracing is not faithful."""
+    traced = strokes.digit_strokes(image)
+    if not traced or not strokes.tracing_is_faithful(image, traced):
+        return None
+    height = rng.uniform(0.45 if hollow else 0.18, 0.95) * 280
+    pen = rng.uniform(14, 40) if hollow else rng.uniform(4, 34)
+    placed = strokes.place_strokes(traced, max(height - pen, 20), (140, 140),
+                                   rng.uniform(-20, 25))
+    convention = rng.choice(strokes.CONVENTIONS)
+    if hollow:
+        return strokes.draw_hollow_strokes(placed, (280, 280), pen, rng.uniform(1.5, 0.3 * pen),
+                                           convention)
+    return strokes.draw_strokes(placed, (280, 280), pen, convention)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--digits", type=int, default=3000, help="drawn with a round pen")
+    parser.add_argument("--hollow", type=int, default=1000, help="drawn with a double-line pen")
+    parser.add_argument("--seed", type=int, default=11)
+    args = parser.parse_args()
+    (x_train, y_train), _ = mnist_digits.load_mnist()
+    rng = random.Random(args.seed)
+    picked = rng.sample(range(len(x_train)), args.digits + args.hollow)
+    kinds = {}
+    for kind, indices in (("round pen", picked[:args.digits]),
+                          ("double-line pen", picked[args.digits:])):
+        drawn = [(drawing(x_train[i], rng, kind != "round pen"), y_train[i]) for i in indices]
+        kinds[kind] = ([utils.read_ink(strokes.png_bytes(image)) for image, _ in drawn
+                        if image is not None],
+                       np.array([label for image, label in drawn if image is not None]))
+    recognizer = Recognizer()
+    shipped = (utils.fill_outlines, utils.OUTLINE_ELONGATION, utils.OUTLINE_SOLIDITY,
+               utils.OUTLINE_STRAIGHT)
+
+    def read(inks):
+        changed = 0
+
+        def counted(image):
+            nonlocal changed
+            filled = shipped[0](image)
+            changed += filled is not image
+            return filled
+
+        utils.fill_outlines = counted
+        digits = np.stack([utils.to_mnist(ink) for ink in inks])
+        return recognizer.probabilities(digits).argmax(axis=1), changed
+
+    print(f"{'elongation':>10s} {'solidity':>8s} {'straight':>8s}  " + "  ".join(
+        f"{kind + ': changed, read right':>36s}" for kind in kinds))
+    for setting in [None] + SETTINGS:
+        cells = []
+        for inks, labels in kinds.values():
+            if setting is None:  # no fill at all
+                utils.fill_outlines = lambda image: image
+                answers = recognizer.probabilities(
+                    np.stack([utils.to_mnist(ink) for ink in inks])).argmax(axis=1)
+                changed = 0
+            else:
+                (utils.OUTLINE_ELONGATION, utils.OUTLINE_SOLIDITY,
+                 utils.OUTLINE_STRAIGHT) = setting
+                answers, changed = read(inks)
+            cells.append(f"{changed:5d} of {len(labels):5d}, "
+                         f"{100 * (answers == labels).mean():6.2f} %")
+        chosen = " (shipped)" if setting == shipped[1:] else ""
+        name = "no fill" if setting is None else "{:10.1f} {:8.2f} {:8.1f}".format(*setting)
+        print(f"{name:>28s}  " + "  ".join(f"{cell:>36s}" for cell in cells) + chosen)
+    (utils.fill_outlines, utils.OUTLINE_ELONGATION, utils.OUTLINE_SOLIDITY,
+     utils.OUTLINE_STRAIGHT) = shipped
+
+
+if __name__ == "__main__":
+    main()
