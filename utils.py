@@ -37,7 +37,7 @@ MODEL_SIGNATURE = {
 WORK_SIZE = 60                   # longer side at which stroke width is measured and adjusted
 MNIST_STROKE = 2.6               # median stroke width of MNIST digits, in 20-px-box pixels
 STROKE_TOLERANCE = 0.5           # leave widths within this of MNIST's alone
-OUTLINE_ELONGATION = 4.0        # a hole at least this much longer than wide (area / width²) ...
+OUTLINE_ELONGATION = 4.0         # a hole at least this much longer than wide (area / width²) ...
 OUTLINE_SOLIDITY = 0.65          # ... that fills at most this share of its convex hull, or
 OUTLINE_STRAIGHT = 8.0           # ... one this much longer than wide, is the gap inside a
                                  # hollow stroke (a digit's own loops are rounder or wider)
@@ -415,10 +415,11 @@ def fill_outlines(image):
 
     `image` is an 'L' ink image whose longer side is WORK_SIZE; returns the same kind. Left
     alone, normalise_stroke_width would thicken the two thin lines into a blob. A gap is a
-    hole in the ink that is long and thin (area >= OUTLINE_ELONGATION x its width squared)
-    and bent (at most OUTLINE_SOLIDITY of its convex hull): it follows the stroke it is
-    inside. A digit's own loops (0, 6, 8, 9, a closed 4) are round or, in a narrow 0,
-    straight, and stay open.
+    hole in the ink (any ink a wall) that is long and thin (area >= OUTLINE_ELONGATION x its
+    width squared) and either bent (at most OUTLINE_SOLIDITY of its convex hull: it follows
+    the stroke it is inside) or very long (OUTLINE_STRAIGHT: the outline of a straight 1).
+    A digit's own loops (0, 6, 8, 9, a closed 4) are round or, in a narrow 0, straight but
+    wider, and stay open.
     """
     ink = np.asarray(image)
     labels = background_regions(ink >= OUTLINE_WALL)
@@ -493,7 +494,8 @@ def _convex_share(region):
     rows = np.flatnonzero(region.any(axis=1))
     left = region[rows].argmax(axis=1)
     right = region.shape[1] - region[rows, ::-1].argmax(axis=1)
-    corners = sorted({(x, y + dy) for y, a, b in zip(rows.tolist(), left.tolist(), right.tolist())
+    corners = sorted({(x, y + dy)
+                      for y, a, b in zip(rows.tolist(), left.tolist(), right.tolist())
                       for x in (a, b) for dy in (0, 1)})
 
     def chain(points):
@@ -560,8 +562,8 @@ def centre_all_by_mass(digits):
 def to_mnist(ink):
     """uint8 [H, W] ink map of one digit -> float32 [28, 28] in [0, 1], the MNIST way.
 
-    Crop to the ink, fill hollow strokes, even out the stroke width, scale the longer side to 20 px with
-    anti-aliasing (aspect ratio kept), then centre by centre of mass in 28x28.
+    Crop to the ink, fill hollow strokes, even out the stroke width, scale the longer side to
+    20 px with anti-aliasing (aspect ratio kept), then centre by centre of mass in 28x28.
     """
     x0, y0, x1, y1 = ink_bbox(ink)
     crop = Image.fromarray(np.ascontiguousarray(ink[y0:y1, x0:x1]))
