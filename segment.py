@@ -198,8 +198,8 @@ MIN_PART_HEIGHT = 0.5            # a part shorter than this share of the mark is
 # train_mnist.py; the softening and credit only fine-tune what that decides.) All four
 # settings chosen with scripts/tune_numbers.py on MNIST training digits only (rerun after
 # each new model).
-TEMPERATURE = 2.0
-PART_BONUS = 0.0
+TEMPERATURE = 4.0
+PART_BONUS = 1.0
 
 
 def mnist_digits(ink, one_digit=False):

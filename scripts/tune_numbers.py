@@ -103,6 +103,8 @@ def main():
                         help="the ONNX model that reads the parts (default: the shipped one)")
     arguments = parser.parse_args()
     segment.MAX_CUTS = arguments.max_cuts
+    shipped = {"wide_aspect": segment.WIDE_ASPECT, "unsure_below": segment.UNSURE_BELOW,
+               "temperature": segment.TEMPERATURE, "part_bonus": segment.PART_BONUS}
     recognizer = Recognizer(arguments.model)
     (x_train, y_train), _ = mnist_digits.load_mnist()
     touching = record(recognizer, drawn_numbers.touching_number_cases(
@@ -121,9 +123,11 @@ def main():
                      key=lambda r: (-r[0], -r[1]))
     print(f"touching  spaced  singles split  singles searched  settings (at most "
           f"{100 * arguments.most_split:.2f} % split)")
-    for touching_right, spaced_right, split, searched, settings in allowed[:10]:
+    shipped_row = next(r for r in results if r[4] == shipped)
+    for touching_right, spaced_right, split, searched, settings in allowed[:10] + [shipped_row]:
         print(f"{100 * touching_right:7.2f} % {100 * spaced_right:6.2f} % "
-              f"{100 * split:9.2f} % {100 * searched:12.1f} %      {settings}")
+              f"{100 * split:9.2f} % {100 * searched:12.1f} %      {settings}"
+              + ("  (shipped)" if settings == shipped else ""))
     reachable = np.mean([some_chain_reads(label, marks) for label, marks in touching])
     print(f"touching numbers some chain of candidate parts reads right (the best any choice "
           f"could do): {100 * reachable:.2f} %")
