@@ -402,23 +402,24 @@ def _cut_lines(work):
     totals, steps = _cheapest_paths(np.stack([cost, cost[::-1]]))
     from_top, from_bottom = totals[0], totals[1, ::-1]
     start_rows, start_columns, start_costs = [], [], []
-    for row in (height // 4, height // 2, 3 * height // 4):
-        through = from_top[row] + from_bottom[row] - cost[row]
-        starts = _lowest_points(through, margin, reach)
+    middle = height // 2
+    # through[row][x]: the cheapest top-to-bottom path through pixel (row, x)
+    through = {row: from_top[row] + from_bottom[row] - cost[row]
+               for row in (height // 4, middle, 3 * height // 4)}
+    for row, costs in through.items():
+        starts = _lowest_points(costs, margin, reach)
         start_rows += [row] * len(starts)
         start_columns += list(starts)
-        start_costs += [float(through[x]) for x in starts]
+        start_costs += [float(costs[x]) for x in starts]
     # Digits that overlap may have no low point between them: also cut through the cheapest
     # point near each place where 2, 3 or 4 digits of equal width would meet.
-    middle = height // 2
-    through = from_top[middle] + from_bottom[middle] - cost[middle]
     for fraction in EVEN_SPLITS:
         centre = round(fraction * width)
         lowest = max(margin, centre - reach // 2)
         highest = min(width - margin, centre + reach // 2 + 1)
         if lowest < highest:
             start_rows.append(middle)
-            start_columns.append(lowest + int(np.argmin(through[lowest:highest])))
+            start_columns.append(lowest + int(np.argmin(through[middle][lowest:highest])))
             start_costs.append(None)  # kept beside the MAX_CUTS cheapest
     found = []  # (cost, middle column, line)
     if start_rows:

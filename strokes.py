@@ -12,6 +12,8 @@ import math
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
+import utils
+
 SUPERSAMPLE = 3  # draw at 3x and shrink, so edges are anti-aliased like a canvas
 CONVENTIONS = ("black_on_white", "white_on_black", "ink_on_transparent")
 _NEIGHBOURS = [(-1, 0), (0, 1), (1, 0), (0, -1), (-1, 1), (1, 1), (1, -1), (-1, -1)]
@@ -119,35 +121,10 @@ def digit_strokes(image, upscale=4, threshold=0.45, min_points=3):
     return strokes
 
 
-def _reach(seed, allowed):
-    """The part of bool mask `allowed` 4-connected to bool mask `seed`, grown in numpy."""
-    reached = seed & allowed
-    while True:
-        grown = reached.copy()
-        grown[1:] |= reached[:-1]
-        grown[:-1] |= reached[1:]
-        grown[:, 1:] |= reached[:, :-1]
-        grown[:, :-1] |= reached[:, 1:]
-        grown &= allowed
-        if (grown == reached).all():
-            return reached
-        reached = grown
-
-
 def _holes(mask):
     """Number of holes in a bool mask: 4-connected background regions that do not reach the
-    border."""
-    background = np.pad(~mask, 1, constant_values=True)
-    border = np.zeros_like(background)
-    border[0] = border[-1] = border[:, 0] = border[:, -1] = True
-    enclosed = background & ~_reach(border, background)
-    holes = 0
-    while enclosed.any():
-        seed = np.zeros_like(enclosed)
-        seed[tuple(np.argwhere(enclosed)[0])] = True
-        enclosed &= ~_reach(seed, enclosed)
-        holes += 1
-    return holes
+    border (utils.background_regions numbers them from 2)."""
+    return max(int(utils.background_regions(mask).max()) - 1, 0)
 
 
 def tracing_is_faithful(image, strokes, min_coverage=0.9):

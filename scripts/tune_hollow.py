@@ -63,12 +63,13 @@ def main():
     shipped = (utils.fill_outlines, utils.OUTLINE_ELONGATION, utils.OUTLINE_SOLIDITY,
                utils.OUTLINE_STRAIGHT)
 
-    def read(inks):
+    def read(inks, fill):
+        """(the model's answers, how many drawings `fill` changed) with `fill` in to_mnist."""
         changed = 0
 
         def counted(image):
             nonlocal changed
-            filled = shipped[0](image)
+            filled = fill(image)
             changed += filled is not image
             return filled
 
@@ -78,26 +79,23 @@ def main():
 
     print(f"{'elongation':>10s} {'solidity':>8s} {'straight':>8s}  " + "  ".join(
         f"{kind + ': changed, read right':>36s}" for kind in kinds))
-    for setting in [None] + SETTINGS:
-        cells = []
-        for inks, labels in kinds.values():
-            if setting is None:  # no fill at all
-                utils.fill_outlines = lambda image: image
-                answers = recognizer.probabilities(
-                    np.stack([utils.to_mnist(ink) for ink in inks])).argmax(axis=1)
-                changed = 0
-            else:
+    try:
+        for setting in [None] + SETTINGS:
+            if setting is not None:
                 (utils.OUTLINE_ELONGATION, utils.OUTLINE_SOLIDITY,
                  utils.OUTLINE_STRAIGHT) = setting
-                answers, changed = read(inks)
-            cells.append(f"{changed:5d} of {len(labels):5d}, "
-                         f"{100 * (answers == labels).mean():6.2f} %")
-        chosen = " (shipped)" if setting == shipped[1:] else ""
-        name = "no fill" if setting is None else "{:10.1f} {:8.2f} {:8.1f}".format(*setting)
-        print(f"{name:>28s}  " + "  ".join(f"{cell:>36s}" for cell in cells) + chosen)
-    (utils.fill_outlines, utils.OUTLINE_ELONGATION, utils.OUTLINE_SOLIDITY,
-     utils.OUTLINE_STRAIGHT) = shipped
-
+            fill = shipped[0] if setting else (lambda image: image)  # None: no fill at all
+            cells = []
+            for inks, labels in kinds.values():
+                answers, changed = read(inks, fill)
+                cells.append(f"{changed:5d} of {len(labels):5d}, "
+                             f"{100 * (answers == labels).mean():6.2f} %")
+            chosen = " (shipped)" if setting == shipped[1:] else ""
+            name = "no fill" if setting is None else "{:10.1f} {:8.2f} {:8.1f}".format(*setting)
+            print(f"{name:>28s}  " + "  ".join(f"{cell:>36s}" for cell in cells) + chosen)
+    finally:
+        (utils.fill_outlines, utils.OUTLINE_ELONGATION, utils.OUTLINE_SOLIDITY,
+         utils.OUTLINE_STRAIGHT) = shipped
 
 if __name__ == "__main__":
     main()
