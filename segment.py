@@ -254,7 +254,16 @@ def _score_together(score, digits, searches):
     batch = list(digits) + [candidate["digit"] for candidate in candidates]
     if not batch:
         return np.zeros((0, 10), np.float32)
-    probabilities = score(np.stack(batch))
+    # Cut lines that part the ink alike give the same image (about one part in seven of a
+    # search): the network reads each different image once.
+    row_of, distinct, rows = {}, [], []
+    for digit in batch:
+        key = digit.tobytes()
+        if key not in row_of:
+            row_of[key] = len(distinct)
+            distinct.append(digit)
+        rows.append(row_of[key])
+    probabilities = score(np.stack(distinct))[rows]
     for candidate, row in zip(candidates, probabilities[len(digits):]):
         candidate["probabilities"] = row
     return probabilities[:len(digits)]
@@ -295,15 +304,12 @@ def candidate_parts(box, part, readable_only=False):
                             box[0] + np.minimum(part.shape[1], np.ceil(xs.max(axis=1))),
                             box[1] + np.minimum(part.shape[0], np.ceil(ys.max(axis=1)))],
                            axis=1).astype(np.int64).tolist()
-    parts, pieces = [], []
-    for (i, j, (x0, y0, x1, y1)), image_box in zip(found, image_boxes):
-        columns = np.arange(x0, x1)
-        rows = slice(y0, y1)
-        inside = ((columns >= lines[i][rows, None]) & (columns < lines[j][rows, None]))
-        pieces.append(np.where(inside, work[rows, x0:x1], 0))
-        parts.append({"i": i, "j": j, "aspect": (x1 - x0) / height, "box": tuple(image_box)})
-    for candidate, digit in zip(parts, _to_mnist_prepared(pieces)):
-        candidate["digit"] = digit
+    pairs = np.array([(i, j) for i, j, _ in found], np.int64).reshape(-1, 2)
+    digits = _parts_to_mnist(work, stacked[pairs[:, 0]], stacked[pairs[:, 1]],
+                             np.array([b for _, _, b in found], np.int64).reshape(-1, 4))
+    parts = [{"i": i, "j": j, "aspect": (x1 - x0) / height, "box": tuple(image_box),
+              "digit": digit}
+             for (i, j, (x0, _, x1, _)), image_box, digit in zip(found, image_boxes, digits)]
     return {"cuts": len(lines), "parts": parts, "aspect": width / height,
             "work": work, "lines": lines, "to_mark": to_mark}
 
@@ -503,35 +509,80 @@ def _trace(steps, maps, rows, columns):
     return lines
 
 
-def _to_mnist_prepared(pieces):
-    """[uint8 [h, w] ink cropped to a digit, already SEARCH_HEIGHT-scaled with MNIST's stroke
-    width] -> float32 [n, 28, 28] in [0, 1]: the rest of to_mnist's recipe."""
-    digits = []
-    for ink in pieces:
-        # A part is at least MIN_PART_HEIGHT * SEARCH_HEIGHT = 30 px tall: it always shrinks.
-        height, width = ink.shape
-        scale = utils.MNIST_BOX / max(height, width)
-        digit = _box_resize(ink, (max(1, round(width * scale)), max(1, round(height * scale))))
-        digit *= 255.0 / max(float(digit.max()), 1.0)
-        digits.append(np.rint(digit).astype(np.uint8))
-    return utils.centre_all_by_mass(digits).astype(np.float32) / 255.0
+def _parts_to_mnist(work, left, right, boxes):
+    """uint8 [h, w] upright ink (already SEARCH_HEIGHT tall with MNIST's stroke width), int
+    [n, h] left and right cut lines of n parts and int [n, 4] the boxes (x0, y0, x1, y1) of
+    their ink -> float32 [n, 28, 28] in [0, 1]: each part's ink (left <= column < right in
+    each row) cropped to its box, through the rest of to_mnist's recipe.
+
+    Exactly what Pillow's BOX resize of each part would give, without cutting the parts out:
+    a BOX output pixel is a window's sum of inputs times one fixed-point weight, and each
+    window's sum is a difference of running sums (along the rows of `work`, clipped to the
+    part's lines, then down the columns)."""
+    count = len(boxes)
+    x0, y0, x1, y1 = boxes.T
+    heights, widths = y1 - y0, x1 - x0
+    # A part is at least MIN_PART_HEIGHT * SEARCH_HEIGHT = 30 px tall: it always shrinks.
+    scales = utils.MNIST_BOX / np.maximum(np.maximum(heights, widths), 1)
+    new_widths = np.maximum(1, np.rint(widths * scales)).astype(np.int64)
+    new_heights = np.maximum(1, np.rint(heights * scales)).astype(np.int64)
+    unit = 1.0 / (1 << PRECISION_BITS)  # dividing by a power of two is exact
+    # Pillow's order: along the rows first, rounded to 8 bits, then down the columns. All
+    # whole numbers below 2**53: every sum is exact.
+    first, last, weight = _windows(widths, new_widths)
+    rows = y0[:, None] + np.arange(heights.max(initial=0))
+    in_part = rows < y1[:, None]
+    rows = np.minimum(rows, work.shape[0] - 1)
+    start = np.maximum((x0[:, None] + first)[:, None, :],
+                       np.take_along_axis(left, rows, axis=1)[:, :, None])
+    end = np.maximum(start, np.minimum((x0[:, None] + last)[:, None, :],
+                                       np.take_along_axis(right, rows, axis=1)[:, :, None]))
+    running = np.zeros((work.shape[0], work.shape[1] + 1), np.int64)
+    np.cumsum(work, axis=1, out=running[:, 1:])
+    rows = rows[:, :, None]
+    sums = (running[rows, end] - running[rows, start]) * in_part[:, :, None]
+    across = np.floor(sums * weight[:, None, :] * unit + 0.5)   # [n, rows, MNIST_BOX]
+    first, last, weight = _windows(heights, new_heights)
+    running = np.zeros((count, across.shape[1] + 1, utils.MNIST_BOX))
+    np.cumsum(across, axis=1, out=running[:, 1:])
+    sums = (np.take_along_axis(running, last[:, :, None], axis=1)
+            - np.take_along_axis(running, first[:, :, None], axis=1))
+    digits = np.floor(sums * weight[:, :, None] * unit + 0.5).astype(np.float32)
+    # As to_mnist: full white at the brightest pixel, then centred by mass.
+    peaks = digits.max(axis=(1, 2), initial=0).astype(np.float64)
+    digits *= (255.0 / np.maximum(peaks, 1.0)).astype(np.float32)[:, np.newaxis, np.newaxis]
+    digits = np.rint(digits).astype(np.uint8)
+    return utils.centre_all_by_mass(
+        [digit[:h, :w] for digit, h, w in zip(digits, new_heights, new_widths)]
+    ).astype(np.float32) / 255.0
 
 
 PRECISION_BITS = 22  # Pillow's fixed point for 8-bit resampling: 2**22 is 1
 
 
-def _box_resize(ink, size):
-    """uint8 [h, w] -> float32 [height, width] of `size` (width, height): exactly what
-    Pillow's BOX resize gives, as two matrix products instead of a round trip through
-    Pillow for each of a search's dozens of parts."""
-    height, width = ink.shape
-    resized = ink.astype(np.float64)
-    unit = 1.0 / (1 << PRECISION_BITS)  # dividing by a power of two is exact
-    if size[0] != width:  # Pillow's order: rows first, rounded to 8 bits, then columns
-        resized = np.floor(resized @ _box_weights(width, size[0]).T * unit + 0.5)
-    if size[1] != height:
-        resized = np.floor(_box_weights(height, size[1]) @ resized * unit + 0.5)
-    return resized.astype(np.float32)  # at most 255: the weights add up to 1 within 2**-22
+def _windows(sizes, new_sizes):
+    """int [n] sizes resized to int [n] new sizes (each at most MNIST_BOX) -> (first, last,
+    weight), each int [n, MNIST_BOX]: output pixel m of resize k sums the inputs first[k, m]
+    <= i < last[k, m], times weight[k, m] / 2**PRECISION_BITS; the padding sums nothing."""
+    windows = [_box_window(size, new_size)
+               for size, new_size in zip(sizes.tolist(), new_sizes.tolist())]
+    stacked = np.stack(windows) if windows else np.zeros((0, 3, utils.MNIST_BOX), np.int64)
+    return stacked[:, 0], stacked[:, 1], stacked[:, 2]
+
+
+@functools.lru_cache(maxsize=None)
+def _box_window(in_size, out_size):
+    """Pillow's BOX filter from in_size to out_size pixels as int [3, MNIST_BOX] windows:
+    first input, last input + 1 and weight of each output pixel (the inputs whose centres
+    fall in its box, each weighing 1 / their count in fixed point: all alike), padded with
+    empty windows."""
+    weights = _box_weights(in_size, out_size)
+    used = weights > 0
+    window = np.zeros((3, utils.MNIST_BOX), np.int64)
+    window[0, :out_size] = used.argmax(axis=1)
+    window[1, :out_size] = in_size - used[:, ::-1].argmax(axis=1)
+    window[2, :out_size] = weights.max(axis=1)
+    return window
 
 
 @functools.lru_cache(maxsize=None)

@@ -107,16 +107,18 @@ def test_one_wide_or_many_stroked_digit_is_never_cut(client, name, convention):
 
 class CountingNetwork:
     """Stands in for the model: answers every image with the same `confidence` for digit 3,
-    and records the size of each batch it was given."""
+    and records each batch it was given, and its size."""
 
     def __init__(self, confidence):
         self.confidence = confidence
         self.batches = []
+        self.images = []
 
     def __call__(self, digits):
         assert digits.dtype == np.float32, f"the network was given {digits.dtype}"
         assert digits.shape[1:] == (28, 28), f"the network was given {digits.shape}"
         self.batches.append(len(digits))
+        self.images.append(digits.copy())
         probabilities = np.full((len(digits), 10), (1 - self.confidence) / 9, np.float32)
         probabilities[:, 3] = self.confidence
         return probabilities
@@ -134,6 +136,19 @@ def test_a_wide_mark_is_searched_in_the_same_single_call(touching):
     segment.read_digits(utils.read_ink(touching("2771")), network)
     assert len(network.batches) == 1, f"the network was called {len(network.batches)} times"
     assert network.batches[0] > 1, "the wide mark's candidate parts were not scored"
+
+
+def test_the_network_reads_each_different_image_once(touching):
+    ink = utils.read_ink(touching("2771"))
+    (box, mark), = segment.split_digits(ink)
+    parts = segment.candidate_parts(box, mark, readable_only=True)["parts"]
+    different = {part["digit"].tobytes() for part in parts}
+    assert len(different) < len(parts), "no two parts alike: the test's number tests nothing"
+    network = CountingNetwork(confidence=0.999)
+    segment.read_digits(ink, network)
+    read = [digit.tobytes() for batch in network.images for digit in batch]
+    assert len(read) == len(set(read)), "the network was given the same image twice"
+    assert different <= set(read), "a candidate part was never read"
 
 
 def test_a_narrow_mark_the_network_is_unsure_of_is_searched_in_a_second_call(touching):
@@ -162,28 +177,63 @@ def random_inks(count, seed, sizes=(1, 90)):
             0, 256, (height, width))).astype(np.uint8)
 
 
-def test_box_resize_is_pillows_box_resize():
+def pillow_box_size(ink):
+    scale = utils.MNIST_BOX / max(ink.shape)
+    return max(1, round(ink.shape[1] * scale)), max(1, round(ink.shape[0] * scale))
+
+
+def prepared_with_pillow(piece):
+    """What to_mnist's recipe makes of uint8 [h, w] ink, one image at a time with Pillow,
+    from the BOX resize to 20 px on: what segment computes for all parts at once."""
     from PIL import Image
-    for ink in random_inks(400, seed=1, sizes=(20, 120)):
-        scale = utils.MNIST_BOX / max(ink.shape)
-        size = (max(1, round(ink.shape[1] * scale)), max(1, round(ink.shape[0] * scale)))
-        expected = np.asarray(Image.fromarray(ink).resize(size, Image.Resampling.BOX))
-        np.testing.assert_array_equal(segment._box_resize(ink, size), expected)
+    resized = np.asarray(Image.fromarray(piece).resize(pillow_box_size(piece),
+                                                       Image.Resampling.BOX), np.float32)
+    resized *= 255.0 / max(float(resized.max()), 1.0)
+    return utils.centre_by_mass(np.rint(resized).astype(np.uint8)) / np.float32(255)
+
+
+def test_box_windows_are_pillows_box_weights():
+    for in_size in range(1, 130):
+        for out_size in range(1, utils.MNIST_BOX + 1):
+            first, last, weight = segment._box_window(in_size, out_size)
+            rebuilt = np.zeros((utils.MNIST_BOX, in_size))
+            for row, (a, b, value) in enumerate(zip(first, last, weight)):
+                rebuilt[row, a:b] = value
+            np.testing.assert_array_equal(rebuilt[:out_size],
+                                          segment._box_weights(in_size, out_size))
+            assert not rebuilt[out_size:].any(), "the padding sums something"
 
 
 def test_parts_are_prepared_as_one_at_a_time_with_pillow():
-    from PIL import Image
-    pieces = list(random_inks(200, seed=2, sizes=(30, 100)))
-    for piece, digit in zip(pieces, segment._to_mnist_prepared(pieces)):
-        scale = utils.MNIST_BOX / max(piece.shape)
-        size = (max(1, round(piece.shape[1] * scale)), max(1, round(piece.shape[0] * scale)))
-        resized = np.asarray(Image.fromarray(piece).resize(size, Image.Resampling.BOX),
-                             np.float32)
-        resized *= 255.0 / max(float(resized.max()), 1.0)
-        if resized.max() == 0:
-            continue  # nothing left to centre
-        expected = utils.centre_by_mass(np.rint(resized).astype(np.uint8)) / np.float32(255)
-        np.testing.assert_array_equal(digit, expected)
+    # Random inks side by side in one working copy, a straight cut line between each two:
+    # each part is the ink between two neighbouring lines.
+    inks = list(random_inks(200, seed=2, sizes=(30, 100)))
+    work = np.zeros((max(ink.shape[0] for ink in inks), sum(ink.shape[1] for ink in inks)),
+                    np.uint8)
+    edges = np.cumsum([0] + [ink.shape[1] for ink in inks])
+    for ink, x in zip(inks, edges):
+        work[:ink.shape[0], x:x + ink.shape[1]] = ink
+    lines = np.repeat(edges[:, None], work.shape[0], axis=1)
+    boxes = segment._boxes_between(work, lines[:-1], lines[1:])
+    inked = boxes[:, 2] > boxes[:, 0]
+    digits = segment._parts_to_mnist(work, lines[:-1][inked], lines[1:][inked], boxes[inked])
+    assert len(digits) > 150
+    for (x0, y0, x1, y1), digit in zip(boxes[inked], digits):
+        np.testing.assert_array_equal(digit, prepared_with_pillow(work[y0:y1, x0:x1]))
+
+
+def test_each_part_is_the_ink_between_its_two_cut_lines(touching):
+    (box, mark), = segment.split_digits(utils.read_ink(touching("4096")))
+    search = segment.candidate_parts(box, mark)
+    work, lines = search["work"], search["lines"]
+    columns = np.arange(work.shape[1])
+    assert len(search["parts"]) > 10
+    for part in search["parts"]:
+        between = (columns >= lines[part["i"]][:, None]) & (columns < lines[part["j"]][:, None])
+        piece = np.where(between, work, 0)
+        rows, cols = np.nonzero(piece)
+        piece = piece[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        np.testing.assert_array_equal(part["digit"], prepared_with_pillow(piece))
 
 
 def test_only_parts_no_reading_could_use_are_left_out(touching):
