@@ -517,9 +517,8 @@ def _parts_to_mnist(work, left, right, boxes):
 
     Exactly what Pillow's BOX resize of each part would give, without cutting the parts out:
     a BOX output pixel is a window's sum of inputs times one fixed-point weight, and each
-    window's sum is a difference of running sums (along the rows of `work`, clipped to the
-    part's lines, then down the columns)."""
-    count = len(boxes)
+    window's sum along the rows is a difference of running sums of `work`, clipped to the
+    part's lines; down the columns, a matrix product."""
     x0, y0, x1, y1 = boxes.T
     heights, widths = y1 - y0, x1 - x0
     # A part is at least MIN_PART_HEIGHT * SEARCH_HEIGHT = 30 px tall: it always shrinks.
@@ -530,31 +529,29 @@ def _parts_to_mnist(work, left, right, boxes):
     # Pillow's order: along the rows first, rounded to 8 bits, then down the columns. All
     # whole numbers below 2**53: every sum is exact.
     first, last, weight = _windows(widths, new_widths)
-    rows = y0[:, None] + np.arange(heights.max(initial=0))
-    in_part = rows < y1[:, None]
-    rows = np.minimum(rows, work.shape[0] - 1)
-    start = np.maximum((x0[:, None] + first)[:, None, :],
-                       np.take_along_axis(left, rows, axis=1)[:, :, None])
+    height, width = work.shape
+    rows = y0[:, None] + np.arange(heights.max(initial=0))   # [n, rows]: each part's rows
+    lines_row = np.minimum(rows, height - 1)
+    rows = np.where(rows < y1[:, None], rows, height)        # below a part: an empty row
+    start = np.maximum((x0[:, None] + first)[:, None, :],    # [n, rows, MNIST_BOX]
+                       np.take_along_axis(left, lines_row, axis=1)[..., None])
     end = np.maximum(start, np.minimum((x0[:, None] + last)[:, None, :],
-                                       np.take_along_axis(right, rows, axis=1)[:, :, None]))
-    running = np.zeros((work.shape[0], work.shape[1] + 1), np.int64)
-    np.cumsum(work, axis=1, out=running[:, 1:])
-    rows = rows[:, :, None]
-    sums = (running[rows, end] - running[rows, start]) * in_part[:, :, None]
+                                       np.take_along_axis(right, lines_row, axis=1)[..., None]))
+    running = np.zeros((height + 1, width + 1), np.int64)  # running sums along each row
+    np.cumsum(work, axis=1, out=running[:height, 1:])
+    row_starts = (rows * (width + 1))[..., None]
+    sums = running.ravel().take(row_starts + end) - running.ravel().take(row_starts + start)
     across = np.floor(sums * weight[:, None, :] * unit + 0.5)   # [n, rows, MNIST_BOX]
     first, last, weight = _windows(heights, new_heights)
-    running = np.zeros((count, across.shape[1] + 1, utils.MNIST_BOX))
-    np.cumsum(across, axis=1, out=running[:, 1:])
-    sums = (np.take_along_axis(running, last[:, :, None], axis=1)
-            - np.take_along_axis(running, first[:, :, None], axis=1))
-    digits = np.floor(sums * weight[:, :, None] * unit + 0.5).astype(np.float32)
+    rows = np.arange(across.shape[1])
+    down = ((rows >= first[:, :, None]) & (rows < last[:, :, None])) * weight[:, :, None]
+    digits = np.floor(down @ across * unit + 0.5).astype(np.float32)
     # As to_mnist: full white at the brightest pixel, then centred by mass.
     peaks = digits.max(axis=(1, 2), initial=0).astype(np.float64)
     digits *= (255.0 / np.maximum(peaks, 1.0)).astype(np.float32)[:, np.newaxis, np.newaxis]
     digits = np.rint(digits).astype(np.uint8)
-    return utils.centre_all_by_mass(
-        [digit[:h, :w] for digit, h, w in zip(digits, new_heights, new_widths)]
-    ).astype(np.float32) / 255.0
+    return utils.centre_boxes_by_mass(digits, np.stack([new_heights, new_widths], axis=1)
+                                      ).astype(np.float32) / 255.0
 
 
 PRECISION_BITS = 22  # Pillow's fixed point for 8-bit resampling: 2**22 is 1

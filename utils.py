@@ -539,23 +539,34 @@ def centre_by_mass(digit):
 def centre_all_by_mass(digits):
     """[uint8 [h, w] digits, h, w <= 20] -> uint8 [n, 28, 28]: each in a 28x28 field with its
     centre of mass at (14, 14) (as near as the field allows), all in one go."""
-    fields = np.zeros((len(digits), MNIST_SIZE, MNIST_SIZE), np.uint8)
-    if not digits:
-        return fields
-    mass = np.zeros((len(digits), MNIST_BOX, MNIST_BOX), np.float32)  # each at the top left
+    boxes = np.zeros((len(digits), MNIST_BOX, MNIST_BOX), np.uint8)
     for index, digit in enumerate(digits):
-        mass[index, :digit.shape[0], :digit.shape[1]] = digit
+        boxes[index, :digit.shape[0], :digit.shape[1]] = digit
+    return centre_boxes_by_mass(boxes, np.array([digit.shape for digit in digits],
+                                                np.int64).reshape(-1, 2))
+
+
+def centre_boxes_by_mass(boxes, sizes):
+    """uint8 [n, 20, 20], digit k in the top-left sizes[k] = (height, width) of boxes[k] and
+    zeros around it -> uint8 [n, 28, 28]: centre_all_by_mass of the digits."""
+    fields = np.zeros((len(boxes), MNIST_SIZE, MNIST_SIZE), np.uint8)
+    if not len(boxes):
+        return fields
     # Sums of whole numbers below 2**24: exact in any order, padding or not. Ink too faint
     # to have a centre stays where it is.
+    mass = boxes.astype(np.float32)
     total = np.maximum(mass.sum(axis=(1, 2)), 1)
     steps = np.arange(MNIST_BOX, dtype=np.float32)
     row_mass = (mass.sum(axis=2) * steps).sum(axis=1) / total
     column_mass = (mass.sum(axis=1) * steps).sum(axis=1) / total
-    for index, digit in enumerate(digits):
-        height, width = digit.shape
-        top = min(max(round(MNIST_CENTRE - row_mass[index]), 0), MNIST_SIZE - height)
-        left = min(max(round(MNIST_CENTRE - column_mass[index]), 0), MNIST_SIZE - width)
-        fields[index, top:top + height, left:left + width] = digit
+    heights, widths = sizes[:, 0], sizes[:, 1]
+    tops = np.clip(np.rint(MNIST_CENTRE - row_mass.astype(np.float64)), 0,
+                   MNIST_SIZE - heights).astype(np.int64).tolist()
+    lefts = np.clip(np.rint(MNIST_CENTRE - column_mass.astype(np.float64)), 0,
+                    MNIST_SIZE - widths).astype(np.int64).tolist()
+    for index, (top, left, height, width) in enumerate(zip(tops, lefts, heights.tolist(),
+                                                           widths.tolist())):
+        fields[index, top:top + height, left:left + width] = boxes[index, :height, :width]
     return fields
 
 
