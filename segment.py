@@ -296,17 +296,16 @@ def candidate_parts(box, part, readable_only=False):
              and PART_ASPECT[0] <= (x1 - x0) / height <= PART_ASPECT[1]]
     if readable_only:
         found = _in_some_reading(found, len(lines) - 1)
+    upright_boxes = np.array([part_box for _, _, part_box in found], np.int64).reshape(-1, 4)
     # Each part's box in the image: its upright box's corners mapped back onto the mark.
-    corners = np.array([[x0, y0, x1, y1] for _, _, (x0, y0, x1, y1) in found]).reshape(-1, 4)
-    xs, ys = to_mark(corners[:, [0, 0, 2, 2]], corners[:, [1, 3, 1, 3]])
+    xs, ys = to_mark(upright_boxes[:, [0, 0, 2, 2]], upright_boxes[:, [1, 3, 1, 3]])
     image_boxes = np.stack([box[0] + np.maximum(0, xs.min(axis=1).astype(np.int64)),
                             box[1] + np.maximum(0, ys.min(axis=1).astype(np.int64)),
                             box[0] + np.minimum(part.shape[1], np.ceil(xs.max(axis=1))),
                             box[1] + np.minimum(part.shape[0], np.ceil(ys.max(axis=1)))],
                            axis=1).astype(np.int64).tolist()
     pairs = np.array([(i, j) for i, j, _ in found], np.int64).reshape(-1, 2)
-    digits = _parts_to_mnist(work, stacked[pairs[:, 0]], stacked[pairs[:, 1]],
-                             np.array([b for _, _, b in found], np.int64).reshape(-1, 4))
+    digits = _parts_to_mnist(work, stacked[pairs[:, 0]], stacked[pairs[:, 1]], upright_boxes)
     parts = [{"i": i, "j": j, "aspect": (x1 - x0) / height, "box": tuple(image_box),
               "digit": digit}
              for (i, j, (x0, _, x1, _)), image_box, digit in zip(found, image_boxes, digits)]
@@ -582,7 +581,6 @@ def _box_window(in_size, out_size):
     return window
 
 
-@functools.lru_cache(maxsize=None)
 def _box_weights(in_size, out_size):
     """float64 [out_size, in_size]: Pillow's fixed-point BOX filter weights (Resample.c's
     precompute_coeffs and normalize_coeffs_8bpc): each output pixel averages the input

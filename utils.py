@@ -533,22 +533,15 @@ def square_filter(ink, size, biggest):
 
 def centre_by_mass(digit):
     """Place a uint8 [h, w] digit (h, w <= 20) in a 28x28 field, centre of mass at (14, 14)."""
-    return centre_all_by_mass([digit])[0]
-
-
-def centre_all_by_mass(digits):
-    """[uint8 [h, w] digits, h, w <= 20] -> uint8 [n, 28, 28]: each in a 28x28 field with its
-    centre of mass at (14, 14) (as near as the field allows), all in one go."""
-    boxes = np.zeros((len(digits), MNIST_BOX, MNIST_BOX), np.uint8)
-    for index, digit in enumerate(digits):
-        boxes[index, :digit.shape[0], :digit.shape[1]] = digit
-    return centre_boxes_by_mass(boxes, np.array([digit.shape for digit in digits],
-                                                np.int64).reshape(-1, 2))
+    box = np.zeros((1, MNIST_BOX, MNIST_BOX), np.uint8)
+    box[0, :digit.shape[0], :digit.shape[1]] = digit
+    return centre_boxes_by_mass(box, np.array([digit.shape]))[0]
 
 
 def centre_boxes_by_mass(boxes, sizes):
     """uint8 [n, 20, 20], digit k in the top-left sizes[k] = (height, width) of boxes[k] and
-    zeros around it -> uint8 [n, 28, 28]: centre_all_by_mass of the digits."""
+    zeros around it -> uint8 [n, 28, 28]: each digit in a 28x28 field with its centre of mass
+    at (14, 14) (as near as the field allows), all in one go."""
     fields = np.zeros((len(boxes), MNIST_SIZE, MNIST_SIZE), np.uint8)
     if not len(boxes):
         return fields

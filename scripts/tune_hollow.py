@@ -97,5 +97,6 @@ def main():
         (utils.fill_outlines, utils.OUTLINE_ELONGATION, utils.OUTLINE_SOLIDITY,
          utils.OUTLINE_STRAIGHT) = shipped
 
+
 if __name__ == "__main__":
     main()

@@ -61,7 +61,6 @@ def test_handwriting_font_digits_are_read(client):
     assert drawn_digits.accuracy(results) >= FONT_FLOOR, report(results)
 
 
-
 def test_digits_drawn_with_a_double_line_pen_are_read(client, mnist_test, drawn_mnist_cases):
     x_test, y_test = mnist_test
     results = drawn_digits.evaluate(client, drawn_digits.hollow_mnist_cases(
