@@ -147,7 +147,8 @@ def split_digits(ink, one_digit=False):
         return [((left, top, right, bottom), region)]  # no blank gap: one part, no specks
     scale = min(1.0, SEGMENT_SIZE / max(region.shape))
     small_size = (max(1, round(region.shape[1] * scale)), max(1, round(region.shape[0] * scale)))
-    mask = np.asarray(Image.fromarray(region).resize(small_size, Image.Resampling.BOX)) > 0
+    mask = np.asarray(utils.resize(Image.fromarray(region), small_size,
+                                   Image.Resampling.BOX)) > 0
     labels, boxes, areas = _components(mask)
     tallest = max(_height(box) for box in boxes)
     total_area = sum(areas)
@@ -361,7 +362,7 @@ def _working_copy(part):
     size = (max(1, round(width * scale)), SEARCH_HEIGHT)
     resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
     image = utils.normalise_stroke_width(
-        Image.fromarray(np.ascontiguousarray(part)).resize(size, resample))
+        utils.resize(Image.fromarray(np.ascontiguousarray(part)), size, resample))
     # Upright digits are separated by vertical gaps: of a few shears, keep the one whose
     # column profile is the most peaked (measured on the ink's pixels, not on images).
     ink = np.asarray(image)

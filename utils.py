@@ -173,7 +173,9 @@ def _luminance(image):
     become the sheet's colour.
     """
     if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        values = np.asarray(image, dtype=np.float32)
+        # A float image may hold NaN or infinities: no light at all, as far as ink goes.
+        values = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=0.0, posinf=0.0,
+                               neginf=0.0)
         top = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
         return np.clip(values * (255.0 / top), 0, 255).astype(np.uint8)
     has_alpha = "A" in image.getbands() or "transparency" in image.info
@@ -369,7 +371,20 @@ def _resize_longer_side(image, size):
     scale = size / max(width, height)
     new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
     resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
-    return image.resize(new_size, resample)
+    return resize(image, new_size, resample)
+
+
+def resize(image, size, resample):
+    """Pillow's resize of `image` to `size` (width, height), across the rows first, then down
+    the columns, whatever its shape.
+
+    Pillow resizes in two passes, each rounded to 8 bits; from Pillow 13 it goes down the
+    columns first for some shapes, which changes a few pixels by one level. A fixed order
+    keeps the pipeline's output the same on every Pillow version, and lets segment.py
+    prepare many parts at once to the bit.
+    """
+    across = image.resize((size[0], image.height), resample) if size[0] != image.width else image
+    return across.resize(size, resample) if size[1] != image.height else across
 
 
 def stroke_width(ink):

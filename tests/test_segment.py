@@ -184,10 +184,12 @@ def pillow_box_size(ink):
 
 def prepared_with_pillow(piece):
     """What to_mnist's recipe makes of uint8 [h, w] ink, one image at a time with Pillow,
-    from the BOX resize to 20 px on: what segment computes for all parts at once."""
+    from the BOX resize to 20 px on: what segment computes for all parts at once. Pillow
+    resizes across the rows, then down the columns, one call each (as utils.resize)."""
     from PIL import Image
-    resized = np.asarray(Image.fromarray(piece).resize(pillow_box_size(piece),
-                                                       Image.Resampling.BOX), np.float32)
+    width, height = pillow_box_size(piece)
+    across = Image.fromarray(piece).resize((width, piece.shape[0]), Image.Resampling.BOX)
+    resized = np.asarray(across.resize((width, height), Image.Resampling.BOX), np.float32)
     resized *= 255.0 / max(float(resized.max()), 1.0)
     return utils.centre_by_mass(np.rint(resized).astype(np.uint8)) / np.float32(255)
 
