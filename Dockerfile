@@ -8,11 +8,14 @@ FROM ${PYTHON_IMAGE} AS build
 # `python -m venv`, not a path: the official image has /usr/local/bin/python, Debian /usr/bin.
 RUN python -m venv /opt/venv
 COPY requirements.txt /tmp/requirements.txt
-# pip and setuptools only install. onnxruntime declares sympy (+ mpmath, ~85 MB) for its offline
-# graph tools; inference never imports it, and without it the image fits its 200 MB budget.
+# pip and setuptools only install. Serving never imports numpy's own test suites (~17 MB) nor
+# onnxruntime's offline tools for quantising and rewriting models (~9 MB); without them the
+# image fits its 200 MB budget.
 RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check -r /tmp/requirements.txt \
- && /opt/venv/bin/pip uninstall --yes --quiet --disable-pip-version-check \
-        sympy mpmath setuptools pip
+ && /opt/venv/bin/pip uninstall --yes --quiet --disable-pip-version-check setuptools pip \
+ && site=$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') \
+ && rm -rf "$site"/numpy/*/tests "$site"/numpy/tests "$site"/onnxruntime/transformers \
+        "$site"/onnxruntime/quantization "$site"/onnxruntime/tools
 
 FROM ${PYTHON_IMAGE}
 ENV PATH=/opt/venv/bin:$PATH \
