@@ -437,15 +437,17 @@ PARITY_TOLERANCE = 1e-4   # the largest difference allowed in any probability
 
 
 def export_onnx(model, path, metadata):
-    """Convert with tf2onnx: input `image` float32 [N, 28, 28, 1], output `probabilities`
-    float32 [N, 10]; `metadata` goes into the model's metadata_props."""
+    """Convert with Keras 3's own exporter: input `image` float32 [N, 28, 28, 1], output
+    `probabilities` float32 [N, 10]; `metadata` goes into the model's metadata_props."""
     import onnx
-    import tf2onnx
 
-    signature = [tf.TensorSpec([None, *MODEL_SHAPE], tf.float32, name=utils.MODEL_INPUT)]
-    onnx_model, _ = tf2onnx.convert.from_keras(model, input_signature=signature,
-                                               opset=ONNX_OPSET)
+    signature = [keras.InputSpec(shape=(None, *MODEL_SHAPE), dtype="float32",
+                                 name=utils.MODEL_INPUT)]
+    model.export(str(path), format="onnx", input_signature=signature,
+                 opset_version=ONNX_OPSET, verbose=False)
+    onnx_model = onnx.load(str(path))
     graph = onnx_model.graph
+    _rename_value(graph, graph.input[0].name, utils.MODEL_INPUT)
     _rename_value(graph, graph.output[0].name, utils.MODEL_OUTPUT)
     for value in (graph.input[0], graph.output[0]):  # the exporter calls the batch "unk__N"
         value.type.tensor_type.shape.dim[0].dim_param = "N"
