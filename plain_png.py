@@ -2,13 +2,15 @@
 
 `scanlines` inflates a plain PNG (8 bits per band, grey or RGB with or without alpha, not
 interlaced, nothing that changes its pixels) with zlib-ng, many times faster than the zlib
-Pillow uses on a canvas's long runs of blank pixels; `bands` undoes the rows' filters for
-only the bands asked for (the alpha of a transparent canvas, one band of a grey image);
-`is_opaque` and `is_grey` tell which are needed from the filtered bytes themselves. utils.read_ink
-uses them; anything not plain goes through Pillow there.
+Pillow uses on a canvas's long runs of blank pixels; `decode_bands` undoes the rows' filters
+for only the bands asked for (the alpha of a transparent canvas, one band of a grey image);
+`is_opaque` and `is_grey` tell which are needed from the filtered bytes themselves. Where
+many rows are Average or Paeth filtered (as Pillow and libpng write drawings and photos),
+`cheap_to_decode` says no and `to_image` hands the inflated rows to Pillow's unfiltering in
+C, without inflating them again. utils.read_ink uses them; anything not plain goes through
+Pillow there.
 """
 
-import io
 import struct
 
 import numpy as np
@@ -19,11 +21,10 @@ FAST_PNG_PIXELS = 1024 * 1024    # larger PNGs are left to Pillow
 # Chunks that do not change the pixels Pillow decodes: a PNG with only these is plain.
 PLAIN_PNG_CHUNKS = {b"IHDR", b"IDAT", b"IEND", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"pHYs",
                     b"tIME", b"bKGD"}
-MAX_PNG_RUNS = 32               # ... and with at most this many runs of Up rows, Average and
-                                #     Paeth rows (each is decoded on its own)
 MAX_PAETH_PASSES = 8            # a Paeth row that takes more passes goes to Pillow
-MAX_PAETH_ROWS = 16             # more Average and Paeth rows: Pillow unfilters the whole image
+MAX_ROWS_IN_ORDER = 2           # more Average and Paeth rows: Pillow unfilters the whole image
 PNG_COLOUR_MODES = {0: "L", 2: "RGB", 4: "LA", 6: "RGBA"}  # colour type -> mode, 8-bit only
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def scanlines(data, max_pixels):
@@ -50,12 +51,26 @@ def scanlines(data, max_pixels):
         return None  # damaged: Pillow's path gives the error its message
     if len(inflated) != size:
         return None
-    return mode, np.frombuffer(inflated, np.uint8).reshape(height, -1)
+    rows = np.frombuffer(inflated, np.uint8).reshape(height, -1)
+    if rows[:, 0].max() > 4:
+        return None  # not a PNG filter: Pillow's path refuses the file with a message
+    return mode, rows
+
+
+def cheap_to_decode(scanlines):
+    """Whether decode_bands is cheaper than Pillow's unfiltering of the whole image: at most
+    MAX_ROWS_IN_ORDER rows are Average or Paeth filtered (each is decoded on its own)."""
+    return np.count_nonzero(scanlines[:, 0] > 2) <= MAX_ROWS_IN_ORDER
+
+
+def to_image(mode, scanlines):
+    """The Pillow image of a plain PNG's filtered scanlines, unfiltered by Pillow in C."""
+    return _stored_png(scanlines, len(mode))
 
 
 def _chunks(data):
     """{chunk type: [chunk data, ...]} of a PNG file; None if it is not one or is cut short."""
-    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+    if not data.startswith(PNG_SIGNATURE):
         return None
     chunks, position = {}, 8
     while position + 12 <= len(data):
@@ -72,21 +87,19 @@ def _chunks(data):
 
 def decode_bands(scanlines, bands, chosen):
     """uint8 [H, W, len(chosen)] pixels of the chosen bands (indices) of filtered PNG
-    scanlines with `bands` bands per pixel; None if a row's filter is not one of PNG's.
+    scanlines with `bands` bands per pixel (filter types checked by `scanlines`).
 
     PNG's filters predict a byte from the same band only, so bands decode independently.
-    None rows are the pixels; a Sub row is a running sum along the row; a run of Up rows a
-    running sum down each column, from the decoded row above the run; all modulo 256.
-    Paeth rows are settled in numpy (`_undo_paeth`); Average rows, and Paeth rows that do
-    not settle, go to Pillow as a two-row PNG. Rows are taken in order where each needs the
-    row above it decoded: the first Up row of each run, Average and Paeth. An image with
-    many of these (as libpng's and Pillow's encoders write photos and drawings) goes to
-    Pillow whole, still without inflating it again.
+    None rows are the pixels; a Sub row is a running sum along the row; Up rows are running
+    sums down each column from the last row that is not Up, all taken in one pass; all
+    modulo 256. Average and Paeth rows need the decoded row above them, so they are taken
+    in order, between those passes: Paeth rows in numpy (`_undo_paeth`), Average rows, and
+    Paeth rows that do not settle, by Pillow as a two-row PNG. Each costs about as much as
+    Pillow's unfiltering of a whole small image: `cheap_to_decode` tells when to leave the
+    whole image to Pillow instead (`to_image`).
     """
     kinds = scanlines[:, 0]
     height, count = len(kinds), len(chosen)
-    if kinds.max() > 4:
-        return None  # not a PNG filter: Pillow's path refuses the file with a message
     pixels = scanlines[:, 1:].reshape(height, -1, bands)
     width = pixels.shape[1]
     values = np.array(pixels[:, :, chosen[0]] if count == 1
@@ -95,20 +108,11 @@ def decode_bands(scanlines, bands, chosen):
     if sub.any():
         values[sub] = np.cumsum(values[sub].reshape(-1, width, count), axis=1,
                                 dtype=np.uint8).reshape(-1, width * count)
-    up = kinds == 2
-    run_starts = up & ~np.concatenate([[False], up[:-1]])
-    run_ends = np.flatnonzero(up & ~np.concatenate([up[1:], [False]])) + 1
-    in_order = np.flatnonzero(run_starts | (kinds > 2))
-    if len(in_order) > MAX_PNG_RUNS or np.count_nonzero(kinds > 2) > MAX_PAETH_ROWS:
-        # Row by row would cost more than Pillow's unfiltering of the whole image, in C.
-        pixels = _unfilter_with_pillow(scanlines, bands).reshape(height, width, bands)
-        return pixels[:, :, chosen]
-    for row in in_order:
-        if up[row]:
-            end = run_ends[np.searchsorted(run_ends, row, side="right")]
-            start = max(row - 1, 0)  # an Up run at the top of the image starts from zeros
-            np.cumsum(values[start:end], axis=0, dtype=np.uint8, out=values[start:end])
-            continue
+    start = 0
+    for row in [*np.flatnonzero(kinds > 2).tolist(), height]:
+        _undo_up_rows(values, kinds, start, row)
+        if row == height:
+            break
         above = values[row - 1] if row else np.zeros(width * count, np.uint8)
         decoded = _undo_paeth(values[row], above, count) if kinds[row] == 4 else None
         if decoded is None:  # one row of `count` bands under the decoded row above it
@@ -116,7 +120,28 @@ def decode_bands(scanlines, bands, chosen):
                                  np.concatenate([[kinds[row]], values[row]])], np.uint8)
             decoded = _unfilter_with_pillow(two_rows, count)[1]
         values[row] = decoded
+        start = row + 1
     return values.reshape(height, width, count)
+
+
+def _undo_up_rows(values, kinds, start, end):
+    """Decode, in place, the Up rows among rows start <= r < end of `values`, none of which
+    is Average or Paeth; the row above `start` is decoded already (zeros above the top).
+
+    An Up row is the sum down its column from the nearest row above that is not Up (or from
+    row start - 1): a difference of one running sum over all the rows, modulo 256.
+    """
+    up = kinds[start:end] == 2
+    if not up.any():
+        return
+    first = max(start - 1, 0)
+    rows = values[first:end]
+    resets = np.concatenate([[True], ~up]) if start else ~up  # rows that are pixels already
+    resets[0] = True  # the decoded row above, or the top row (under zeros: pixels already)
+    sums = np.zeros((len(rows) + 1, rows.shape[1]), np.uint8)
+    np.cumsum(rows, axis=0, dtype=np.uint8, out=sums[1:])
+    last_reset = np.maximum.accumulate(np.where(resets, np.arange(len(rows)), 0))
+    rows[:] = sums[1:] - sums[last_reset]
 
 
 def _undo_paeth(row, above, bands):
@@ -165,20 +190,17 @@ def _undo_paeth(row, above, bands):
 
 
 def _unfilter_with_pillow(scanlines, bands):
-    """uint8 [H, 1 + W * bands] filtered PNG scanlines -> uint8 [H, W * bands] pixels, by
-    Pillow's decoder on a PNG of them stored without compression: its unfiltering, in C,
-    without inflating again."""
+    """uint8 [H, 1 + W * bands] filtered PNG scanlines -> uint8 [H, W * bands] pixels."""
+    return np.asarray(_stored_png(scanlines, bands)).reshape(len(scanlines), -1)
+
+
+def _stored_png(scanlines, bands):
+    """The Pillow image of filtered PNG scanlines, by Pillow's PNG decoder (zlib and
+    unfiltering, in C) on them stored without compression: nothing is inflated again."""
     height, width = len(scanlines), (scanlines.shape[1] - 1) // bands
-    header = struct.pack(">IIBBBBB", width, height, 8, {1: 0, 2: 4, 3: 2, 4: 6}[bands], 0, 0, 0)
-    png = b"".join([b"\x89PNG\r\n\x1a\n", _chunk(b"IHDR", header),
-                    _chunk(b"IDAT", zlib_ng.compress(scanlines.tobytes(), 0)),
-                    _chunk(b"IEND", b"")])
-    return np.asarray(Image.open(io.BytesIO(png), formats=("PNG",))).reshape(height, -1)
-
-
-def _chunk(kind, data):
-    return (struct.pack(">I", len(data)) + kind + data
-            + struct.pack(">I", zlib_ng.crc32(data, zlib_ng.crc32(kind))))
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[bands]
+    return Image.frombytes(mode, (width, height), zlib_ng.compress(scanlines.tobytes(), 0),
+                           "zip", mode)
 
 
 def is_opaque(scanlines, bands):

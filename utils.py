@@ -137,12 +137,18 @@ def open_image(data, max_pixels=MAX_IMAGE_PIXELS):
         if image.format == "JPEG":  # decode a big photo at 1/2, 1/4 or 1/8 scale: far faster
             image.draft(image.mode, (WORK_LIMIT, WORK_LIMIT))
         image.load()
-        if max(image.size) > 2 * WORK_LIMIT:
-            image = _reduce(image, max(image.size) // WORK_LIMIT)
-        return ImageOps.exif_transpose(image)
+        return ImageOps.exif_transpose(_reduced(image))
     except Exception:
         raise InvalidImage("The image is truncated or damaged and could not be decoded.") \
             from None
+
+
+def _reduced(image):
+    """A loaded image brought down to about WORK_LIMIT px on the longer side if it is over
+    twice that."""
+    if max(image.size) > 2 * WORK_LIMIT:
+        return _reduce(image, max(image.size) // WORK_LIMIT)
+    return image
 
 
 def _reduce(image, factor):
@@ -211,9 +217,8 @@ def read_ink(data, max_pixels=MAX_IMAGE_PIXELS):
     the alpha band of a transparent canvas, only the colour bands of an opaque image.
     Everything else goes through Pillow.
     """
-    png = plain_png.scanlines(data, max_pixels)
-    ink = _plain_png_ink(*png) if png is not None else None  # None: not a plain PNG
-    return ink if ink is not None else ink_map(open_image(data, max_pixels))
+    png = plain_png.scanlines(data, max_pixels)  # None: not a plain PNG
+    return _plain_png_ink(*png) if png is not None else ink_map(open_image(data, max_pixels))
 
 
 def ink_map(image):
@@ -232,29 +237,20 @@ def ink_map(image):
 
 
 def _plain_png_ink(mode, scanlines):
-    """ink_map of a plain PNG (see plain_png) from its bands; None where Pillow must
-    decode it (partial transparency, filters too mixed to be worth it)."""
+    """ink_map of a plain PNG (see plain_png) from the one band it needs (the alpha of a
+    transparent canvas, the grey of an opaque one) where that is cheap; else from Pillow's
+    unfiltering of the rows inflated already."""
     bands = len(mode)
-    if mode.endswith("A") and not plain_png.is_opaque(scanlines, bands):
-        alpha = plain_png.decode_bands(scanlines, bands, [bands - 1])
-        if alpha is None:
-            return None
-        alpha = alpha[:, :, 0]
-        if _is_bare_canvas(alpha):
-            return _clean_ink(alpha)
-        if alpha.min() < 255:
-            return None  # a sheet with transparent parts: _luminance flattens it
-    if "RGB" in mode and not plain_png.is_grey(scanlines, bands):
-        colours = plain_png.decode_bands(scanlines, bands, [0, 1, 2])
-        return None if colours is None else _ink_from_grey(_rgb_luminance(colours))
-    grey = plain_png.decode_bands(scanlines, bands, [0])  # grey, or red = green = blue
-    return None if grey is None else _ink_from_grey(grey[:, :, 0])
-
-
-def _rgb_luminance(colours):
-    """uint8 [H, W, 3] -> uint8 [H, W] luminance, exactly as Pillow's convert("L")."""
-    weighted = np.dot(colours, np.array([19595, 38470, 7471], np.uint32)) + 0x8000
-    return (weighted >> 16).astype(np.uint8)
+    if plain_png.cheap_to_decode(scanlines):
+        if mode.endswith("A") and not plain_png.is_opaque(scanlines, bands):
+            alpha = plain_png.decode_bands(scanlines, bands, [bands - 1])[:, :, 0]
+            if _is_bare_canvas(alpha):
+                return _clean_ink(alpha)
+        elif "RGB" not in mode or plain_png.is_grey(scanlines, bands):
+            grey = plain_png.decode_bands(scanlines, bands, [0])  # grey, or red = green = blue
+            return _ink_from_grey(grey[:, :, 0])
+    # Coloured, or a sheet with transparent parts, or rows costly to undo in numpy
+    return ink_map(_reduced(plain_png.to_image(mode, scanlines)))
 
 
 def _is_bare_canvas(alpha):

@@ -22,6 +22,7 @@ FILTER_PATTERNS = {  # the filter of each row, repeating
     "None": [0], "Sub": [1], "Up": [2], "Average": [3], "Paeth": [4],
     "mixed simple": [1, 2, 2, 0, 2], "a few Paeth rows among Up": [2] * 11 + [4],
     "Average and Paeth runs": [2, 2, 3, 3, 1, 4, 4, 0],
+    "two Paeth rows among Up": [2] * 139 + [4],  # rows 139 and 279 of a 280-row canvas
 }
 
 
@@ -148,7 +149,8 @@ def drawn_seven(convention):
     for mode in ("RGBA", "RGB", "LA", "L")
     if "A" in mode or convention != "transparent"  # without alpha nothing is transparent
 ])
-@pytest.mark.parametrize("pattern", ["Pillow's own", "Up", "a few Paeth rows among Up"])
+@pytest.mark.parametrize("pattern", ["Pillow's own", "Up", "two Paeth rows among Up",
+                                     "a few Paeth rows among Up"])
 def test_read_ink_equals_ink_map_of_pillows_image(convention, mode, pattern):
     image = drawn_seven(convention).convert(mode)
     if pattern == "Pillow's own":
@@ -158,6 +160,24 @@ def test_read_ink_equals_ink_map_of_pillows_image(convention, mode, pattern):
         data = filtered_png(pixels, mode, FILTER_PATTERNS[pattern])
     assert np.array_equal(utils.read_ink(data), utils.ink_map(utils.open_image(data))), \
         f"read_ink differs from the Pillow path for {convention} {mode} ({pattern})"
+
+
+@pytest.mark.parametrize("convention", ["ink_on_transparent", "black_on_white"])
+def test_a_png_costly_to_undo_in_numpy_is_not_inflated_again(monkeypatch, draw_mnist_digit,
+                                                               convention):
+    # Pillow writes an anti-aliased drawing with several Paeth rows: Pillow unfilters the
+    # rows zlib-ng inflated, without going back to the file's bytes.
+    image, _ = draw_mnist_digit(0, convention=convention)
+    data = encode(image if convention == "ink_on_transparent" else image.convert("RGB"), "PNG")
+    _, scanlines = plain_png.scanlines(data, utils.MAX_IMAGE_PIXELS)
+    assert not plain_png.cheap_to_decode(scanlines), "the test's PNG has too few Paeth rows"
+    expected = utils.ink_map(utils.open_image(data))
+
+    def refuse(*args):
+        raise AssertionError("the PNG was decoded again from its bytes")
+
+    monkeypatch.setattr(utils, "open_image", refuse)
+    assert np.array_equal(utils.read_ink(data), expected)
 
 
 @pytest.mark.parametrize("damage", ["an unknown filter type", "a short IDAT", "bad zlib data"])
