@@ -67,6 +67,7 @@ def test_shipped_model_scores_at_least_99_40_percent_on_mnist_test(session, mnis
 
 def test_shipped_onnx_model_agrees_with_its_keras_original(session, mnist_test):
     tf = require("tensorflow")
+    require("train_mnist")  # registers the model's own layer (FusedBatchNormalization)
 
     images = as_input(mnist_test[0][:1000])
     keras_model = tf.keras.models.load_model(MODEL_PATH.with_name("model.keras"))
