@@ -468,6 +468,7 @@ def export_onnx(model, path, metadata):
                  opset_version=ONNX_OPSET, verbose=False)
     onnx_model = onnx.load(str(path))
     graph = onnx_model.graph
+    _constant_flatten(graph, model)
     _rename_value(graph, graph.input[0].name, utils.MODEL_INPUT)
     _rename_value(graph, graph.output[0].name, utils.MODEL_OUTPUT)
     for value in (graph.input[0], graph.output[0]):  # the exporter calls the batch "unk__N"
@@ -478,6 +479,38 @@ def export_onnx(model, path, metadata):
         entry.key, entry.value = key, str(value)
     onnx.checker.check_model(onnx_model)
     onnx.save(onnx_model, str(path))
+
+
+def _constant_flatten(graph, model):
+    """Give the Flatten's Reshape the constant shape [-1, features]. The exporter computes it
+    from the input's shape on every call (Shape, Gather, Cast, Slice, Concat, Cast), which
+    cost about a tenth of the inference time."""
+    import onnx
+
+    features = next(layer for layer in model.layers
+                    if isinstance(layer, layers.Flatten)).output.shape[-1]
+    constants = {tensor.name for tensor in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Reshape" and node.input[1] not in constants:
+            shape = onnx.numpy_helper.from_array(np.array([-1, features], np.int64),
+                                                 node.name + "_constant_shape")
+            graph.initializer.append(shape)
+            node.input[1] = shape.name
+    _remove_unused(graph)
+
+
+def _remove_unused(graph):
+    """Drop the nodes and initializers nothing reads any more."""
+    while True:
+        needed = {name for node in graph.node for name in node.input}
+        needed |= {value.name for value in graph.output}
+        unused = [node for node in graph.node if not set(node.output) & needed]
+        if not unused:
+            break
+        for node in unused:
+            graph.node.remove(node)
+    for tensor in [tensor for tensor in graph.initializer if tensor.name not in needed]:
+        graph.initializer.remove(tensor)
 
 
 def _rename_value(graph, old, new):
