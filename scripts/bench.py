@@ -1,15 +1,17 @@
 """Benchmark the request path in-process and the production server, and print Markdown tables.
 
-First the request path in this process, stage by stage (500 calls each), for one drawn digit
-as the page's transparent canvas and as opaque PNGs (black on white, white on black). Then,
-for each worker count: start the production command (gunicorn, gunicorn.conf.py, the app
-factory) and time it to the first good answer, load it with wrk (POSTs of the canvas PNG as a
-JSON data URI, as the page sends it), count errors, read the memory of every server process
-from /proc, split the server's own time per request from its Server-Timing header for each
-PNG kind, and load it again with 64, then 500 slow clients open (headers sent, body trickling).
+First the request path in this process, stage by stage (500 calls each), for one drawn 7 in
+each PNG kind of tests/support/images.py (a real Chromium canvas, Pillow-written canvases and
+opaque PNGs). Then, for each worker count: start the production command (gunicorn,
+gunicorn.conf.py, the app factory) and time it to the first good answer, load it with wrk
+(POSTs of the Chromium canvas PNG as a JSON data URI, as the page sends it), count errors, read
+the memory of every server process from /proc, split the server's own time per request from its
+Server-Timing header for each PNG kind, and load it again with 64, then 500 slow clients open
+(headers sent, body trickling).
 
     make bench
     .venv/bin/python -m scripts.bench --workers 2 3 --duration 30
+    .venv/bin/python -m scripts.bench --load-kind "anti-aliased, on white" --slow 64
 """
 
 import argparse
@@ -33,7 +35,7 @@ import numpy as np
 import requests
 
 from tests.support import ROOT
-from tests.support.images import PNG_KINDS, canvas_png
+from tests.support.images import PNG_KINDS
 from tests.support.live_server import COMMAND, child_pids, free_port, memory_of, stop
 
 # ---------------------------------------------------------------------------
@@ -52,8 +54,12 @@ TARGET_MEMORY_MB = 150
 # ---------------------------------------------------------------------------
 
 
+LOAD_KIND = "Chromium canvas"  # what the load sends, unless --load-kind says otherwise
+
+
 def request_body(png=None):
-    uri = "data:image/png;base64," + base64.b64encode(png or canvas_png()).decode("ascii")
+    uri = ("data:image/png;base64,"
+           + base64.b64encode(png or PNG_KINDS[LOAD_KIND]()).decode("ascii"))
     return json.dumps({"image": uri})
 
 
@@ -78,8 +84,10 @@ def stage_timings(calls):
     """{PNG kind: {stage: median ms over `calls` calls}} with the current model.
 
     "decode + ink" is utils.read_ink (bytes to ink map); "Pillow decode" is what decoding the
-    same bytes with Pillow alone costs, for comparison; "request path" is Recognizer.read
-    without the preview and the reply (decode + preprocess + inference, as Server-Timing).
+    same bytes with Pillow alone costs, and "Pillow + ink" the ink map from Pillow's image
+    (utils.ink_map of utils.open_image), what read_ink must not cost more than; "request path"
+    is Recognizer.read without the preview and the reply (decode + preprocess + inference, as
+    Server-Timing).
     """
     import segment
     import utils
@@ -101,6 +109,7 @@ def stage_timings(calls):
 
         results[kind] = {
             "Pillow decode": median_ms(lambda: utils.open_image(data), calls),
+            "Pillow + ink": median_ms(lambda: utils.ink_map(utils.open_image(data)), calls),
             "decode + ink": median_ms(lambda: utils.read_ink(data), calls),
             "split": median_ms(lambda: segment.split_digits(ink), calls),
             "to_mnist": median_ms(lambda: [utils.to_mnist(part) for _, part in parts], calls),
@@ -297,7 +306,7 @@ def mark(ok):
 def table(results, args):
     lines = [
         f"wrk: {args.connections} connections, {args.threads} threads, {args.duration} s, "
-        f"POST /predict (280x280 canvas PNG as a JSON data URI); {os.cpu_count()} CPUs, load "
+        f"POST /predict ({args.load_kind} PNG as a JSON data URI); {os.cpu_count()} CPUs, load "
         f"average {args.load_before:.1f} before, {os.getloadavg()[0]:.1f} after.",
         "",
         "| workers | slow clients | requests/s | p50 ms | p99 ms | errors "
@@ -349,6 +358,8 @@ def main():
                              "stage in-process (default 500)")
     parser.add_argument("--slow", type=int, nargs="+", default=[64, 500],
                         help="slow clients held open during a load each (default 64, then 500)")
+    parser.add_argument("--load-kind", choices=list(PNG_KINDS), default=LOAD_KIND,
+                        help=f"the PNG the load sends (default: {LOAD_KIND})")
     parser.add_argument("--show-wrk", action="store_true", help="print wrk's own reports too")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -359,7 +370,7 @@ def main():
     print(stage_table(stage_timings(args.sequential), args.sequential) + "\n", flush=True)
     log_dir = Path(tempfile.mkdtemp(prefix="bench-"))
     body_file = log_dir / "body.json"
-    body_file.write_text(request_body())
+    body_file.write_text(request_body(PNG_KINDS[args.load_kind]()))
     results = []
     for workers in args.workers:
         print(f"WEB_CONCURRENCY={workers} ...", file=sys.stderr, flush=True)

@@ -10,7 +10,10 @@ import zlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from . import ROOT
+
 PHOTO_SIZE = (600, 800)  # width, height: a downscaled portrait phone photo
+CHROMIUM_CANVAS = ROOT / "tests" / "data" / "chromium_canvas.png"  # scripts/canvas_png.py
 
 
 def encode(image, format, **options):
@@ -148,10 +151,23 @@ def opaque_png(ink_colour, paper_colour):
     return png(image)
 
 
+def smooth_png():
+    """A 7 with a curved bar and anti-aliased edges, flattened on white, as Pillow writes an RGB
+    drawing (rows filtered None, Sub, Up and Paeth: its encoder picks a filter a row)."""
+    large = Image.new("L", (1120, 1120))
+    ImageDraw.Draw(large).line([(320, 300), (560, 220), (800, 300), (760, 460), (480, 920)],
+                               fill=255, width=72, joint="curve")
+    coverage = large.resize((280, 280), Image.Resampling.BOX)
+    return png(Image.composite(Image.new("RGB", coverage.size, "black"),
+                               Image.new("RGB", coverage.size, "white"), coverage))
+
+
 PNG_KINDS = {
+    "Chromium canvas": CHROMIUM_CANVAS.read_bytes,
     "canvas": canvas_png,
     "black on white": lambda: opaque_png("black", "white"),
     "white on black": lambda: opaque_png("white", "black"),
+    "anti-aliased, on white": smooth_png,
 }
 
 
