@@ -1,27 +1,40 @@
-"""The web service: the drawing page and a JSON API around the ONNX digit recognizer."""
+"""The web service: the drawing page and a JSON API around the ONNX digit recognizer, and the
+corrections people save when it reads them wrong (corrections.py)."""
 
 import logging
 import os
+import re
 from pathlib import Path
 
 from flask import Blueprint, Flask, current_app, jsonify, render_template, request
 from werkzeug.exceptions import (BadRequest, HTTPException, RequestEntityTooLarge, RequestTimeout,
-                                 UnsupportedMediaType)
+                                 TooManyRequests, UnprocessableEntity, UnsupportedMediaType)
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+import corrections
+import segment
 import utils
 from body_deadline import TIMED_OUT
+from rate_limit import RateLimiter
 from recognizer import Recognizer
 
 ROOT = Path(__file__).resolve().parent
 MEGABYTE = 1024 * 1024
 MODES = ("number", "digit")  # read every digit (the default), or one digit, never split
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+LABEL_PATTERN = {"digit": re.compile(r"[0-9]"),  # what a person may say they wrote, per mode
+                 "number": re.compile(rf"[0-9]{{1,{segment.MAX_DIGITS}}}")}
+ANSWER_PATTERN = re.compile(rf"[0-9]{{1,{segment.MAX_DIGITS}}}")  # what the app can have read
 
 ERROR_STATUS = {
     utils.InvalidImage: 400,
     utils.ImageTooLarge: 413,
     utils.UnsupportedImage: 415,
     utils.NothingDrawn: 422,
+}
+STORE_ERROR_STATUS = {
+    corrections.StoreFull: 507,
+    corrections.StoreUnavailable: 503,
 }
 
 SECURITY_HEADERS = {
@@ -53,11 +66,22 @@ def create_app(config=None):
         MAX_FORM_MEMORY_SIZE=2 * MEGABYTE,
         MAX_IMAGE_PIXELS=utils.MAX_IMAGE_PIXELS,
         CORS_ORIGINS=os.environ.get("CORS_ORIGINS", ""),
+        # The corrections' store: SQLite in the instance folder unless this is set
+        DATABASE_URL=os.environ.get("DATABASE_URL", ""),
+        CORRECTIONS_PER_MINUTE=int(os.environ.get("CORRECTIONS_PER_MINUTE", "30")),  # 0: none
+        CORRECTIONS_MAX=int(os.environ.get("CORRECTIONS_MAX", "100000")),
+        # Proxies in front whose X-Forwarded-For is believed: 1 behind Heroku's router
+        TRUSTED_PROXIES=int(os.environ.get("TRUSTED_PROXIES", "0")),
     )
     app.config.update(config or {})
     app.config["CORS_ORIGINS"] = allowed_origins(app.config["CORS_ORIGINS"])
     app.json.sort_keys = False
     app.extensions["recognizer"] = Recognizer(app.config["MODEL_PATH"])
+    corrections.init_app(app)
+    app.extensions["corrections_limit"] = RateLimiter(app.config["CORRECTIONS_PER_MINUTE"])
+    if app.config["TRUSTED_PROXIES"]:
+        # The client is the address the nearest trusted proxy saw, not the proxy itself.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"])
     app.register_blueprint(routes)
     app.before_request(refuse_late_bodies)
     app.before_request(refuse_long_chunked_bodies)
@@ -103,6 +127,17 @@ def predict():
     response.headers["Server-Timing"] = ", ".join(
         f"{name};dur={1000 * seconds:.3f}" for name, seconds in timings.items())
     return response
+
+
+@routes.post("/corrections")
+def save_correction():
+    refuse_too_many_corrections()
+    correction = read_correction(request)
+    # The drawing must be one /predict reads, refused as /predict refuses it, before it is kept.
+    current_app.extensions["recognizer"].read(correction.image, current_app.config[
+        "MAX_IMAGE_PIXELS"], one_digit=correction.mode == "digit")
+    correction_id, is_new = corrections.save(correction)
+    return jsonify(id=correction_id), 201 if is_new else 200
 
 
 # ---------------------------------------------------------------------------
@@ -166,6 +201,55 @@ def _read_form(request):
 
 
 # ---------------------------------------------------------------------------
+# Reading a /corrections request
+# ---------------------------------------------------------------------------
+
+def read_correction(request):
+    """The corrections.Correction a /corrections request sends: JSON {"image", "label",
+    "answer", "mode"}, the image as for /predict, "mode" "number" unless given.
+
+    Malformed requests raise BadRequest or UnsupportedMediaType; a label that is not the
+    digits of one digit (digit mode) or of a number of up to segment.MAX_DIGITS digits
+    raises UnprocessableEntity; image data the service cannot use raises a utils.ImageError.
+    """
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType(f"Content type '{request.mimetype or 'none'}' is not accepted:"
+                                   " send the correction as application/json.")
+    try:
+        payload = request.get_json(silent=True)
+    except RecursionError:
+        payload = None
+    if not isinstance(payload, dict) or not {"image", "label", "answer"} <= payload.keys():
+        raise BadRequest('The body must be a JSON object like {"image": "data:image/png;base64,'
+                         '...", "label": "7", "answer": "1", "mode": "digit"}.')
+    mode = payload.get("mode", MODES[0])
+    if mode not in MODES:
+        raise BadRequest('mode must be "digit" (one digit) or "number".')
+    answer = payload["answer"]
+    if not isinstance(answer, str) or not ANSWER_PATTERN.fullmatch(answer):
+        raise BadRequest(f"answer must be the digits the app read, as a string of 1 to "
+                         f"{segment.MAX_DIGITS} digits.")
+    image = utils.decode_base64_image(payload["image"])
+    label = payload["label"]
+    if not isinstance(label, str) or not LABEL_PATTERN[mode].fullmatch(label):
+        raise UnprocessableEntity(
+            "label must be the digit you wrote, one of 0-9, as a string like \"7\"."
+            if mode == "digit" else
+            f"label must be the number you wrote: 1 to {segment.MAX_DIGITS} digits 0-9, as a "
+            "string like \"2024\".")
+    return corrections.Correction(image=image, label=label, answer=answer, mode=mode,
+                                  model_sha256=current_app.extensions["recognizer"].sha256)
+
+
+def refuse_too_many_corrections():
+    wait = current_app.extensions["corrections_limit"].wait(request.remote_addr)
+    if wait:
+        limit = current_app.config["CORRECTIONS_PER_MINUTE"]
+        raise TooManyRequests(f"At most {limit} corrections a minute can be saved; please wait "
+                              f"{max(1, round(wait))} s.", retry_after=max(1, round(wait)))
+
+
+# ---------------------------------------------------------------------------
 # Every request: late and oversized bodies, headers, errors as JSON
 # ---------------------------------------------------------------------------
 
@@ -198,6 +282,7 @@ def add_headers(response):
 def register_error_handlers(app):
     """Answer every error as JSON {"error": message}: never an HTML page or a traceback."""
     app.register_error_handler(utils.ImageError, image_error)
+    app.register_error_handler(corrections.StoreError, store_error)
     app.register_error_handler(RequestEntityTooLarge, body_too_large)
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(Exception, unexpected_error)
@@ -207,6 +292,10 @@ def image_error(error):
     return jsonify(error=str(error)), ERROR_STATUS.get(type(error), 400)
 
 
+def store_error(error):
+    return jsonify(error=str(error)), STORE_ERROR_STATUS.get(type(error), 503)
+
+
 def body_too_large(error):
     limit = current_app.config["MAX_CONTENT_LENGTH"] / MEGABYTE
     return jsonify(error=f"The request body is over the {limit:g} MB limit. Send a "
@@ -214,7 +303,10 @@ def body_too_large(error):
 
 
 def http_error(error):
-    return jsonify(error=error.description), error.code
+    response = jsonify(error=error.description)
+    if getattr(error, "retry_after", None) is not None:  # 429: when to try again
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response, error.code
 
 
 def unexpected_error(error):
