@@ -36,12 +36,37 @@ def draw_mnist_digit(mnist_test):
 
 
 @pytest.fixture(scope="session")
-def app():
+def app(tmp_path_factory):
+    """The app with the real model, its corrections in a throwaway SQLite file."""
     from app import create_app
 
-    return create_app({"TESTING": True, "MODEL_PATH": str(MODEL_PATH)})
+    database = tmp_path_factory.mktemp("store") / "corrections.sqlite3"
+    return create_app({"TESTING": True, "MODEL_PATH": str(MODEL_PATH),
+                       "DATABASE_URL": f"sqlite:///{database}"})
 
 
 @pytest.fixture()
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL server (support.postgres) for the session, with psycopg to
+    reach it; unavailable where either is missing."""
+    from support import require
+    from support.postgres import postgres_server
+
+    require("psycopg")
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """DATABASE_URL of an empty corrections database: an SQLite file, then a new database on
+    the session's PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'corrections.sqlite3'}"
+    server = request.getfixturevalue("postgres")
+    return server.new_database()

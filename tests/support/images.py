@@ -191,3 +191,13 @@ def photo_of(coverage, seed, tilt=0.0, shadow=0.45):
         pixels[max(0, y - radius):y + radius, max(0, x - radius):x + radius] *= 0.55
     photo = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
     return photo.filter(ImageFilter.GaussianBlur(1.2))
+
+
+def numbered_seven(number):
+    """PNG bytes of a 7 on the page's 280x280 transparent canvas, placed a little differently
+    for each `number` from 0 to 399: as many different drawings, each read as a digit."""
+    image = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
+    dx, dy = number % 20, number // 20 % 20
+    ImageDraw.Draw(image).line([(70 + dx, 50 + dy), (190 + dx, 50 + dy), (110 + dx, 220 + dy)],
+                               fill=(0, 0, 0, 255), width=18, joint="curve")
+    return png(image)

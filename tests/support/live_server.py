@@ -83,10 +83,15 @@ class LiveServer:
 
 @contextlib.contextmanager
 def gunicorn(model_path, log_path, workers=2, environment=None, timeout=60):
-    """Start the production command on a free port, yield a LiveServer once every worker is up."""
+    """Start the production command on a free port, yield a LiveServer once every worker is up.
+
+    The corrections go to an SQLite file beside the log unless `environment` names a
+    DATABASE_URL."""
     port = free_port()
+    database = Path(log_path).with_name("corrections.sqlite3")
     env = {**os.environ, "PORT": str(port), "WEB_CONCURRENCY": str(workers),
-           "MODEL_PATH": str(model_path), **(environment or {})}
+           "MODEL_PATH": str(model_path), "DATABASE_URL": f"sqlite:///{database}",
+           **(environment or {})}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(COMMAND, cwd=ROOT, env=env, stdout=log,
                                    stderr=subprocess.STDOUT)
