@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 SYSTEM_PACKAGES := buildah debootstrap chromium wrk fonts-dejavu-core \
 	fonts-dkg-handwriting fonts-breip fonts-bwht fonts-humor-sans \
-	fonts-rufscript fonts-dancingscript fonts-comic-neue fonts-femkeklaver
+	fonts-rufscript fonts-dancingscript fonts-comic-neue fonts-femkeklaver postgresql
 
 .PHONY: run test train bench system-packages
 
