@@ -24,6 +24,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     PORT=5000
 RUN groupadd --system app \
  && useradd --system --gid app --no-create-home --shell /usr/sbin/nologin app
+# libpq for psycopg, used when DATABASE_URL points at PostgreSQL (Heroku Postgres): Debian's
+# library is a third of the size of the one psycopg's binary wheel bundles.
+RUN apt-get update -qq \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libpq5 \
+ && apt-get clean && rm -rf /var/lib/apt/lists/*
 # The official image ships its standard library without .pyc files and the app user cannot
 # write them, so each start would compile it again (~0.6 s of a ~1 s start). Compile it once.
 RUN python -m compileall -q -j 0 -x /site-packages/ \
@@ -34,10 +39,13 @@ WORKDIR /app
 # the modules it imports, gunicorn's settings, the command line (predict.py), pages and the model.
 # Modules are named one by one: a new one ships only when it is added here.
 COPY app.py recognizer.py segment.py utils.py plain_png.py body_deadline.py gunicorn.conf.py \
-     predict.py ./
+     predict.py corrections.py rate_limit.py ./
 COPY templates/ templates/
 COPY static/ static/
 COPY model/model.onnx model/
+# Flask's instance folder, the one place the server writes: the corrections' SQLite file when
+# DATABASE_URL is not set (mount a volume here to keep it across containers).
+RUN mkdir instance && chown app:app instance
 USER app
 EXPOSE 5000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 CMD ["python", "-c", \

@@ -445,7 +445,9 @@ def test_healthcheck_of_the_image_passes(engine, server):
 def test_image_ships_only_what_serving_reads(engine, server):
     listing = engine.exec(["python", "-c", "import os\nfor top, _, files in os.walk('.'):\n"
                                            "    for name in files: print(os.path.join(top, name))"])
-    shipped = {os.path.normpath(line) for line in listing.stdout.split()}
+    # instance/ is where the server writes its corrections (SQLite), not something shipped.
+    shipped = {os.path.normpath(line) for line in listing.stdout.split()
+               if not os.path.normpath(line).startswith("instance" + os.sep)}
     wanted = served_modules()
     wanted.add(str(MODEL_PATH.relative_to(ROOT)))
     for folder in ("templates", "static"):
@@ -454,6 +456,19 @@ def test_image_ships_only_what_serving_reads(engine, server):
     assert not shipped - wanted, f"The image carries files serving does not need: " \
                                  f"{sorted(shipped - wanted)}"
     assert not wanted - shipped, f"The image lacks files the app needs: {sorted(wanted - shipped)}"
+
+
+def test_a_correction_is_kept_in_the_images_instance_folder(engine, server, mnist_test):
+    url, _ = server
+    uri, label = drawn_digit(mnist_test, DIGIT_INDICES[1])
+    answer = requests.post(f"{url}/corrections", timeout=10, json={
+        "image": uri, "label": str(label), "answer": str((label + 1) % 10), "mode": "digit"})
+    assert answer.status_code == 201, f"/corrections answered {answer.status_code}: {answer.text}"
+    stored = engine.exec(["python", "-c", "import sqlite3; print(sqlite3.connect("
+                                          "'instance/corrections.sqlite3').execute("
+                                          "'SELECT label FROM corrections').fetchall())"])
+    assert stored.stdout.strip() == f"[('{label}',)]", (
+        f"The correction is not in the image's SQLite file: {stored.stdout}{stored.stderr}")
 
 
 def test_image_adds_at_most_200_mb_to_its_base(request, engine, image, server):
