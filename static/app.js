@@ -1,6 +1,7 @@
 // The drawing page: draw on a canvas (mouse, finger or pen) or pick a photo, send it to
 // POST /predict, and show what the model answered and what it saw. While a person draws,
-// each finished stroke asks again, so the answer follows the drawing.
+// each finished stroke asks again, so the answer follows the drawing. When the answer is
+// wrong, the person can say what they wrote, and POST /corrections keeps it.
 
 // Dark ink on a transparent canvas: the server works out the polarity itself, and the
 // page's white "paper" behind the canvas is CSS, not pixels.
@@ -14,6 +15,14 @@ const UNSURE_BELOW = 0.6;
 const LIVE_DELAY_MS = 300;
 // Relative, so the page also works when the app is mounted below a path prefix.
 const PREDICT_URL = "predict";
+const CORRECTIONS_URL = "corrections";
+// What a person may say they wrote, per mode; the server checks the same.
+const LABEL_PATTERNS = { digit: /^[0-9]$/, number: /^[0-9]{1,12}$/ };
+const LABEL_QUESTIONS = { digit: "I wrote the digit:", number: "I wrote the number:" };
+const LABEL_HINTS = {
+  digit: "Type the one digit you wrote, 0 to 9.",
+  number: "Type the number you wrote, up to 12 digits 0 to 9.",
+};
 
 const byTestId = (id) => document.querySelector(`[data-testid="${id}"]`);
 const canvas = byTestId("canvas");
@@ -33,6 +42,12 @@ const probabilityList = document.querySelector(".probabilities");
 const digitCards = byTestId("digits");
 const boxLayer = document.querySelector(".boxes");
 const context = canvas.getContext("2d");
+const correction = byTestId("correction");
+const correctionForm = byTestId("correction-form");
+const correctionQuestion = correction.querySelector(".correction-question");
+const correctionInput = byTestId("correction-label");
+const correctionSave = byTestId("correction-save");
+const correctionStatus = byTestId("correction-status");
 
 const percent = new Intl.NumberFormat(undefined, {
   style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1,
@@ -59,6 +74,8 @@ const state = {
   photo: null, // { file, fit: { left, top, scale } | null }
   stroke: null, // { pointerId, rect, last, lastMid }
   request: null, // AbortController of the request in flight
+  // What the answer on show was read from: { image: data URI or File, answer, mode } | null
+  answered: null,
   liveTimer: 0, // the pending ask after the last stroke
 };
 
@@ -107,6 +124,7 @@ function startStroke(event) {
   if (state.photo) state.photo = null; // drawing over a photo: from now on send the canvas
   cancelRequest(); // the drawing changes: an answer to the old one is of no use
   clearBoxes();
+  hideCorrection(); // the answer is of the drawing as it was
   result.classList.add("is-stale");
   const rect = canvas.getBoundingClientRect();
   const point = canvasPoint(event, rect);
@@ -200,16 +218,18 @@ function hasFiles(event) {
 
 function requestBody() {
   // `mode` tells the server whether to look for one digit or a number; a server that does
-  // not know the field ignores it.
+  // not know the field ignores it. `image` is what was sent, kept for a correction.
   if (state.photo) {
     const form = new FormData();
     form.append("image", state.photo.file, state.photo.file.name || "photo");
     form.append("mode", state.mode);
-    return { body: form, headers: {} };
+    return { body: form, headers: {}, image: state.photo.file };
   }
+  const image = canvas.toDataURL("image/png");
   return {
-    body: JSON.stringify({ image: canvas.toDataURL("image/png"), mode: state.mode }),
+    body: JSON.stringify({ image, mode: state.mode }),
     headers: { "Content-Type": "application/json" },
+    image,
   };
 }
 
@@ -247,7 +267,8 @@ async function predict({ live = false } = {}) {
   state.request = controller;
   showMessage("");
   setResultState("pending");
-  const { body, headers } = requestBody();
+  const { body, headers, image } = requestBody();
+  const mode = state.mode;
   try {
     let response;
     try {
@@ -259,6 +280,7 @@ async function predict({ live = false } = {}) {
     const reply = await readReply(response);
     if (state.request !== controller) return;
     showResult(reply);
+    offerCorrection({ image, answer: result.dataset.digit, mode });
   } catch (error) {
     if (error.name === "AbortError" || state.request !== controller) return;
     // While drawing, the page must not scroll away from the canvas to show a message.
@@ -395,6 +417,7 @@ function showResult(reply) {
 }
 
 function resetResult() {
+  hideCorrection();
   result.dataset.digit = "";
   result.classList.remove("is-stale", "is-long");
   answerValue.textContent = "?";
@@ -415,12 +438,92 @@ function clearAll() {
 }
 
 // ---------------------------------------------------------------------------
+// Correcting a wrong answer
+// ---------------------------------------------------------------------------
+
+function offerCorrection(answered) {
+  state.answered = answered.answer ? answered : null;
+  correction.hidden = !state.answered;
+  if (!state.answered) return;
+  correctionQuestion.textContent = LABEL_QUESTIONS[answered.mode];
+  correctionInput.maxLength = answered.mode === "digit" ? 1 : 12;
+  correctionInput.value = "";
+  correctionInput.removeAttribute("aria-invalid");
+  showCorrectionStatus("");
+}
+
+function hideCorrection() {
+  state.answered = null;
+  correction.hidden = true;
+}
+
+function showCorrectionStatus(text, kind = "info") {
+  correctionStatus.textContent = text;
+  correctionStatus.dataset.kind = text ? kind : "";
+}
+
+function asDataUri(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = () => reject(new Error("The photo could not be read again. Choose it once more."));
+    reader.readAsDataURL(file);
+  });
+}
+
+async function saveCorrection(event) {
+  event.preventDefault();
+  const answered = state.answered;
+  if (!answered) return;
+  const label = correctionInput.value.trim();
+  let problem = "";
+  if (!LABEL_PATTERNS[answered.mode].test(label)) {
+    problem = LABEL_HINTS[answered.mode];
+  } else if (label === answered.answer) {
+    problem = `It read ${label}, so there is nothing to correct. Type what you wrote if it was something else.`;
+  }
+  if (problem) {
+    correctionInput.setAttribute("aria-invalid", "true");
+    showCorrectionStatus(problem, "error");
+    correctionInput.focus();
+    return;
+  }
+  correctionInput.removeAttribute("aria-invalid");
+  correctionSave.disabled = true;
+  showCorrectionStatus("Saving…");
+  try {
+    const image = typeof answered.image === "string" ? answered.image : await asDataUri(answered.image);
+    let response;
+    try {
+      response = await fetch(CORRECTIONS_URL, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ image, label, answer: answered.answer, mode: answered.mode }),
+      });
+    } catch {
+      throw new Error("Could not reach the server. Check the connection and try again.");
+    }
+    const reply = await readReply(response);
+    if (state.answered !== answered) return; // the drawing changed meanwhile
+    correction.dataset.saved = String(reply.id);
+    showCorrectionStatus(response.status === 201
+      ? `Saved: ${label}. Thank you, the model will learn from it.`
+      : `Already saved: ${label}. Thank you.`, "done");
+  } catch (error) {
+    if (state.answered === answered) showCorrectionStatus(error.message, "error");
+  } finally {
+    correctionSave.disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------------------
 // Wiring
 // ---------------------------------------------------------------------------
 
 function isOwnKeyTarget(element) {
-  // Enter on a button, link or file picker already means "activate this"; leave it be.
-  return Boolean(element.closest?.("button, a[href], input[type=file], textarea, select, [contenteditable]"));
+  // Enter on a button, link, file picker, summary or in a form already means "activate
+  // this" or "submit"; leave it be.
+  return Boolean(element.closest?.("button, a[href], input[type=file], textarea, select, summary, form, [contenteditable]"));
 }
 
 canvas.addEventListener("pointerdown", startStroke);
@@ -430,6 +533,7 @@ for (const type of ["pointerup", "pointercancel", "lostpointercapture"]) {
 }
 
 predictButton.addEventListener("click", () => predict());
+correctionForm.addEventListener("submit", saveCorrection);
 clearButton.addEventListener("click", clearAll);
 uploadButton.addEventListener("click", () => fileInput.click());
 fileInput.addEventListener("change", () => {
@@ -447,6 +551,7 @@ for (const radio of document.querySelectorAll('input[name="mode"]')) {
 document.addEventListener("keydown", (event) => {
   if (event.defaultPrevented || event.altKey || event.ctrlKey || event.metaKey || event.isComposing) return;
   if (event.key === "Escape") {
+    if (correction.contains(event.target)) return; // typing a correction: not a reason to wipe
     clearAll();
   } else if (event.key === "Enter" && !event.repeat && !isOwnKeyTarget(event.target)) {
     event.preventDefault();
