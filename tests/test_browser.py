@@ -10,10 +10,12 @@ import threading
 import pytest
 
 from support import MODEL_PATH, require, unavailable
-from support.browser import (CANVAS, CHROMIUM, CLEAR, DESKTOP, DIGIT_CARDS, DIGIT_HEIGHT,
-                             DIGIT_MODE, LAUNCH_ARGS, MESSAGE, NUMBER_MODE, PHONE, PREDICT, RESULT,
-                             TALL_PHONE, TIMEOUT_MS, UPLOAD, WIDE, canvas_to_viewport,
-                             draw_with_finger, draw_with_mouse, draw_with_pen, predict)
+from support.browser import (CANVAS, CHROMIUM, CLEAR, CORRECTION, CORRECTION_LABEL,
+                             CORRECTION_OPEN, CORRECTION_SAVE, CORRECTION_STATUS, DESKTOP,
+                             DIGIT_CARDS, DIGIT_HEIGHT, DIGIT_MODE, LAUNCH_ARGS, MESSAGE,
+                             NUMBER_MODE, PHONE, PREDICT, RESULT, TALL_PHONE, TIMEOUT_MS, UPLOAD,
+                             WIDE, canvas_to_viewport, draw_with_finger, draw_with_mouse,
+                             draw_with_pen, predict, save_correction)
 from support.images import encode
 
 # Columns of the canvas between its first and last inked ones with no half-opaque pixel.
@@ -525,3 +527,121 @@ def test_on_a_phone_the_answer_is_on_screen_with_the_canvas(open_page, digit_str
                                  [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2])
         assert covering, f"something covers {selector}"
     assert "sure" in page.inner_text(".answer-note")
+
+
+# ---------------------------------------------------------------------------
+# Correcting a wrong answer
+# ---------------------------------------------------------------------------
+
+def stored_correction(app, correction_id):
+    """(image bytes, label, answer, mode) of a stored correction, read from the app's store."""
+    import corrections
+
+    with app.app_context():
+        found = [row for row in corrections.rows(corrections.connection())
+                 if row[0] == correction_id]
+    assert found, f"correction {correction_id} is not in the store"
+    _, image, label, answer, mode, _ = found[0]
+    return image, label, answer, mode
+
+
+def sent_image(request):
+    """The image bytes of a JSON request the page sent (its data URI decoded)."""
+    return base64.b64decode(request.post_data_json["image"].split(",", 1)[1])
+
+
+def test_a_wrong_answer_is_corrected_with_the_mouse(page, app, digit_strokes, first_of_each_digit,
+                                                    console_errors):
+    assert page.is_hidden(CORRECTION), "a correction is offered before there is an answer"
+    draw_with_mouse(page, digit_strokes(first_of_each_digit[7]))
+    response, answer = predict(page)
+    assert answer == "7"
+    assert page.is_visible(CORRECTION_OPEN), "no way to say the answer is wrong"
+    page.click(CORRECTION_OPEN)
+    note = page.inner_text(".correction-note")
+    assert "no IP address, no cookie" in note and "drawing" in note, \
+        f"the page does not say what saving keeps: {note!r}"
+    assert page.get_attribute(CORRECTION_LABEL, "inputmode") == "numeric"
+    page.fill(CORRECTION_LABEL, "1")
+    saved = save_correction(page, lambda: page.click(CORRECTION_SAVE))
+    assert saved.status == 201, saved.text()
+    assert "Saved" in page.inner_text(CORRECTION_STATUS)
+    assert saved.request.post_data_json["answer"] == "7"
+    assert sent_image(saved.request) == sent_image(response.request), \
+        "the correction did not send the drawing that was read"
+    image, label, stored_answer, mode = stored_correction(app, saved.json()["id"])
+    assert (label, stored_answer, mode) == ("1", "7", "digit")
+    assert image == sent_image(response.request), "the store did not keep the drawing as sent"
+    again = save_correction(page, lambda: page.click(CORRECTION_SAVE))
+    assert again.status == 200 and again.json() == saved.json(), "saving twice stored twice"
+    assert "Already saved" in page.inner_text(CORRECTION_STATUS)
+    page.click(CLEAR)
+    assert page.is_hidden(CORRECTION), "Clear left the correction of the old drawing on show"
+    assert page.evaluate("() => window.__cspViolations") == [], "the CSP blocked something"
+    assert console_errors == [], f"the browser console shows errors: {console_errors}"
+
+
+def focus_by_tabbing(page, selector, presses=30):
+    """Press Tab until `selector` has the focus, as a keyboard user would."""
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        if page.evaluate("s => document.activeElement?.matches(s) ?? false", selector):
+            return
+    raise AssertionError(f"{selector} cannot be reached with the Tab key")
+
+
+def test_a_number_is_corrected_with_the_keyboard_alone(page, app, digit_strokes,
+                                                       first_of_each_digit):
+    page.check(NUMBER_MODE)
+    draw_with_mouse(page, digit_strokes(first_of_each_digit[2], canvas=WIDE, centre=(150, 140)))
+    draw_with_mouse(page, digit_strokes(first_of_each_digit[7], canvas=WIDE, centre=(410, 140)))
+    _, answer = predict(page, lambda: page.keyboard.press("Enter"))
+    assert answer == "27"
+    focus_by_tabbing(page, CORRECTION_OPEN)
+    page.keyboard.press("Enter")
+    assert page.get_attribute(CORRECTION, "open") is not None, "Enter did not open the form"
+    focus_by_tabbing(page, CORRECTION_LABEL)
+    assert page.inner_text(".correction-question") == "I wrote the number:"
+    sent = []
+    page.on("request", lambda request: "/corrections" in request.url and sent.append(request))
+    page.keyboard.type("27")
+    page.keyboard.press("Enter")  # what is typed is what it read: nothing to send
+    page.wait_for_selector(f'{CORRECTION_STATUS}[data-kind="error"]')
+    assert "nothing to correct" in page.inner_text(CORRECTION_STATUS)
+    for _ in range(2):
+        page.keyboard.press("Backspace")
+    page.keyboard.type("abc")
+    page.keyboard.press("Enter")
+    assert "up to 12 digits" in page.inner_text(CORRECTION_STATUS)
+    assert page.get_attribute(CORRECTION_LABEL, "aria-invalid") == "true"
+    assert sent == [], "a label the page refused was sent"
+    page.keyboard.press("Escape")
+    assert page.get_attribute(RESULT, "data-digit") == "27", "Escape in the form wiped the answer"
+    page.fill(CORRECTION_LABEL, "")
+    page.focus(CORRECTION_LABEL)
+    page.keyboard.type("28")
+    saved = save_correction(page, lambda: page.keyboard.press("Enter"))
+    assert saved.status == 201, saved.text()
+    _, label, stored_answer, mode = stored_correction(app, saved.json()["id"])
+    assert (label, stored_answer, mode) == ("28", "27", "number")
+    assert page.get_attribute(CORRECTION_STATUS, "role") == "status", \
+        "a screen reader is not told the outcome"
+
+
+def test_on_a_phone_a_correction_is_saved_with_a_finger(open_page, app, digit_strokes,
+                                                        first_of_each_digit):
+    page = open_page(viewport=TALL_PHONE, device_scale_factor=3, is_mobile=True, has_touch=True)
+    draw_with_finger(page, digit_strokes(first_of_each_digit[3], canvas=(280, 280)))
+    assert wait_for_answer(page) == "3"
+    page.tap(CORRECTION_OPEN)
+    page.tap(CORRECTION_LABEL)
+    page.keyboard.type("8")
+    for selector in (CORRECTION_LABEL, CORRECTION_SAVE):
+        box = page.locator(selector).bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= TALL_PHONE["width"], \
+            f"{selector} sticks out sideways on a phone: {box}"
+        assert box["height"] >= 44, f"{selector} is too small for a finger: {box}"
+    saved = save_correction(page, lambda: page.tap(CORRECTION_SAVE))
+    assert saved.status == 201, saved.text()
+    _, label, stored_answer, _ = stored_correction(app, saved.json()["id"])
+    assert (label, stored_answer) == ("8", "3")

@@ -19,6 +19,11 @@ MESSAGE = '[data-testid="message"]'
 DIGIT_CARDS = '[data-testid="digits"] > li'
 NUMBER_MODE = '[data-testid="mode-number"]'
 DIGIT_MODE = '[data-testid="mode-digit"]'
+CORRECTION = '[data-testid="correction"]'
+CORRECTION_OPEN = '[data-testid="correction-open"]'
+CORRECTION_LABEL = '[data-testid="correction-label"]'
+CORRECTION_SAVE = '[data-testid="correction-save"]'
+CORRECTION_STATUS = '[data-testid="correction-status"]'
 
 DIGIT_HEIGHT = 200 / 280  # of the canvas height: a person fills most of the box
 WIDE = (560, 280)  # the canvas in number mode
@@ -91,3 +96,13 @@ def predict(page, action=None):
         (action or (lambda: page.click(PREDICT)))()
     page.wait_for_selector(f'{RESULT}:not([data-state="pending"])')
     return answer.value, page.get_attribute(RESULT, "data-digit")
+
+
+def save_correction(page, action):
+    """Do `action` (which saves a correction); return the /corrections response once the page
+    says how it went."""
+    with page.expect_response(lambda response: response.url.endswith("/corrections")) as answer:
+        action()
+    page.wait_for_selector(f'{CORRECTION_STATUS}[data-kind="done"], '
+                           f'{CORRECTION_STATUS}[data-kind="error"]')
+    return answer.value
