@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+import learn_corrections
 import segment
 import strokes
 import utils
@@ -636,6 +637,10 @@ def parse_args(argv=None):
                              "and on their renderings: for comparing settings without the test set")
     parser.add_argument("--cache", default=str(ROOT / "build" / "renders"),
                         help="folder for the cached canvas renderings")
+    parser.add_argument("--corrections", metavar="DIR",
+                        help="also train on people's corrections exported to DIR (`flask --app "
+                             "app corrections export DIR`), a share held out to measure the "
+                             "served and the new model on (learn_corrections.py)")
     return parser.parse_args(argv)
 
 
@@ -680,6 +685,9 @@ def main(argv=None):
     is_rendering = np.concatenate([np.zeros(len(x_train), bool),
                                    np.ones(ok.sum() + len(parts), bool)])
     x_test_float = to_model_input(x_test)
+    if args.corrections:  # never in the evaluation sets above
+        held_out, x_all, y_all, is_rendering = learn_corrections.add_to_training(
+            args.corrections, x_all, y_all, is_rendering, ROOT / "model" / "model.onnx")
 
     # Build the model and train it
     model = build_model()
@@ -741,6 +749,8 @@ def main(argv=None):
               "history": {key: [float(v) for v in values]
                           for key, values in history.history.items()},
               "confusion_matrix": matrix.tolist()}
+    if args.corrections:
+        report["corrections"] = learn_corrections.report_after(held_out, onnx_path)
     if args.validation:
         drawn = drawn_accuracy(model, x_test, y_test, args.seed, args.cache)
         report["held_out_drawn_accuracy"] = drawn
