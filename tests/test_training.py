@@ -339,6 +339,7 @@ FLAGS = [  # flag, its attribute, a value given, that value parsed, the default
     ("--limit", "limit", "2000", 2000, None),
     ("--cache", "cache", "/tmp/renders", "/tmp/renders", str(ROOT / "build" / "renders")),
     ("--validation", "validation", "5000", 5000, 0),
+    ("--corrections", "corrections", "/tmp/export", "/tmp/export", None),
 ]
 
 
