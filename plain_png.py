@@ -138,6 +138,9 @@ def _undo_up_rows(values, kinds, start, end):
     rows = values[first:end]
     resets = np.concatenate([[True], ~up]) if start else ~up  # rows that are pixels already
     resets[0] = True  # the decoded row above, or the top row (under zeros: pixels already)
+    if not resets[1:].any():  # Up rows all the way down, as a browser's canvas writes them
+        np.cumsum(rows, axis=0, dtype=np.uint8, out=rows)
+        return
     sums = np.zeros((len(rows) + 1, rows.shape[1]), np.uint8)
     np.cumsum(rows, axis=0, dtype=np.uint8, out=sums[1:])
     last_reset = np.maximum.accumulate(np.where(resets, np.arange(len(rows)), 0))
