@@ -9,8 +9,8 @@ import pytest
 
 from support import drawn_digits, drawn_numbers
 
-TOUCHING_FLOOR = 0.65      # measured 74.33 % of 600 (80.0 % of this sample of 60)
-SPACED_FLOOR = 0.95        # measured 96.83 % of 600 (98.3 % of this sample)
+TOUCHING_FLOOR = 0.65      # measured 74.33 % of 600 (python -m tests.support.drawn_numbers)
+SPACED_FLOOR = 0.95        # measured 97.33 % of 600
 MOST_SINGLES_SPLIT = 0.01  # measured 0.19 % of 2,608 single digits
 
 
