@@ -1,5 +1,8 @@
 """rate_limit.RateLimiter with a clock the test moves: the window slides, clients are apart,
-idle clients are forgotten, and 0 means no limit."""
+idle clients give their slots up, 0 means no limit, and processes forked from the one that
+made the limiter (gunicorn's workers) share one count."""
+
+import multiprocessing
 
 import pytest
 
@@ -47,10 +50,32 @@ def test_zero_is_no_limit(clock):
     assert all(limiter.wait("a") == 0 for _ in range(1000))
 
 
-def test_idle_clients_are_forgotten(clock):
+def test_idle_clients_give_their_slots_up(clock):
     limiter = RateLimiter(5, clock)
-    for client in range(1000):
+    size = len(limiter.memory)
+    for client in range(5 * limiter.slots):  # every slot full: 5 events a slot, on average
         limiter.wait(client)
-    clock.now += 2 * WINDOW_SECONDS
-    limiter.wait("new")
-    assert list(limiter.recent) == ["new"], f"{len(limiter.recent)} clients still kept"
+    assert limiter.wait(0) > 0, "a full slot let a sixth event through"
+    clock.now += WINDOW_SECONDS
+    waits = [limiter.wait(f"new {client}") for client in range(200)]
+    assert waits == [0] * 200, "a new client found its slot counting an idle one's events"
+    assert len(limiter.memory) == size, "the table grew with the clients"
+
+
+def _send_events(limiter, client, count, answers):
+    answers.put([limiter.wait(client) for _ in range(count)])
+
+
+def test_forked_workers_share_one_limit():
+    limiter = RateLimiter(30)  # made before the fork, as gunicorn's master makes the app
+    answers = multiprocessing.get_context("fork").Queue()
+    workers = [multiprocessing.get_context("fork").Process(
+        target=_send_events, args=(limiter, "198.51.100.7", 20, answers)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    waits = [wait for _ in workers for wait in answers.get(timeout=60)]
+    for worker in workers:
+        worker.join(timeout=60)
+    assert sum(wait == 0 for wait in waits) == 30, \
+        f"4 workers let {sum(wait == 0 for wait in waits)} of 80 events through, not 30"
+    assert all(0 < wait <= 60 for wait in waits if wait), "a refusal gave no time to wait"
