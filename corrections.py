@@ -34,33 +34,24 @@ EXPORT_COLUMNS = ("file", "label", "answer", "mode", "created")
 EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp",
               "TIFF": ".tif"}
 
-# Each schema version's statements, in order; a store at version n gets those after n.
-MIGRATIONS = {
-    "sqlite": [
-        ["""CREATE TABLE corrections (
-                id INTEGER PRIMARY KEY AUTOINCREMENT,
-                image BLOB NOT NULL,
+# The table, with each database's own types for the id, the bytes and the time.
+CREATE_TABLE = """CREATE TABLE corrections (
+                id {id},
+                image {bytes} NOT NULL,
                 image_sha256 TEXT NOT NULL,
                 label TEXT NOT NULL,
                 answer TEXT NOT NULL,
                 mode TEXT NOT NULL CHECK (mode IN ('digit', 'number')),
                 model_sha256 TEXT NOT NULL,
-                created TEXT NOT NULL,
-                UNIQUE (image_sha256, label))"""],
-    ],
-    "postgresql": [
-        ["""CREATE TABLE corrections (
-                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                image BYTEA NOT NULL,
-                image_sha256 TEXT NOT NULL,
-                label TEXT NOT NULL,
-                answer TEXT NOT NULL,
-                mode TEXT NOT NULL CHECK (mode IN ('digit', 'number')),
-                model_sha256 TEXT NOT NULL,
-                created TIMESTAMPTZ NOT NULL,
-                UNIQUE (image_sha256, label))"""],
-    ],
+                created {time} NOT NULL,
+                UNIQUE (image_sha256, label))"""
+COLUMN_TYPES = {
+    "sqlite": {"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "bytes": "BLOB", "time": "TEXT"},
+    "postgresql": {"id": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "bytes": "BYTEA",
+                   "time": "TIMESTAMPTZ"},
 }
+# Each schema version's statements, in order; a store at version n gets those after n.
+MIGRATIONS = {kind: [[CREATE_TABLE.format(**types)]] for kind, types in COLUMN_TYPES.items()}
 
 
 class StoreError(Exception):
