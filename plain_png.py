@@ -64,8 +64,11 @@ def cheap_to_decode(scanlines):
 
 
 def to_image(mode, scanlines):
-    """The Pillow image of a plain PNG's filtered scanlines, unfiltered by Pillow in C."""
-    return _stored_png(scanlines, len(mode))
+    """The Pillow image of a plain PNG's filtered scanlines, by Pillow's PNG decoder (zlib
+    and unfiltering, in C) on them stored without compression: nothing is inflated again."""
+    height, width = len(scanlines), (scanlines.shape[1] - 1) // len(mode)
+    return Image.frombytes(mode, (width, height), zlib_ng.compress(scanlines.tobytes(), 0),
+                           "zip", mode)
 
 
 def _chunks(data):
@@ -194,16 +197,8 @@ def _undo_paeth(row, above, bands):
 
 def _unfilter_with_pillow(scanlines, bands):
     """uint8 [H, 1 + W * bands] filtered PNG scanlines -> uint8 [H, W * bands] pixels."""
-    return np.asarray(_stored_png(scanlines, bands)).reshape(len(scanlines), -1)
-
-
-def _stored_png(scanlines, bands):
-    """The Pillow image of filtered PNG scanlines, by Pillow's PNG decoder (zlib and
-    unfiltering, in C) on them stored without compression: nothing is inflated again."""
-    height, width = len(scanlines), (scanlines.shape[1] - 1) // bands
     mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[bands]
-    return Image.frombytes(mode, (width, height), zlib_ng.compress(scanlines.tobytes(), 0),
-                           "zip", mode)
+    return np.asarray(to_image(mode, scanlines)).reshape(len(scanlines), -1)
 
 
 def grey_png(pixels):

@@ -213,9 +213,9 @@ def _luminance(image):
 def read_ink(data, max_pixels=MAX_IMAGE_PIXELS):
     """Image bytes -> uint8 [H, W] ink map: the same as ink_map(open_image(data)), faster.
 
-    A plain PNG (what a browser's canvas gives) is decoded here one band at a time: only
-    the alpha band of a transparent canvas, only the colour bands of an opaque image.
-    Everything else goes through Pillow.
+    A plain PNG (what a browser's canvas gives) is inflated here, and where that is cheap
+    only one band is unfiltered: the alpha of a transparent canvas, the grey of an opaque
+    image (see _plain_png_ink). Everything else goes through Pillow.
     """
     png = plain_png.scanlines(data, max_pixels)  # None: not a plain PNG
     return _plain_png_ink(*png) if png is not None else ink_map(open_image(data, max_pixels))
