@@ -1,7 +1,7 @@
 """How well the whole service reads digits drawn the way people draw (tests/support/drawn_digits.py).
 
 The floors sit a little below what `python -m tests.support.drawn_digits` measured on larger samples
-(see the README); a drop below them means the model or the pipeline got worse at real
+(see docs/evaluation.md); a drop below them means the model or the pipeline got worse at real
 drawings even if MNIST accuracy held. The sample is drawn first; digits whose tracing loses a
 hole or ink are left out before any prediction, judged on the images alone, and counted.
 """

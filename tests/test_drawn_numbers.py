@@ -1,7 +1,7 @@
 """How well the service reads numbers through POST /predict?mode=number (tests/support/drawn_numbers.py).
 
-Small fixed samples of what `python -m tests.support.drawn_numbers` measures on larger ones (see the
-README); the floors sit below those measurements by about what a sample this size can wander.
+Small fixed samples of what `python -m tests.support.drawn_numbers` measures on larger ones (see
+docs/evaluation.md); the floors sit below those measurements by about what a sample this size can wander.
 The cases are drawn and checked (touching, or spaced) before anything is read.
 """
 
