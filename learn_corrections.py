@@ -13,6 +13,7 @@ Needs numpy, Pillow and onnxruntime, not TensorFlow.
 
 import csv
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,11 +76,8 @@ def training_digits(drawing):
     pipeline; none where the drawing cannot be read or a number's gaps split it into another
     count of marks than its label has digits."""
     try:
-        ink = utils.read_ink(drawing.image)
-        if drawing.mode == "digit":
-            digits = [utils.to_mnist(ink)]
-        else:
-            digits = [digit for _, digit in segment.mnist_digits(ink)]
+        digits = [digit for _, digit in segment.mnist_digits(
+            utils.read_ink(drawing.image), one_digit=drawing.mode == "digit")]
     except utils.ImageError:
         digits = []
     if len(digits) != len(drawing.label):
@@ -116,7 +114,7 @@ def add_to_training(directory, x_all, y_all, is_rendering, served_model):
     held_out = [drawing for drawing in drawings if is_held_out(drawing)]
     training = [drawing for drawing in drawings if not is_held_out(drawing)]
     read = [training_digits(drawing) for drawing in training]
-    images = np.concatenate([images for images, _ in read] or [np.zeros((0, 28, 28), np.uint8)])
+    images = np.concatenate([images for images, _ in read] or [np.zeros((0, utils.MNIST_SIZE, utils.MNIST_SIZE), np.uint8)])
     labels = np.concatenate([labels for _, labels in read] or [np.zeros(0, np.int64)])
     unused = sum(len(labels_of) == 0 for _, labels_of in read)
     before = accuracy(served_model, held_out)
@@ -144,4 +142,4 @@ def report_after(held_out, model_path):
 
 
 def _percent(share):
-    return "n/a (none held out)" if share != share else f"{100 * share:.1f} %"
+    return "n/a (none held out)" if math.isnan(share) else f"{100 * share:.1f} %"
