@@ -54,6 +54,9 @@ COLUMN_TYPES = {
 MIGRATIONS = {kind: [[CREATE_TABLE.format(**types)]] for kind, types in COLUMN_TYPES.items()}
 
 
+UNREACHABLE = "The corrections database cannot be reached; please try again later."
+
+
 class StoreError(Exception):
     """The store cannot take a correction now; the message says why."""
 
@@ -99,20 +102,22 @@ class Database:
 
     def connect(self):
         """A new connection; StoreUnavailable if the database does not answer."""
-        try:
-            if self.kind == "sqlite":
+        if self.kind == "sqlite":
+            try:
                 Path(self.target).parent.mkdir(parents=True, exist_ok=True)
                 # Autocommit: transactions are begun explicitly (BEGIN IMMEDIATE for writes).
                 connection = sqlite3.connect(self.target, timeout=BUSY_SECONDS,
                                              isolation_level=None)
                 connection.execute("PRAGMA journal_mode=WAL")  # readers never wait for a writer
                 return connection
-            import psycopg  # only where PostgreSQL is used: it needs libpq
+            except (sqlite3.Error, OSError) as error:
+                raise StoreUnavailable(UNREACHABLE) from error
+        import psycopg  # only where PostgreSQL is used: it needs libpq (a missing one says so)
 
+        try:
             return psycopg.connect(self.target, connect_timeout=CONNECT_SECONDS)
-        except Exception as error:  # sqlite3.Error, psycopg.Error: no route, no file, bad password
-            raise StoreUnavailable("The corrections database cannot be reached; please try "
-                                   "again later.") from error
+        except psycopg.Error as error:  # no route, no such database, a bad password
+            raise StoreUnavailable(UNREACHABLE) from error
 
 
 @dataclass(frozen=True)
@@ -207,21 +212,16 @@ def add(connection, correction, max_stored):
             raise StoreFull(f"The store of corrections is full ({max_stored:,}); thank you, "
                             "but no more are being kept for now.")
         created = datetime.datetime.now(datetime.timezone.utc)
-        # The lock makes the conflict impossible; the clause keeps a duplicate out regardless.
+        # Under the write lock nobody else inserts between the check above and this.
         row = _run(connection, """
             INSERT INTO corrections
                 (image, image_sha256, label, answer, mode, model_sha256, created)
             VALUES (:image, :image_sha256, :label, :answer, :mode, :model_sha256, :created)
-            ON CONFLICT (image_sha256, label) DO NOTHING
             RETURNING id""", {
             **key, "image": correction.image, "answer": correction.answer,
             "mode": correction.mode, "model_sha256": correction.model_sha256,
             "created": created.isoformat() if isinstance(connection, sqlite3.Connection)
             else created}).fetchone()
-        if row is None:
-            row = _run(connection, "SELECT id FROM corrections WHERE image_sha256 = "
-                                   ":image_sha256 AND label = :label", key).fetchone()
-            return row[0], False
         return row[0], True
 
 
@@ -277,10 +277,18 @@ def export(connection, directory):
 
 def init_app(app):
     """Set up the store from app.config (DATABASE_URL, CORRECTIONS_MAX) and bring its schema
-    up to date. The connection used for that is closed again: nothing open is forked."""
+    up to date. The connection used for that is closed again: nothing open is forked. A
+    database that does not answer now does not stop the app (reading digits needs none): the
+    schema is brought up to date on the first correction instead."""
     database = Database.from_url(app.config["DATABASE_URL"], app.instance_path)
-    upgrade_schema(database)
     app.extensions["corrections"] = Store(database, app.config["CORRECTIONS_MAX"])
+    try:
+        upgrade_schema(database)
+        app.extensions["corrections_schema_ready"] = True
+    except StoreUnavailable:
+        app.logger.warning("The corrections database cannot be reached; the app starts "
+                           "without it and tries again on the first correction.")
+        app.extensions["corrections_schema_ready"] = False
     app.teardown_appcontext(close_connection)
     app.cli.add_command(command_line)
 
@@ -292,6 +300,9 @@ def store():
 def connection():
     """This request's connection, opened on first use."""
     if "corrections_connection" not in g:
+        if not current_app.extensions["corrections_schema_ready"]:
+            upgrade_schema(store().database)  # StoreUnavailable if it still does not answer
+            current_app.extensions["corrections_schema_ready"] = True
         g.corrections_connection = store().database.connect()
     return g.corrections_connection
 

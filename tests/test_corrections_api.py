@@ -165,6 +165,19 @@ def test_a_bad_correction_gets_its_json_error_and_stores_nothing(app, client, na
     assert stored(app) == 0, f"{name}: a bad correction was stored"
 
 
+def test_a_database_down_at_start_stops_only_the_corrections(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")  # the database's folder cannot be made while this file is there
+    app = make_app(f"sqlite:///{blocker / 'c.sqlite3'}")
+    client = app.test_client()
+    assert client.post("/predict", json={"image": data_uri(SEVEN)}).get_json()["digit"] == 7
+    down = client.post("/corrections", json=correction())
+    assert down.status_code == 503 and "cannot be reached" in down.get_json()["error"]
+    blocker.unlink()  # the database answers now: its table is made on the first correction
+    assert client.post("/corrections", json=correction()).status_code == 201
+    assert stored(app) == 1
+
+
 def test_get_corrections_is_405_in_json(client):
     response = client.get("/corrections")
     assert response.status_code == 405
