@@ -4,10 +4,10 @@ The counts live in shared memory made when the limiter is: gunicorn loads the ap
 and forks the workers (preload_app), so every worker of a server counts in the same table and a
 client gets N, not N per worker. Several servers (dynos) each count their own.
 
-The table has a fixed number of slots, a client's slot chosen by a hash of its address; a slot
-whose client has been idle for a minute is taken by the next. Two clients active at once in the
-same slot share one limit: with SLOTS slots that takes SLOTS-odd clients saving corrections in
-the same minute, and errs on the side of refusing.
+The table has a fixed number of slots, a client's slot chosen by a hash of its address; each
+slot holds the times of its last N events, so a slot idle for a minute is free again. Two
+clients active in the same minute on the same slot share one limit: that errs on the side of
+refusing, and with SLOTS slots takes many clients saving corrections at once.
 """
 
 import hashlib
@@ -26,7 +26,7 @@ class RateLimiter:
     """At most `per_minute` events in any WINDOW_SECONDS for each client; 0 means no limit.
 
     `clock` gives seconds (time.monotonic by default, the same in every process; tests pass
-    their own). Each slot keeps its client's key and the times of its last `per_minute` events.
+    their own).
     """
 
     def __init__(self, per_minute, clock=time.monotonic):
@@ -34,13 +34,11 @@ class RateLimiter:
         self.clock = clock
         if per_minute <= 0:
             return
-        self.slots = max(1, min(SLOTS, MAX_TABLE_BYTES // (8 * (per_minute + 1))))
+        self.slots = max(1, min(SLOTS, MAX_TABLE_BYTES // (8 * per_minute)))
         # An anonymous mmap is shared with the processes forked after it is made.
-        self.memory = mmap.mmap(-1, 8 * self.slots * (per_minute + 1))
-        table = np.frombuffer(self.memory, np.float64).reshape(self.slots, per_minute + 1)
-        self.keys = table[:, 0].view(np.int64)
-        self.times = table[:, 1:]
-        self.times[:] = -np.inf
+        self.memory = mmap.mmap(-1, 8 * self.slots * per_minute)
+        self.times = np.frombuffer(self.memory, np.float64).reshape(self.slots, per_minute)
+        self.times[:] = -np.inf  # each slot: the times of its last per_minute events
         self.lock = multiprocessing.Lock()
 
     def wait(self, client):
@@ -48,15 +46,11 @@ class RateLimiter:
         record nothing and return the seconds until it may have the next one."""
         if self.per_minute <= 0:
             return 0.0
-        key = int.from_bytes(hashlib.blake2b(str(client).encode(), digest_size=8).digest(),
-                             "little", signed=True)
-        slot = key % self.slots
+        slot = int.from_bytes(hashlib.blake2b(str(client).encode(), digest_size=8).digest(),
+                              "little") % self.slots
         with self.lock:
             now = self.clock()
             times = self.times[slot]
-            if self.keys[slot] != key and now - times.max() >= WINDOW_SECONDS:
-                self.keys[slot] = key  # its last client has been idle: the slot is this one's
-                times[:] = -np.inf
             oldest = int(times.argmin())
             if now - times[oldest] < WINDOW_SECONDS:  # all per_minute events are recent
                 return WINDOW_SECONDS - (now - times[oldest])
