@@ -24,7 +24,7 @@ MODES = ("number", "digit")  # read every digit (the default), or one digit, nev
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 LABEL_PATTERN = {"digit": re.compile(r"[0-9]"),  # what a person may say they wrote, per mode
                  "number": re.compile(rf"[0-9]{{1,{segment.MAX_DIGITS}}}")}
-ANSWER_PATTERN = re.compile(rf"[0-9]{{1,{segment.MAX_DIGITS}}}")  # what the app can have read
+ANSWER_PATTERN = LABEL_PATTERN["number"]  # what the app can have read
 
 ERROR_STATUS = {
     utils.InvalidImage: 400,
@@ -133,9 +133,10 @@ def predict():
 def save_correction():
     refuse_too_many_corrections()
     correction = read_correction(request)
-    # The drawing must be one /predict reads, refused as /predict refuses it, before it is kept.
-    current_app.extensions["recognizer"].read(correction.image, current_app.config[
-        "MAX_IMAGE_PIXELS"], one_digit=correction.mode == "digit")
+    # The drawing must be one /predict reads, refused as /predict refuses it, before it is
+    # kept: decoded and prepared as /predict does (the network's reading is not needed).
+    segment.mnist_digits(utils.read_ink(correction.image, current_app.config["MAX_IMAGE_PIXELS"]),
+                         one_digit=correction.mode == "digit")
     correction_id, is_new = corrections.save(correction)
     return jsonify(id=correction_id), 201 if is_new else 200
 
@@ -244,9 +245,9 @@ def read_correction(request):
 def refuse_too_many_corrections():
     wait = current_app.extensions["corrections_limit"].wait(request.remote_addr)
     if wait:
-        limit = current_app.config["CORRECTIONS_PER_MINUTE"]
+        limit, seconds = current_app.config["CORRECTIONS_PER_MINUTE"], max(1, round(wait))
         raise TooManyRequests(f"At most {limit} corrections a minute can be saved; please wait "
-                              f"{max(1, round(wait))} s.", retry_after=max(1, round(wait)))
+                              f"{seconds} s.", retry_after=seconds)
 
 
 # ---------------------------------------------------------------------------

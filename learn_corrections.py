@@ -21,7 +21,7 @@ import numpy as np
 
 import segment
 import utils
-from recognizer import Recognizer
+from recognizer import DEFAULT_MODEL, Recognizer
 
 HELD_OUT_EVERY = 5   # one drawing in five (by its sha256) is kept apart to measure on
 REPEATS = 20         # a training correction is seen this often an epoch: a few hundred of them
@@ -102,7 +102,7 @@ def accuracy(model_path, drawings):
     return right / len(drawings)
 
 
-def add_to_training(directory, x_all, y_all, is_rendering, served_model):
+def add_to_training(directory, x_all, y_all, is_rendering, served_model=DEFAULT_MODEL):
     """Add the training share of the corrections in `directory` to the training arrays.
 
     x_all float32 [N, 28, 28, 1], y_all float32 [N, 10] targets, is_rendering bool [N] (False:

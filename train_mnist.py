@@ -488,11 +488,10 @@ def _constant_flatten(graph, model):
     cost about a tenth of the inference time."""
     import onnx
 
-    features = next(layer for layer in model.layers
-                    if isinstance(layer, layers.Flatten)).output.shape[-1]
-    constants = {tensor.name for tensor in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Reshape" and node.input[1] not in constants:
+    flatten = next(layer for layer in model.layers if isinstance(layer, layers.Flatten))
+    features = flatten.output.shape[-1]
+    for node in graph.node:  # the exporter names it after the layer: ".../flatten_1/Reshape"
+        if node.op_type == "Reshape" and f"/{flatten.name}" in node.output[0]:
             shape = onnx.numpy_helper.from_array(np.array([-1, features], np.int64),
                                                  node.name + "_constant_shape")
             graph.initializer.append(shape)
@@ -687,7 +686,7 @@ def main(argv=None):
     x_test_float = to_model_input(x_test)
     if args.corrections:  # never in the evaluation sets above
         held_out, x_all, y_all, is_rendering = learn_corrections.add_to_training(
-            args.corrections, x_all, y_all, is_rendering, ROOT / "model" / "model.onnx")
+            args.corrections, x_all, y_all, is_rendering)
 
     # Build the model and train it
     model = build_model()

@@ -11,7 +11,6 @@ POST /corrections with the digits that were meant, and the store is exported as
 """
 
 import argparse
-import base64
 import collections
 import random
 import tempfile
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import strokes
 from tests.support import MODEL_PATH
+from tests.support.images import data_uri
 
 # A digital display's segments in a unit box, y downwards: top, upper right, lower right,
 # bottom, lower left, upper left, middle.
@@ -66,10 +66,6 @@ def draw_number(templates, rng):
         centre = (20 + step * (index + 0.5) + rng.uniform(-8, 8), 140 + rng.uniform(-10, 10))
         placed += strokes.place_strokes(vary(template, rng), height, centre, slant)
     return strokes.png_bytes(strokes.draw_strokes(placed, (560, 280), pen))
-
-
-def data_uri(data):
-    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
 def main(argv=None):
