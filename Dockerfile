@@ -36,13 +36,13 @@ RUN python -m compileall -q -j 0 -x /site-packages/ \
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 # Only what serving reads, root-owned so the server cannot rewrite its code or model: the app and
-# the modules it imports, gunicorn's settings, the command line (predict.py), pages and the model.
+# the modules it imports, gunicorn's settings, the command line (predict.py), pages and the models.
 # Modules are named one by one: a new one ships only when it is added here.
-COPY app.py recognizer.py segment.py utils.py plain_png.py body_deadline.py gunicorn.conf.py \
-     predict.py corrections.py rate_limit.py ./
+COPY app.py recognizer.py segment.py number_reader.py utils.py plain_png.py body_deadline.py \
+     gunicorn.conf.py predict.py corrections.py rate_limit.py ./
 COPY templates/ templates/
 COPY static/ static/
-COPY model/model.onnx model/
+COPY model/model.onnx model/number.onnx model/
 # Flask's instance folder, the one place the server writes: the corrections' SQLite file when
 # DATABASE_URL is not set (mount a volume here to keep it across containers).
 RUN mkdir instance && chown app:app instance

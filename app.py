@@ -12,6 +12,7 @@ from werkzeug.exceptions import (BadRequest, HTTPException, RequestEntityTooLarg
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import corrections
+import number_reader
 import segment
 import utils
 from body_deadline import TIMED_OUT
@@ -62,6 +63,7 @@ def create_app(config=None):
     app.config.from_mapping(
         DEBUG=False,  # never from FLASK_DEBUG: this factory is what production serves
         MODEL_PATH=os.environ.get("MODEL_PATH", str(ROOT / "model" / "model.onnx")),
+        READER_PATH=os.environ.get("READER_PATH", ""),  # empty: number.onnx beside MODEL_PATH
         MAX_CONTENT_LENGTH=2 * MEGABYTE,
         MAX_FORM_MEMORY_SIZE=2 * MEGABYTE,
         MAX_IMAGE_PIXELS=utils.MAX_IMAGE_PIXELS,
@@ -76,7 +78,8 @@ def create_app(config=None):
     app.config.update(config or {})
     app.config["CORS_ORIGINS"] = allowed_origins(app.config["CORS_ORIGINS"])
     app.json.sort_keys = False
-    app.extensions["recognizer"] = Recognizer(app.config["MODEL_PATH"])
+    app.extensions["recognizer"] = Recognizer(app.config["MODEL_PATH"],
+                                              app.config["READER_PATH"] or None)
     corrections.init_app(app)
     app.extensions["corrections_limit"] = RateLimiter(app.config["CORRECTIONS_PER_MINUTE"])
     if app.config["TRUSTED_PROXIES"]:
@@ -115,7 +118,10 @@ def healthz():
 def model_info():
     recognizer = current_app.extensions["recognizer"]
     return jsonify(metadata=recognizer.metadata, sha256=recognizer.sha256,
-                   **utils.MODEL_SIGNATURE)
+                   **utils.MODEL_SIGNATURE,
+                   reader={"metadata": recognizer.reader_metadata,
+                           "sha256": recognizer.reader_sha256,
+                           **number_reader.READER_SIGNATURE})
 
 
 @routes.post("/predict")

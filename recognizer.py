@@ -11,42 +11,60 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+import number_reader
 import segment
 import utils
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "model" / "model.onnx"
+READER_FILE = "number.onnx"  # the number reader, in the digit model's folder
+
+
+def _session(path):
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # One image is too little work to share between threads; processes scale out instead.
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 class Recognizer:
-    """Loads model.onnx once; `read` turns image bytes into the reply the API sends."""
+    """Loads the digit network (model.onnx) and the number reader (number.onnx beside it,
+    unless `reader_path` says otherwise) once; `read` turns image bytes into the reply the
+    API sends."""
 
-    def __init__(self, path=DEFAULT_MODEL):
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # One image is too little work to share between threads; processes scale out instead.
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), options,
-                                            providers=["CPUExecutionProvider"])
+    def __init__(self, path=DEFAULT_MODEL, reader_path=None):
+        reader_path = Path(reader_path or Path(path).with_name(READER_FILE))
+        self.session = _session(path)
+        self.reader = _session(reader_path)
         self.metadata = self.session.get_modelmeta().custom_metadata_map
         self.sha256 = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-        blank = np.zeros((1, utils.MNIST_SIZE, utils.MNIST_SIZE), np.float32)
-        self.probabilities(blank)  # warm up before the first user
+        self.reader_metadata = self.reader.get_modelmeta().custom_metadata_map
+        self.reader_sha256 = hashlib.sha256(reader_path.read_bytes()).hexdigest()
+        # warm up before the first user
+        self.probabilities(np.zeros((1, utils.MNIST_SIZE, utils.MNIST_SIZE), np.float32))
+        self.read_strips(np.zeros((1, number_reader.STRIP_HEIGHT, number_reader.STRIP_WIDTH),
+                                  np.float32))
 
     def probabilities(self, digits):
         """float32 [N, 28, 28] in [0, 1] -> float32 [N, 10]."""
         return self.session.run([utils.MODEL_OUTPUT],
                                 {utils.MODEL_INPUT: digits[..., np.newaxis]})[0]
 
+    def read_strips(self, strips):
+        """float32 [N, STRIP_HEIGHT, STRIP_WIDTH] in [0, 1] -> float32 [N, COLUMNS, 11]."""
+        return self.reader.run([number_reader.READER_OUTPUT],
+                               {number_reader.READER_INPUT: strips[..., np.newaxis]})[0]
+
     def read(self, data, max_pixels=utils.MAX_IMAGE_PIXELS, one_digit=False):
         """Image bytes -> (reply dict, timings in seconds for decode, preprocess, inference).
 
         `decode` is bytes to ink map (utils.read_ink decodes and finds the ink in one go),
-        `preprocess` the splitting and the MNIST recipe, `inference` the network.
+        `preprocess` the splitting and the MNIST recipe, `inference` the networks.
 
         The reply: `number` and `digits` (one entry per digit, left to right); for a single
-        digit also `digit`, `confidence`, `probabilities` and `preview` of it; for several,
-        those are None except `confidence`, the chance that the whole number is right.
+        digit also `digit`, `probabilities` and `preview` of it; for several, those are None.
+        `confidence` is the probability the networks give the whole reading.
         With `one_digit`, the drawing is never split.
         """
         started = time.perf_counter()
@@ -54,30 +72,31 @@ class Recognizer:
         decoded = time.perf_counter()
         inference = []
 
-        def score(digits):  # timed apart: segmentation scores its candidate parts as it goes
-            scoring = time.perf_counter()
-            probabilities = self.probabilities(digits)
-            inference.append(time.perf_counter() - scoring)
-            return probabilities
+        def timed(network):  # timed apart from the preparation around the calls
+            def call(batch):
+                calling = time.perf_counter()
+                output = network(batch)
+                inference.append(time.perf_counter() - calling)
+                return output
+            return call
 
-        boxes, digit_images, probabilities = segment.read_digits(ink, score, one_digit)
+        digits, confidence = segment.read_digits(ink, timed(self.probabilities),
+                                                 timed(self.read_strips), one_digit)
         segmented = time.perf_counter()
 
-        answers = probabilities.argmax(axis=1)
-        confidences = probabilities[np.arange(len(answers)), answers]
-        previews = [utils.preview_data_uri(digit) for digit in digit_images]
-        digits = [{"digit": int(answer), "confidence": round(float(confidence), 6),
-                   "box": list(box), "preview": preview}
-                  for answer, confidence, box, preview
-                  in zip(answers, confidences, boxes, previews)]
+        answers = [int(digit.probabilities.argmax()) for digit in digits]
+        previews = [utils.preview_data_uri(digit.image) for digit in digits]
         single = len(digits) == 1
         reply = {
-            "digit": int(answers[0]) if single else None,
-            "confidence": round(float(np.prod(confidences, dtype=np.float64)), 6),
-            "probabilities": [round(float(p), 6) for p in probabilities[0]] if single else None,
+            "digit": answers[0] if single else None,
+            "confidence": round(confidence, 6),
+            "probabilities": ([round(float(p), 6) for p in digits[0].probabilities]
+                              if single else None),
             "preview": previews[0] if single else None,
-            "number": "".join(str(int(answer)) for answer in answers),
-            "digits": digits,
+            "number": "".join(map(str, answers)),
+            "digits": [{"digit": answer, "confidence": round(float(digit.probabilities.max()), 6),
+                        "box": list(digit.box), "preview": preview}
+                       for answer, digit, preview in zip(answers, digits, previews)],
         }
         timings = {"decode": decoded - started,
                    "preprocess": segmented - decoded - sum(inference),

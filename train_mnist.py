@@ -1,15 +1,16 @@
-"""Train the digit recognizer on MNIST and export it to ONNX.
+"""Train the digit network and the number reader on MNIST and export both to ONNX.
 
 Read top to bottom: load MNIST (mnist_digits.py), draw every training digit again on a
 canvas with a random pen and read it back through the server's own pipeline (utils.py),
-write numbers with the training digits and cut them the ways segment.py searches a mark
-(the parts that are no digit learn to be read as none), build the network, train it on all
-three, evaluate, export to ONNX, check that onnxruntime agrees with Keras, and write a
-report beside the model. Each section's settings are at its top; the command-line flags are
-in parse_args, at the end with main.
+train the digit network on the scans and the drawings, evaluate it, export it to ONNX and
+check that onnxruntime agrees with Keras; then write numbers with the training digits
+(training_numbers.py), train the number reader on them with CTC loss, export and check it
+alike, and write a report beside the models. Each section's settings are at its top; the
+command-line flags are in parse_args, at the end with main.
 
-    python train_mnist.py                      # the shipped model, default settings
-    python train_mnist.py --epochs 1 --limit 2000 --out /tmp/smoke   # a smoke test
+    python train_mnist.py                      # the shipped models, default settings
+    python train_mnist.py --epochs 1 --reader-epochs 1 --limit 2000 --numbers 300 \
+        --out /tmp/smoke                       # a smoke test
     python train_mnist.py --validation 5000 --out /tmp/try  # compare settings on held-out
                                                              # training digits, never on test
 """
@@ -23,6 +24,7 @@ import math
 import multiprocessing
 import os
 import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -30,8 +32,9 @@ from pathlib import Path
 import numpy as np
 
 import learn_corrections
-import segment
+import number_reader
 import strokes
+import training_numbers
 import utils
 from mnist_digits import load_mnist
 
@@ -54,10 +57,39 @@ def to_model_input(images):
 
 
 def targets(labels):
-    """int [N] labels -> float32 [N, 10] target probabilities: one-hot for a digit, uniform
-    for NOT_A_DIGIT (a piece of a number that is no digit)."""
-    return np.where((labels == NOT_A_DIGIT)[:, np.newaxis], np.float32(1 / NUM_CLASSES),
-                    np.eye(NUM_CLASSES, dtype=np.float32)[np.maximum(labels, 0)])
+    """int [N] labels -> float32 [N, 10] one-hot target probabilities."""
+    return np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+
+
+# ---------------------------------------------------------------------------
+# Tracings: each training digit as pen strokes, for drawing it again (strokes.py)
+# ---------------------------------------------------------------------------
+
+def _trace_chunk(images):
+    traced = [strokes.digit_strokes(image) for image in images]
+    traced = [digit if digit and strokes.tracing_is_faithful(image, digit) else []
+              for image, digit in zip(images, traced)]
+    return {"strokes_per_digit": np.array([len(digit) for digit in traced], np.int32),
+            "points_per_stroke": np.array([len(stroke) for digit in traced for stroke in digit],
+                                          np.int32),
+            "points": np.array([point for digit in traced for stroke in digit
+                                for point in stroke], np.float32).reshape(-1, 2)}
+
+
+def trace_digits(images, cache_dir, processes=None):
+    """uint8 [N, 28, 28] -> N tracings, each a list of strokes (lists of (x, y) in [0, 1] of
+    the image's frame), [] where the tracing does not keep the digit's holes and ink
+    (strokes.tracing_is_faithful: judged on the image alone); cached."""
+    chunk = 1000
+    found = computed_in_parallel(
+        "traces", _trace_chunk, [images[start:start + chunk]
+                                 for start in range(0, len(images), chunk)],
+        cache_dir, processes, key=[images.tobytes(), _trace_chunk])
+    points = iter(map(tuple, found["points"].tolist()))
+    all_strokes = iter([[next(points) for _ in range(size)]
+                        for size in found["points_per_stroke"].tolist()])
+    return [[next(all_strokes) for _ in range(count)]
+            for count in found["strokes_per_digit"].tolist()]
 
 
 # ---------------------------------------------------------------------------
@@ -75,13 +107,9 @@ RENDER_TURN = (-12.0, 12.0)    # degrees
 RENDER_STRETCH = (0.75, 1.3)   # width factor
 
 
-def draw_on_canvas(image, rng):
-    """uint8 [28, 28] MNIST digit -> RGBA canvas image of it traced and drawn with a random pen,
-    size, place, slant, turn and colour convention; None when the tracing does not keep the
-    digit's holes and ink (judged on the image alone)."""
-    traced = strokes.digit_strokes(image)
-    if not traced or not strokes.tracing_is_faithful(image, traced):
-        return None
+def draw_on_canvas(traced, rng):
+    """A traced MNIST digit (trace_digits) -> RGBA canvas image of it drawn with a random pen,
+    size, place, slant, turn and colour convention."""
     turn = math.radians(rng.uniform(*RENDER_TURN))
     stretch = rng.uniform(*RENDER_STRETCH)
     cos, sin = math.cos(turn), math.sin(turn)
@@ -102,35 +130,36 @@ def draw_on_canvas(image, rng):
     return strokes.draw_strokes(placed, RENDER_CANVAS, pen, rng.choice(strokes.CONVENTIONS))
 
 
-def render_canvas_digit(image, rng):
-    """uint8 [28, 28] MNIST digit -> uint8 [28, 28]: the digit drawn on a canvas
-    (draw_on_canvas), sent as a PNG and read back by utils.read_ink and utils.to_mnist, the
-    server's own path; None when there is nothing faithful to draw."""
-    drawing = draw_on_canvas(image, rng)
-    if drawing is None:
+def render_canvas_digit(traced, rng):
+    """A traced MNIST digit -> uint8 [28, 28]: the digit drawn on a canvas (draw_on_canvas)
+    and read by utils.ink_map and utils.to_mnist, the server's own path (the ink map of the
+    drawing is what the server makes of its PNG, which is lossless, only sooner); None when
+    there is nothing faithful to draw."""
+    if not traced:
         return None
+    drawing = draw_on_canvas(traced, rng)
     try:
-        digit = utils.to_mnist(utils.read_ink(strokes.png_bytes(drawing)))
+        digit = utils.to_mnist(utils.ink_map(drawing))
     except utils.ImageError:  # averaged away at 28x28: nothing to learn from
         return None
     return np.rint(digit * 255).astype(np.uint8)
 
 
 def _render_chunk(task):
-    start, images, seed = task
-    digits = [render_canvas_digit(image, random.Random(seed * 1_000_003 + start + offset))
-              for offset, image in enumerate(images)]
+    start, traced, seed = task
+    digits = [render_canvas_digit(digit, random.Random(seed * 1_000_003 + start + offset))
+              for offset, digit in enumerate(traced)]
     ok = np.array([digit is not None for digit in digits])
     blank = np.zeros((28, 28), np.uint8)
     return {"images": np.stack([blank if digit is None else digit for digit in digits]),
             "ok": ok}
 
 
-def render_canvas_digits(images, seed, cache_dir, processes=None):
-    """uint8 [N, 28, 28] -> (uint8 [N, 28, 28] renderings, bool [N] which ones succeeded),
-    on every core, cached (computed_in_parallel)."""
+def render_canvas_digits(images, traced, seed, cache_dir, processes=None):
+    """uint8 [N, 28, 28] digits, their tracings (trace_digits) -> (uint8 [N, 28, 28]
+    renderings, bool [N] which ones succeeded), on every core, cached (computed_in_parallel)."""
     chunk = 500
-    tasks = [(start, images[start:start + chunk], seed) for start in range(0, len(images), chunk)]
+    tasks = [(start, traced[start:start + chunk], seed) for start in range(0, len(images), chunk)]
     settings = (RENDER_CANVAS, RENDER_PEN, RENDER_HEIGHT, RENDER_SLANT, RENDER_TURN,
                 RENDER_STRETCH)
     result = computed_in_parallel(
@@ -170,153 +199,44 @@ def computed_in_parallel(name, work, tasks, cache_dir, processes, key, code=PIPE
 
 
 # ---------------------------------------------------------------------------
-# Pieces of numbers: what the network is shown when segment.py searches a mark for digits
+# Numbers: what the number reader learns from (training_numbers.py)
 # ---------------------------------------------------------------------------
 
-# To read touching digits, segment.py cuts a mark every plausible way and keeps the reading
-# whose parts the network is surest of. A network that has only seen whole digits is sure of
-# half a 0 or of two digits read as one, too. So it also learns the parts the search makes,
-# from numbers of training digits: a part that holds one digit is that digit; a part that is
-# a piece of a digit, or holds two, is none, and its target is the uniform distribution
-# (outlier exposure), so the network learns to be unsure of it.
-NUMBER_CANVAS = (560, 280)
-NUMBER_LENGTHS = (1, 2, 2, 3, 3, 4)   # digits in a number, one of these at random
-DIGITS_PER_NUMBER = 6                 # one number per this many training digits
-NUMBER_GAP = (-0.22, 0.06)            # between neighbouring digits' strokes, of their height
-NUMBER_PEN = (4.0, 28.0)              # px
-NUMBER_HEIGHT = (0.3, 0.85)           # share of the canvas height
-NUMBER_SLANT = (-15.0, 20.0)          # degrees
-PARTS_PER_NUMBER = 3                  # at most this many digits and this many non-digits each
-WHOLE_SHARE = 0.85   # a part with this share of one digit's ink, and no more than
-STRAY_SHARE = 0.25   # this share of any other digit's, is that digit (where digits overlap,
-                     # no cut can keep all of the neighbour's ink out)
-PIECE_SHARE = 0.6    # a part with less than this share of every digit's ink is a piece of one
-MERGED_SHARE = 0.5   # a part with this share of two digits' ink holds both
-NOT_A_DIGIT = -1     # the label of a part that is no digit
-# Some pieces look just like a digit (a 4's upright is a 1): their uniform target pulls
-# against the digit's, so they weigh less than a digit in the loss.
-NOT_A_DIGIT_WEIGHT = 0.3
+NUMBERS = 24_000         # numbers written with the traced training digits, 1 to 5 digits each
+PASTED_NUMBERS = 24_000  # and as many pasted from the scans themselves
+NUMBERS_CHUNK = 250      # numbers per task of the process pool
 
 
-def draw_number(images, rng):
-    """uint8 [k, 28, 28] digits -> (RGBA drawing of them written as one number on
-    NUMBER_CANVAS, int8 [H, W] which digit's ink each pixel is, -1 for none); None when a
-    tracing does not keep its digit's holes and ink."""
-    traced = [strokes.digit_strokes(image) for image in images]
-    if not all(t and strokes.tracing_is_faithful(image, t) for image, t in zip(images, traced)):
-        return None
-    pen = rng.uniform(*NUMBER_PEN)
-    height = rng.uniform(*NUMBER_HEIGHT) * NUMBER_CANVAS[1]
-    slant = rng.uniform(*NUMBER_SLANT)
-    sizes, lifts, gaps = [], [], []
-    for index in range(len(traced)):
-        sizes.append(height * rng.uniform(0.9, 1.1))
-        lifts.append(height * rng.uniform(-0.05, 0.05))
-        if index:
-            gaps.append(rng.uniform(*NUMBER_GAP) * height)
-    # Gaps between the strokes' centre lines (pen 0): the pen's own width makes them touch.
-    digits = strokes.side_by_side(traced, sizes, gaps, 0.0, slant, lifts)
-    digits = strokes.move_onto_canvas(digits, pen, NUMBER_CANVAS, (rng.random(), rng.random()))
-    drawing = strokes.draw_strokes([stroke for digit in digits for stroke in digit],
-                                   NUMBER_CANVAS, pen, rng.choice(strokes.CONVENTIONS))
-    each = np.stack([np.asarray(strokes.draw_strokes(digit, NUMBER_CANVAS, pen))[..., 3]
-                     for digit in digits])
-    owner = np.where(each.max(axis=0) > 0, each.argmax(axis=0), -1).astype(np.int8)
-    return drawing, owner
-
-
-def part_label(shares, labels):
-    """The label of a part holding `shares` (float [k]) of the ink of each of a number's
-    digits, labelled `labels`: the digit's label when the part is one digit, NOT_A_DIGIT when
-    it is a piece of one or holds two, None when it is neither clearly."""
-    best = int(shares.argmax())
-    if shares[best] >= WHOLE_SHARE and np.delete(shares, best).max(initial=0) <= STRAY_SHARE:
-        return int(labels[best])
-    if shares[best] < PIECE_SHARE or (shares >= MERGED_SHARE).sum() >= 2:
-        return NOT_A_DIGIT
-    return None
-
-
-def mark_shares(box, mark, owner, digit_ink):
-    """A mark (box, uint8 ink) of a number whose pixels belong to digits as `owner` says ->
-    [(uint8 [28, 28] image, float [k] share of each digit's ink)]: the mark read whole, then
-    each part segment.candidate_parts cuts from it, measured on the working copy it cut."""
-    x0, y0, x1, y1 = box
-    mark_owner = np.where(mark > 0, owner[y0:y1, x0:x1], -1)
-    count = len(digit_ink)
-    in_mark = np.bincount(mark_owner[mark_owner >= 0], minlength=count)
-    found = [(utils.to_mnist(mark), in_mark / digit_ink)]
-    search = segment.candidate_parts(box, mark)
-    rows, columns = np.nonzero(search["work"])
-    mark_x, mark_y = search["to_mark"](columns, rows)
-    mark_x = np.clip(np.rint(mark_x).astype(np.int64), 0, mark.shape[1] - 1)
-    mark_y = np.clip(np.rint(mark_y).astype(np.int64), 0, mark.shape[0] - 1)
-    work_owner = mark_owner[mark_y, mark_x]
-    # A digit's share of a part: of its pixels in the working copy, scaled by its ink's
-    # share in this mark (a digit may be in two marks).
-    weight = (in_mark / digit_ink) / np.maximum(
-        np.bincount(work_owner[work_owner >= 0], minlength=count), 1)
-    lines = search["lines"]
-    for part in search["parts"]:
-        inside = ((columns >= lines[part["i"]][rows]) & (columns < lines[part["j"]][rows])
-                  & (work_owner >= 0))
-        found.append((part["digit"], np.bincount(work_owner[inside], minlength=count) * weight))
-    return [(np.rint(image * 255).astype(np.uint8), shares) for image, shares in found]
-
-
-def number_parts(images, labels, rng):
-    """uint8 [k, 28, 28] digits labelled `labels` -> [(uint8 [28, 28] part, its label)]: the
-    number drawn (draw_number), read by the server's pipeline, each mark read whole and cut
-    the ways segment.py searches it; at most PARTS_PER_NUMBER digits and as many non-digits,
-    chosen at random."""
-    drawn = draw_number(images, rng)
-    if drawn is None:
-        return []
-    drawing, owner = drawn
-    try:
-        ink = utils.read_ink(strokes.png_bytes(drawing))
-        digit_ink = np.maximum(np.bincount(owner[(ink > 0) & (owner >= 0)],
-                                           minlength=len(images)), 1)
-        found = [item for box, mark in segment.split_digits(ink)
-                 for item in mark_shares(box, mark, owner, digit_ink)]
-    except utils.ImageError:
-        return []
-    digits, pieces = [], []
-    for image, shares in found:
-        label = part_label(shares, labels)
-        if label is not None:
-            (pieces if label == NOT_A_DIGIT else digits).append((image, label))
-    rng.shuffle(digits)
-    rng.shuffle(pieces)
-    return digits[:PARTS_PER_NUMBER] + pieces[:PARTS_PER_NUMBER]
-
-
-def _parts_chunk(task):
-    start, images, labels, seed = task
-    rng = random.Random(seed * 1_000_003 + start)
-    parts = []
-    for number in range(len(images) // DIGITS_PER_NUMBER):
-        picked = rng.sample(range(len(images)), rng.choice(NUMBER_LENGTHS))
-        parts += number_parts(images[picked], labels[picked], rng)
-    return {"images": np.array([image for image, _ in parts], np.uint8).reshape(-1, 28, 28),
-            "labels": np.array([label for _, label in parts], np.int64)}
-
-
-def number_parts_of(images, labels, seed, cache_dir, processes=None):
-    """Numbers written with the training digits `images` (one per DIGITS_PER_NUMBER) ->
-    (uint8 [M, 28, 28] parts, int64 [M] labels, NOT_A_DIGIT for a part that is no digit)."""
-    chunk = 600
-    tasks = [(start, images[start:start + chunk], labels[start:start + chunk], seed)
-             for start in range(0, len(images), chunk)]
-    settings = (NUMBER_CANVAS, NUMBER_LENGTHS, DIGITS_PER_NUMBER, NUMBER_GAP, NUMBER_PEN,
-                NUMBER_HEIGHT, NUMBER_SLANT, PARTS_PER_NUMBER, WHOLE_SHARE, STRAY_SHARE,
-                PIECE_SHARE, MERGED_SHARE)
+def number_strips_of(images, traced, labels, count, seed, cache_dir, pasted=0, processes=None):
+    """`count` numbers written with the digits `images` (their tracings `traced`, from
+    trace_digits), and `pasted` numbers pasted from the images themselves, all read by the
+    server's pipeline -> (uint8 [M, STRIP_HEIGHT, STRIP_WIDTH] strips, one per mark; int8
+    [M, MAX_LABELS] the digits each holds, -1 after the last). Cached."""
+    rng = random.Random(seed)
+    every_digit = [np.flatnonzero(labels == digit).tolist() for digit in range(NUM_CLASSES)]
+    faithful = [[index for index in indices if traced[index]] for indices in every_digit]
+    written = [training_numbers.pick_digits(faithful, rng) for _ in range(count)]
+    pasted_from = [training_numbers.pick_digits(every_digit, rng) for _ in range(pasted)]
+    tasks = [(training_numbers.strips_chunk,
+              (start, [([traced[k] for k in picked], labels[picked].tolist())
+                       for picked in written[start:start + NUMBERS_CHUNK]], seed))
+             for start in range(0, count, NUMBERS_CHUNK)]
+    tasks += [(training_numbers.pasted_chunk,
+               (start, [(images[picked], labels[picked].tolist())
+                        for picked in pasted_from[start:start + NUMBERS_CHUNK]], seed))
+              for start in range(0, pasted, NUMBERS_CHUNK)]
+    settings = [getattr(training_numbers, name) for name in dir(training_numbers)
+                if name.isupper()]
     result = computed_in_parallel(
-        "parts", _parts_chunk, tasks, cache_dir, processes,
-        key=[images.tobytes(), labels.tobytes(), str(seed), repr(settings), draw_number,
-             part_label, mark_shares, number_parts, _parts_chunk],
-        code=PIPELINE_CODE + ("segment.py",))
-    return result["images"], result["labels"]
+        "strips", _run_task, tasks, cache_dir, processes,
+        key=[images.tobytes(), labels.tobytes(), str((seed, count, pasted)), repr(settings)],
+        code=PIPELINE_CODE + ("segment.py", "number_reader.py", "training_numbers.py"))
+    return result["strips"], result["labels"]
+
+
+def _run_task(task):
+    work, arguments = task
+    return work(arguments)
 
 
 # ---------------------------------------------------------------------------
@@ -342,25 +262,23 @@ def vary_stroke_width(images, seed):
 
 
 def make_training_dataset(x, y, is_rendering, batch_size, seed):
-    """Shuffled, augmented batches of (images, target probabilities, weights). MNIST scans
-    get the augmentation above; renderings and parts of numbers are left as the pipeline made
-    them, since that is exactly what the server will send. A part that is no digit (a uniform
-    target) weighs NOT_A_DIGIT_WEIGHT."""
+    """Shuffled, augmented batches of (images, target probabilities). MNIST scans get the
+    augmentation above; renderings are left as the pipeline made them, since that is exactly
+    what the server will send."""
     geometric = keras.Sequential([
         layers.RandomRotation(ROTATION, fill_mode="constant", seed=seed),
         layers.RandomZoom(ZOOM, fill_mode="constant", seed=seed + 1),
         layers.RandomTranslation(SHIFT, SHIFT, fill_mode="constant", seed=seed + 2),
     ], name="augment")
-    weights = np.where(y.max(axis=1) < 1, np.float32(NOT_A_DIGIT_WEIGHT), np.float32(1))
 
     def augment(step, batch):
-        images, labels, rendered, weight = batch
+        images, labels, rendered = batch
         augmented = vary_stroke_width(images, tf.stack([seed, step]))
         augmented = tf.clip_by_value(geometric(augmented, training=True), 0.0, 1.0)
         return (tf.where(rendered[:, tf.newaxis, tf.newaxis, tf.newaxis], images, augmented),
-                labels, weight)
+                labels)
 
-    return (tf.data.Dataset.from_tensor_slices((x, y, is_rendering, weights))
+    return (tf.data.Dataset.from_tensor_slices((x, y, is_rendering))
             .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
             .batch(batch_size)
             .enumerate()
@@ -430,6 +348,71 @@ def build_model():
 
 
 # ---------------------------------------------------------------------------
+# Number reader: a strip of ink in, a column of digit probabilities per 4 px out (CTC)
+# ---------------------------------------------------------------------------
+
+READER_SHAPE = (number_reader.STRIP_HEIGHT, number_reader.STRIP_WIDTH, 1)
+READER_EPOCHS = 8
+READER_BATCH = 64
+READER_LEARNING_RATE = 2e-3
+READER_DROPOUT = 0.2
+
+
+def build_reader():
+    """Convolutions down to a quarter of the strip's size, one that takes each column's
+    whole height, two across neighbouring columns (the second reaching two columns further
+    each way), and a softmax per column over the ten digits and number_reader.BLANK."""
+    return keras.Sequential([
+        keras.Input(READER_SHAPE, name=number_reader.READER_INPUT),
+        *conv_bn_relu(16),
+        layers.MaxPooling2D(),                                  # 28x112 -> 14x56
+        *conv_bn_relu(32),
+        *conv_bn_relu(32),
+        layers.MaxPooling2D(),                                  # -> 7x28
+        *conv_bn_relu(64),
+        *conv_bn_relu(64),
+        layers.Conv2D(128, (READER_SHAPE[0] // 4, 1), use_bias=False),   # -> 1x28
+        FusedBatchNormalization(momentum=BN_MOMENTUM),
+        layers.ReLU(),
+        layers.Reshape((number_reader.COLUMNS, 128)),
+        layers.Conv1D(128, 3, padding="same", use_bias=False),
+        layers.BatchNormalization(momentum=BN_MOMENTUM),
+        layers.ReLU(),
+        layers.Conv1D(128, 3, padding="same", dilation_rate=2, use_bias=False),
+        layers.BatchNormalization(momentum=BN_MOMENTUM),
+        layers.ReLU(),
+        layers.Dropout(READER_DROPOUT),
+        # A dense layer applied to each column, as a convolution of width 1: Keras exports a
+        # Dense on [N, columns, features] with a shape computed on every call.
+        layers.Conv1D(number_reader.BLANK + 1, 1, activation="softmax",
+                      name=number_reader.READER_OUTPUT),
+    ], name="number_reader")
+
+
+def ctc_loss(labels, columns):
+    """CTC loss of int [N, MAX_LABELS] labels (-1 after the last digit) against the reader's
+    float [N, COLUMNS, 11] softmax output."""
+    labels = tf.cast(labels, tf.int32)
+    lengths = tf.reduce_sum(tf.cast(labels >= 0, tf.int32), axis=1)
+    # The log of a softmax is a set of logits whose own softmax is the same distribution.
+    logits = tf.math.log(columns + 1e-7)
+    return tf.nn.ctc_loss(tf.maximum(labels, 0), logits, lengths,
+                          tf.fill([tf.shape(columns)[0]], number_reader.COLUMNS),
+                          logits_time_major=False, blank_index=number_reader.BLANK)
+
+
+def readings(columns):
+    """float [N, COLUMNS, 11] -> the greedy reading of each strip, a tuple of digits."""
+    return [tuple(label for label, _, _ in number_reader.best_path(strip)) for strip in columns]
+
+
+def read_right(columns, labels):
+    """bool [N]: whether each strip is read exactly as its labels (-1 padded) say."""
+    wanted = [tuple(int(label) for label in row if label >= 0) for row in labels]
+    return np.array([got == want for got, want in zip(readings(columns), wanted)])
+
+
+# ---------------------------------------------------------------------------
 # Optimiser: Adam, warmed up over the first epoch, then cosine decay
 # ---------------------------------------------------------------------------
 
@@ -458,23 +441,25 @@ PARITY_DIGITS = 1000      # evaluation digits both runtimes read
 PARITY_TOLERANCE = 1e-4   # the largest difference allowed in any probability
 
 
-def export_onnx(model, path, metadata):
-    """Convert with Keras 3's own exporter: input `image` float32 [N, 28, 28, 1], output
-    `probabilities` float32 [N, 10]; `metadata` goes into the model's metadata_props."""
+def export_onnx(model, path, metadata, names=(utils.MODEL_INPUT, utils.MODEL_OUTPUT),
+                description="MNIST digit classifier: white ink on black, values in [0, 1]."):
+    """Convert with Keras 3's own exporter, input and output named `names` (the digit
+    network's by default), the batch dimension "N"; `metadata` goes into the model's
+    metadata_props."""
     import onnx
 
-    signature = [keras.InputSpec(shape=(None, *MODEL_SHAPE), dtype="float32",
-                                 name=utils.MODEL_INPUT)]
+    signature = [keras.InputSpec(shape=(None, *model.input_shape[1:]), dtype="float32",
+                                 name=names[0])]
     model.export(str(path), format="onnx", input_signature=signature,
                  opset_version=ONNX_OPSET, verbose=False)
     onnx_model = onnx.load(str(path))
     graph = onnx_model.graph
-    _constant_flatten(graph, model)
-    _rename_value(graph, graph.input[0].name, utils.MODEL_INPUT)
-    _rename_value(graph, graph.output[0].name, utils.MODEL_OUTPUT)
+    _constant_reshapes(graph, model)
+    _rename_value(graph, graph.input[0].name, names[0])
+    _rename_value(graph, graph.output[0].name, names[1])
     for value in (graph.input[0], graph.output[0]):  # the exporter calls the batch "unk__N"
         value.type.tensor_type.shape.dim[0].dim_param = "N"
-    onnx_model.doc_string = "MNIST digit classifier: white ink on black, values in [0, 1]."
+    onnx_model.doc_string = description
     for key, value in metadata.items():
         entry = onnx_model.metadata_props.add()
         entry.key, entry.value = key, str(value)
@@ -482,20 +467,24 @@ def export_onnx(model, path, metadata):
     onnx.save(onnx_model, str(path))
 
 
-def _constant_flatten(graph, model):
-    """Give the Flatten's Reshape the constant shape [-1, features]. The exporter computes it
-    from the input's shape on every call (Shape, Gather, Cast, Slice, Concat, Cast), which
-    cost about a tenth of the inference time."""
+def _constant_reshapes(graph, model):
+    """Give each Flatten's and Reshape's Reshape node the constant shape [-1, ...]. The
+    exporter computes it from the input's shape on every call (Shape, Gather, Cast, Slice,
+    Concat, Cast), which cost about a tenth of the digit network's inference time."""
     import onnx
 
-    flatten = next(layer for layer in model.layers if isinstance(layer, layers.Flatten))
-    features = flatten.output.shape[-1]
-    for node in graph.node:  # the exporter names it after the layer: ".../flatten_1/Reshape"
-        if node.op_type == "Reshape" and f"/{flatten.name}" in node.output[0]:
-            shape = onnx.numpy_helper.from_array(np.array([-1, features], np.int64),
-                                                 node.name + "_constant_shape")
-            graph.initializer.append(shape)
-            node.input[1] = shape.name
+    for layer in model.layers:
+        if not isinstance(layer, (layers.Flatten, layers.Reshape)):
+            continue
+        # The exporter names the node after the layer: ".../flatten_1/Reshape:0"
+        named = re.compile(rf"/{re.escape(layer.name)}(_\d+)?/Reshape:0$")
+        for node in graph.node:
+            if node.op_type == "Reshape" and named.search(node.output[0]):
+                shape = onnx.numpy_helper.from_array(
+                    np.array([-1, *layer.output.shape[1:]], np.int64),
+                    node.name + "_constant_shape")
+                graph.initializer.append(shape)
+                node.input[1] = shape.name
     _remove_unused(graph)
 
 
@@ -524,13 +513,13 @@ def _rename_value(graph, old, new):
             value.name = new
 
 
-def onnx_predict(path, images, batch_size=1000):
-    """float32 [N, 28, 28, 1] -> float32 [N, 10] probabilities from the ONNX model at `path`."""
+def onnx_predict(path, images, batch_size=1000, names=(utils.MODEL_INPUT, utils.MODEL_OUTPUT)):
+    """float32 [N, 28, 28, 1] -> float32 [N, 10] probabilities from the ONNX model at `path`
+    (or the output of another model whose input and output are `names`)."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return np.concatenate([session.run([utils.MODEL_OUTPUT],
-                                       {utils.MODEL_INPUT: images[i:i + batch_size]})[0]
+    return np.concatenate([session.run([names[1]], {names[0]: images[i:i + batch_size]})[0]
                            for i in range(0, len(images), batch_size)])
 
 
@@ -555,6 +544,87 @@ def check_parity(keras_probabilities, onnx_probabilities):
     same_argmax = bool((keras_probabilities.argmax(1) == onnx_probabilities.argmax(1)).all())
     difference = float(np.abs(keras_probabilities - onnx_probabilities).max())
     return same_argmax, difference, not same_argmax or difference > PARITY_TOLERANCE
+
+
+# ---------------------------------------------------------------------------
+# The number reader: written numbers, training, export, evaluation
+# ---------------------------------------------------------------------------
+
+EVALUATION_NUMBERS = 3000   # numbers written with the evaluation digits, to report on
+READER_PARITY_STRIPS = 500
+
+
+def train_number_reader(x_train, traced, y_train, x_eval, y_eval, args, out_dir):
+    """Train the number reader on numbers written with the training digits, export it to
+    number.onnx in `out_dir`, and return its report: accuracy on numbers written with the
+    evaluation digits (strips read exactly, by their number of digits), parity, timings."""
+    started = time.monotonic()
+    pasted = args.numbers * PASTED_NUMBERS // NUMBERS
+    strips, labels = number_strips_of(x_train, traced, y_train, args.numbers, args.seed,
+                                      args.cache, pasted)
+    # As many evaluation numbers as training numbers up to EVALUATION_NUMBERS, written with
+    # the first evaluation digits (four per number are plenty to choose from).
+    count = min(EVALUATION_NUMBERS, args.numbers)
+    x_eval, y_eval = x_eval[:4 * count], y_eval[:4 * count]
+    eval_strips, eval_labels = number_strips_of(x_eval, trace_digits(x_eval, args.cache), y_eval,
+                                                count, args.seed + 1, args.cache)
+    data_seconds = time.monotonic() - started
+    lengths = (labels >= 0).sum(axis=1)
+    print(f"Numbers: {len(strips)} strips from {args.numbers} written and {pasted} pasted "
+          f"numbers in {data_seconds:.0f} s; "
+          f"strips by digits held: {np.bincount(lengths).tolist()[1:]}")
+
+    reader = build_reader()
+    reader.summary()
+    steps_per_epoch = int(np.ceil(len(strips) / READER_BATCH))
+    reader.compile(optimizer=make_optimizer(READER_LEARNING_RATE, steps_per_epoch,
+                                            args.reader_epochs), loss=ctc_loss)
+    fit_started = time.monotonic()
+    history = reader.fit(to_model_input(strips), labels.astype(np.int32),
+                         batch_size=READER_BATCH, epochs=args.reader_epochs, shuffle=True,
+                         verbose=2)
+    training_seconds = time.monotonic() - fit_started
+
+    path = out_dir / "number.onnx"
+    names = (number_reader.READER_INPUT, number_reader.READER_OUTPUT)
+    metadata = {
+        "name": "number_reader",
+        "training_date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "epochs": args.reader_epochs,
+        "batch_size": READER_BATCH,
+        "seed": args.seed,
+        "training_numbers": args.numbers,
+        "pasted_numbers": pasted,
+        "training_strips": len(strips),
+        "parameters": reader.count_params(),
+        "numbers_seconds": round(data_seconds),
+        "training_seconds": round(training_seconds),
+        "input": "strip: float32 [N, 28, 112, 1], one mark of ink scaled to 20 px high, "
+                 "white on black, values in [0, 1] (number_reader.to_strip)",
+        "output": "columns: float32 [N, 28, 11], softmax per column over digits 0-9 and blank (10)",
+    }
+    export_onnx(reader, path, metadata, names,
+                "Number reader: a strip of ink in, per-column digit probabilities out (CTC).")
+    columns = onnx_predict(path, to_model_input(eval_strips), names=names)
+    right = read_right(columns, eval_labels)
+    eval_lengths = (eval_labels >= 0).sum(axis=1)
+    by_length = {int(n): round(float(right[eval_lengths == n].mean()), 4)
+                 for n in np.unique(eval_lengths)}
+    set_onnx_metadata(path, {"evaluation_strips_read": f"{right.mean():.4f}"})
+    keras_columns = reader.predict(to_model_input(eval_strips[:READER_PARITY_STRIPS]),
+                                   batch_size=500, verbose=0)
+    same, difference, failed = check_parity(keras_columns.reshape(-1, number_reader.BLANK + 1),
+                                            columns[:READER_PARITY_STRIPS].reshape(
+                                                -1, number_reader.BLANK + 1))
+    print(f"Number reader: {100 * right.mean():.2f} % of {len(right)} evaluation strips read "
+          f"exactly; by digits held: {by_length}; parity: same argmax everywhere: {same}, "
+          f"max |keras - onnx| = {difference:.2e}")
+    reader.save(out_dir / "number.keras")
+    report = {**metadata, "strips_read": float(right.mean()), "strips_read_by_length": by_length,
+              "evaluation_strips": len(right), "parity_max_abs_difference": difference,
+              "parity_same_argmax": same, "parity_failed": failed,
+              "loss": [float(value) for value in history.history["loss"]]}
+    return report
 
 
 # ---------------------------------------------------------------------------
@@ -624,12 +694,18 @@ def write_report(out_dir, history, matrix, x_test, y_test, predictions, probabil
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=10, help="digit network's epochs")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=3e-3, help="peak learning rate")
+    parser.add_argument("--reader-epochs", type=int, default=READER_EPOCHS,
+                        help="number reader's epochs")
+    parser.add_argument("--numbers", type=int, default=NUMBERS,
+                        help="numbers written with the training digits for the number reader "
+                             "(and as many pasted from the scans)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--data", help="a local MNIST file in Keras's mnist.npz format")
-    parser.add_argument("--out", default="model", help="folder for model.onnx and the report")
+    parser.add_argument("--out", default="model",
+                        help="folder for model.onnx, number.onnx and the report")
     parser.add_argument("--limit", type=int, help="train on the first N digits (smoke tests)")
     parser.add_argument("--validation", type=int, default=0, metavar="N",
                         help="hold out the last N training digits and report accuracy on them "
@@ -645,7 +721,8 @@ def parse_args(argv=None):
 
 def drawn_accuracy(model, x_held, y_held, seed, cache_dir):
     """Accuracy on held-out training digits drawn on a canvas and read by the pipeline."""
-    rendered, ok = render_canvas_digits(x_held, seed + 1, cache_dir)
+    rendered, ok = render_canvas_digits(x_held, trace_digits(x_held, cache_dir), seed + 1,
+                                        cache_dir)
     drawn = model.predict(to_model_input(rendered[ok]), batch_size=1000, verbose=0).argmax(1)
     return float((drawn == y_held[ok]).mean())
 
@@ -670,19 +747,15 @@ def main(argv=None):
         evaluation = "held-out training digits"
     print(f"MNIST: {len(x_train)} training digits; evaluation on {len(x_test)} {evaluation}")
 
-    rendered, ok = render_canvas_digits(x_train, args.seed, args.cache)
+    traced = trace_digits(x_train, args.cache)
+    rendered, ok = render_canvas_digits(x_train, traced, args.seed, args.cache)
     render_seconds = time.monotonic() - started
     skipped = np.bincount(y_train[~ok], minlength=NUM_CLASSES)
     print(f"Canvas renderings: {ok.sum()} of {len(ok)} digits in {render_seconds:.0f} s; "
           f"not rendered (tracing lost a hole or ink) per class: {skipped.tolist()}")
-    parts, part_labels = number_parts_of(x_train, y_train, args.seed, args.cache)
-    per_class = np.bincount(part_labels[part_labels >= 0], minlength=NUM_CLASSES)
-    print(f"Parts of numbers: {len(parts)}, {(part_labels == NOT_A_DIGIT).sum()} of them no "
-          f"digit; digits per class: {per_class.tolist()}")
-    x_all = to_model_input(np.concatenate([x_train, rendered[ok], parts]))
-    y_all = targets(np.concatenate([y_train, y_train[ok], part_labels]))
-    is_rendering = np.concatenate([np.zeros(len(x_train), bool),
-                                   np.ones(ok.sum() + len(parts), bool)])
+    x_all = to_model_input(np.concatenate([x_train, rendered[ok]]))
+    y_all = targets(np.concatenate([y_train, y_train[ok]]))
+    is_rendering = np.concatenate([np.zeros(len(x_train), bool), np.ones(ok.sum(), bool)])
     x_test_float = to_model_input(x_test)
     if args.corrections:  # never in the evaluation sets above
         held_out, x_all, y_all, is_rendering = learn_corrections.add_to_training(
@@ -713,8 +786,6 @@ def main(argv=None):
         "seed": args.seed,
         "training_digits": len(x_train),
         "canvas_renderings": int(ok.sum()),
-        "number_parts": len(parts),
-        "number_parts_no_digit": int((part_labels == NOT_A_DIGIT).sum()),
         "parameters": model.count_params(),
         "tensorflow_version": tf.__version__,
         "tf2onnx_version": __import__("tf2onnx").__version__,
@@ -748,22 +819,27 @@ def main(argv=None):
               "history": {key: [float(v) for v in values]
                           for key, values in history.history.items()},
               "confusion_matrix": matrix.tolist()}
-    if args.corrections:
-        report["corrections"] = learn_corrections.report_after(held_out, onnx_path)
     if args.validation:
         drawn = drawn_accuracy(model, x_test, y_test, args.seed, args.cache)
         report["held_out_drawn_accuracy"] = drawn
         print(f"Held-out training digits drawn on a canvas: {100 * drawn:.2f} %")
+    report["number_reader"] = train_number_reader(x_train, traced, y_train, x_test, y_test,
+                                                  args, out_dir)
+    if args.corrections:  # read by both new networks
+        report["corrections"] = learn_corrections.report_after(held_out, onnx_path)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
 
     elapsed = time.monotonic() - started
     print(f"\nAccuracy on the {evaluation} (onnxruntime): {100 * accuracy:.2f} % "
           f"({report['errors']} errors in {len(y_test)})")
-    print(f"Time: {elapsed / 60:.1f} min ({training_seconds / 60:.1f} min training)")
+    reader_report = report["number_reader"]
+    print(f"Time: {elapsed / 60:.1f} min: renderings {render_seconds / 60:.1f}, digit network "
+          f"{training_seconds / 60:.1f}, numbers {reader_report['numbers_seconds'] / 60:.1f}, "
+          f"number reader {reader_report['training_seconds'] / 60:.1f} min training")
     print("Wrote: " + ", ".join(str(out_dir / name) for name in
-                                ["model.onnx", "model.keras", "report.json", "report.png",
-                                 "misclassified.png"]))
-    if parity_failed:
+                                ["model.onnx", "model.keras", "number.onnx", "number.keras",
+                                 "report.json", "report.png", "misclassified.png"]))
+    if parity_failed or report["number_reader"]["parity_failed"]:
         print(f"Parity check FAILED: onnxruntime and Keras disagree (tolerance "
               f"{PARITY_TOLERANCE}).", file=sys.stderr)
         return 1

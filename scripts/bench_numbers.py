@@ -1,11 +1,11 @@
-"""Server time of reading digits and numbers, with and without the touching-digit search.
+"""Server time of reading single digits and numbers, side by side in one run.
 
 For each kind of drawing, the median over drawings of the median of `--repeats` calls of
 Recognizer.read (decode, ink map, segmentation, inference, reply: what /predict spends outside
 Flask), of its server time (decode + preprocess + inference, as the Server-Timing header
-reports it: the reply and its previews aside), and of Recognizer.read with the search
-switched off (blank gaps only, as before it). Timings on a shared machine are noisy: compare
-the columns of one run, not runs.
+reports it: the reply and its previews aside), its ratio to a single digit's, and how many
+images each network was given. Timings on a shared machine are noisy: compare the rows of
+one run, not runs.
 
     python -m scripts.bench_numbers
 """
@@ -15,20 +15,9 @@ import statistics
 import time
 
 import mnist_digits
-import segment
 import strokes
 from recognizer import Recognizer
 from tests.support import drawn_digits, drawn_numbers
-
-
-def gaps_only(recognizer, data):
-    """Recognizer.read as before the search: split at blank gaps, never search a mark."""
-    searched = segment.WIDE_ASPECT, segment.UNSURE_BELOW
-    segment.WIDE_ASPECT, segment.UNSURE_BELOW = float("inf"), 0.0
-    try:
-        return recognizer.read(data)
-    finally:
-        segment.WIDE_ASPECT, segment.UNSURE_BELOW = searched
 
 
 def median_ms(function, data, repeats):
@@ -42,12 +31,29 @@ def median_ms(function, data, repeats):
     return 1000 * statistics.median(times), 1000 * statistics.median(server_times)
 
 
+class CountingRecognizer(Recognizer):
+    """A Recognizer that counts the images each network is given."""
+
+    def count(self, data):
+        self.digits = self.strips = 0
+        self.read(data)
+        return self.digits, self.strips
+
+    def probabilities(self, digits):
+        self.digits = getattr(self, "digits", 0) + len(digits)
+        return super().probabilities(digits)
+
+    def read_strips(self, strips):
+        self.strips = getattr(self, "strips", 0) + len(strips)
+        return super().read_strips(strips)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--drawings", type=int, default=40, help="drawings of each kind")
     parser.add_argument("--repeats", type=int, default=15)
     arguments = parser.parse_args()
-    recognizer = Recognizer()
+    recognizer = CountingRecognizer()
     _, (x_test, y_test) = mnist_digits.load_mnist()
     count = arguments.drawings
     touching = list(drawn_numbers.touching_number_cases(x_test, y_test, 6 * count, seed=5))
@@ -61,31 +67,24 @@ def main():
         kinds[f"{digits} touching digits"] = [case for case in touching
                                               if len(case[1]) == digits][:count]
     print(f"median server time per drawing, ms ({arguments.repeats} repeats each)")
-    print(f"{'drawing':28s} {'count':>5s} {'read()':>8s} {'server':>8s} {'gaps only':>10s} "
-          f"{'ratio':>6s} {'images scored':>14s}")
+    print(f"{'drawing':28s} {'count':>5s} {'read()':>8s} {'server':>8s} {'x single':>9s} "
+          f"{'digit images':>13s} {'strips':>7s}")
+    single = None
     for kind, cases in kinds.items():
-        searched, server, before, scored = [], [], [], []
+        read, server, digits, strips = [], [], [], []
         for image, _, _ in cases:
             data = strokes.png_bytes(image)
             read_ms, server_ms = median_ms(recognizer.read, data, arguments.repeats)
-            searched.append(read_ms)
+            read.append(read_ms)
             server.append(server_ms)
-            before.append(median_ms(lambda d: gaps_only(recognizer, d), data,
-                                    arguments.repeats)[0])
-            batches = []
-            original = recognizer.probabilities
-
-            def counting(digits, batches=batches, original=original):
-                batches.append(len(digits))
-                return original(digits)
-
-            recognizer.probabilities = counting
-            recognizer.read(data)
-            recognizer.probabilities = original
-            scored.append(sum(batches))
-        now, then = statistics.median(searched), statistics.median(before)
-        print(f"{kind:28s} {len(cases):5d} {now:8.2f} {statistics.median(server):8.2f} "
-              f"{then:10.2f} {now / then:6.2f} {statistics.median(scored):14.0f}")
+            counted = recognizer.count(data)
+            digits.append(counted[0])
+            strips.append(counted[1])
+        server_ms = statistics.median(server)
+        single = single or server_ms
+        print(f"{kind:28s} {len(cases):5d} {statistics.median(read):8.2f} {server_ms:8.2f} "
+              f"{server_ms / single:9.2f} {statistics.median(digits):13.0f} "
+              f"{statistics.median(strips):7.0f}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from support import MODEL_PATH, bad_requests
+from support import MODEL_PATH, READER_PATH, bad_requests
 from support.images import (as_16_bit_png, as_bmp, as_cmyk_jpeg, as_first_frame_of_gif,
                             as_grey_alpha_png, as_jpeg, as_palette_png, as_tiff, as_webp, data_uri,
                             encode, number_on_a_canvas)
@@ -138,6 +138,11 @@ def test_model_endpoint_gives_metadata_and_the_files_sha256(client):
     assert body["metadata"] == recorded.get_modelmeta().custom_metadata_map
     assert body["input"]["name"] == "image"
     assert body["output"]["name"] == "probabilities"
+    reader = ort.InferenceSession(str(READER_PATH), providers=["CPUExecutionProvider"])
+    assert body["reader"]["sha256"] == hashlib.sha256(READER_PATH.read_bytes()).hexdigest()
+    assert body["reader"]["metadata"] == reader.get_modelmeta().custom_metadata_map
+    assert body["reader"]["input"]["name"] == reader.get_inputs()[0].name == "strip"
+    assert body["reader"]["output"]["name"] == reader.get_outputs()[0].name == "columns"
 
 
 def test_page_is_served_with_the_canvas(client):

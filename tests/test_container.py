@@ -26,7 +26,7 @@ import pytest
 import requests
 from PIL import Image, ImageOps
 
-from support import MODEL_PATH, ROOT, unavailable
+from support import MODEL_PATH, READER_PATH, ROOT, unavailable
 from support.served_files import served_modules
 
 IMAGE = "localhost/digit-recognizer:test"
@@ -449,7 +449,7 @@ def test_image_ships_only_what_serving_reads(engine, server):
     shipped = {os.path.normpath(line) for line in listing.stdout.split()
                if not os.path.normpath(line).startswith("instance" + os.sep)}
     wanted = served_modules()
-    wanted.add(str(MODEL_PATH.relative_to(ROOT)))
+    wanted |= {str(MODEL_PATH.relative_to(ROOT)), str(READER_PATH.relative_to(ROOT))}
     for folder in ("templates", "static"):
         wanted |= {str(path.relative_to(ROOT)) for path in (ROOT / folder).rglob("*")
                    if path.is_file() and "__pycache__" not in path.parts}

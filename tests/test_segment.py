@@ -1,6 +1,7 @@
-"""Touching digits (segment.py): what is cut, what is never cut, and what it costs in calls.
+"""Touching digits (segment.py): what is read apart, what is never split, and what it costs
+in calls.
 
-Through the API with the real model, and on segment.read_digits with stand-in networks that
+Through the API with the real models, and on segment.read_digits with stand-in networks that
 count how they are called.
 """
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from support import drawn_numbers
+import number_reader
 import segment
 import strokes
 import utils
@@ -75,7 +77,7 @@ TOUCHING_EXAMPLES = ["27", "86", "52", "407"]
 TOUCHING_EXAMPLES_FLOOR = 9
 
 
-def test_touching_digits_are_cut_apart(client, touching):
+def test_touching_digits_are_read_apart(client, touching):
     readings = {(number, convention): post(client, touching(number, convention))
                 for number in TOUCHING_EXAMPLES for convention in strokes.CONVENTIONS}
     for body in readings.values():
@@ -86,7 +88,7 @@ def test_touching_digits_are_cut_apart(client, touching):
         f"touching examples read wrongly (number, convention): read as {misread}"
 
 
-def test_digit_mode_never_cuts(client, touching):
+def test_digit_mode_never_splits(client, touching):
     body = post(client, touching("27"), mode="digit")
     assert len(body["digits"]) == 1, f"mode=digit split the drawing into {body['number']}"
     assert body["digit"] is not None, "mode=digit answered without a digit"
@@ -94,7 +96,7 @@ def test_digit_mode_never_cuts(client, touching):
 
 @pytest.mark.parametrize("convention", strokes.CONVENTIONS)
 @pytest.mark.parametrize("name", ONE_DIGIT_SHAPES)
-def test_one_wide_or_many_stroked_digit_is_never_cut(client, name, convention):
+def test_one_wide_or_many_stroked_digit_is_never_split(client, name, convention):
     label, polylines = ONE_DIGIT_SHAPES[name]
     placed = strokes.place_strokes(polylines, 180, (CANVAS[0] / 2, CANVAS[1] / 2))
     body = post(client, strokes.png_bytes(strokes.draw_strokes(placed, CANVAS, PEN, convention)))
@@ -102,162 +104,113 @@ def test_one_wide_or_many_stroked_digit_is_never_cut(client, name, convention):
 
 
 # ---------------------------------------------------------------------------
-# What the search asks of the network
+# What reading asks of the two networks
 # ---------------------------------------------------------------------------
 
 class CountingNetwork:
-    """Stands in for the model: answers every image with the same `confidence` for digit 3,
-    and records each batch it was given, and its size."""
+    """Stands in for the digit network: answers every image with the same `confidence` for
+    digit 3, and records each batch it was given."""
 
     def __init__(self, confidence):
         self.confidence = confidence
         self.batches = []
-        self.images = []
 
     def __call__(self, digits):
         assert digits.dtype == np.float32, f"the network was given {digits.dtype}"
         assert digits.shape[1:] == (28, 28), f"the network was given {digits.shape}"
         self.batches.append(len(digits))
-        self.images.append(digits.copy())
         probabilities = np.full((len(digits), 10), (1 - self.confidence) / 9, np.float32)
         probabilities[:, 3] = self.confidence
         return probabilities
 
 
-def test_a_narrow_digit_the_network_is_sure_of_costs_one_image(draw_mnist_digit):
+class CountingReader:
+    """Stands in for the number reader: reads every strip as `digits`, spread evenly over the
+    strip's ink, and records each batch it was given."""
+
+    def __init__(self, digits):
+        self.digits = digits
+        self.batches = []
+        self.columns = []
+
+    def __call__(self, strips):
+        assert strips.dtype == np.float32, f"the reader was given {strips.dtype}"
+        assert strips.shape[1:] == (number_reader.STRIP_HEIGHT, number_reader.STRIP_WIDTH), \
+            f"the reader was given {strips.shape}"
+        self.batches.append(strips.copy())
+        self.columns = [self.read(strip) for strip in strips]
+        return np.stack(self.columns)
+
+    def read(self, strip):
+        inked = np.flatnonzero(strip.any(axis=0))
+        width = (inked[-1] + 1 - inked[0]) / len(self.digits)
+        labels = np.full(number_reader.COLUMNS, number_reader.BLANK)
+        for index, digit in enumerate(self.digits):
+            middle = inked[0] + (index + 0.5) * width
+            labels[int(middle) // number_reader.DOWNSAMPLE] = digit
+        columns = np.full((number_reader.COLUMNS, number_reader.BLANK + 1), 0.01, np.float32)
+        columns[np.arange(number_reader.COLUMNS), labels] = 0.9
+        return columns
+
+
+def read(png, network, reader, one_digit=False):
+    return segment.read_digits(utils.read_ink(png), network, reader, one_digit)
+
+
+def test_a_narrow_digit_the_network_is_sure_of_is_not_read_again(draw_mnist_digit):
     image, _ = draw_mnist_digit(1, canvas=CANVAS)  # a 2, narrower than WIDE_ASPECT
-    network = CountingNetwork(confidence=0.999)
-    segment.read_digits(utils.read_ink(strokes.png_bytes(image)), network)
-    assert network.batches == [1], f"one sure, narrow digit cost batches {network.batches}"
+    network, reader = CountingNetwork(confidence=0.999), CountingReader([2, 7])
+    digits, confidence = read(strokes.png_bytes(image), network, reader)
+    assert network.batches == [1] and reader.batches == [], \
+        f"one sure, narrow digit cost {network.batches} digit images, {reader.batches} strips"
+    assert [int(d.probabilities.argmax()) for d in digits] == [3]
+    assert confidence == pytest.approx(0.999)
 
 
-def test_a_wide_mark_is_searched_in_the_same_single_call(touching):
-    network = CountingNetwork(confidence=0.999)
-    segment.read_digits(utils.read_ink(touching("2771")), network)
-    assert len(network.batches) == 1, f"the network was called {len(network.batches)} times"
-    assert network.batches[0] > 1, "the wide mark's candidate parts were not scored"
+def test_a_wide_mark_goes_to_the_reader_alone_and_its_reading_stands(touching):
+    network, reader = CountingNetwork(confidence=0.999), CountingReader([2, 7, 7, 1])
+    png = touching("2771")
+    digits, confidence = read(png, network, reader)
+    assert network.batches == [], f"the digit network was given {network.batches}"
+    assert [len(batch) for batch in reader.batches] == [1], "the mark was not read once, whole"
+    assert [int(d.probabilities.argmax()) for d in digits] == [2, 7, 7, 1]
+    assert confidence == pytest.approx(number_reader.sequence_probability(
+        reader.columns[0], [2, 7, 7, 1]))
+    (box, _), = segment.split_digits(utils.read_ink(png))
+    lefts = [d.box[0] for d in digits]
+    assert lefts == sorted(lefts) and len(set(lefts)) == 4, f"boxes {[d.box for d in digits]}"
+    for digit in digits:
+        assert box[0] <= digit.box[0] < digit.box[2] <= box[2]
+        assert box[1] <= digit.box[1] < digit.box[3] <= box[3]
+        assert digit.image.shape == (28, 28) and digit.image.max() > 0
 
 
-def test_the_network_reads_each_different_image_once(touching):
-    ink = utils.read_ink(touching("2771"))
-    (box, mark), = segment.split_digits(ink)
-    parts = segment.candidate_parts(box, mark, readable_only=True)["parts"]
-    different = {part["digit"].tobytes() for part in parts}
-    assert len(different) < len(parts), "no two parts alike: the test's number tests nothing"
-    network = CountingNetwork(confidence=0.999)
-    segment.read_digits(ink, network)
-    read = [digit.tobytes() for batch in network.images for digit in batch]
-    assert len(read) == len(set(read)), "the network was given the same image twice"
-    assert different <= set(read), "a candidate part was never read"
+def test_the_reader_sees_the_mark_whole(touching):
+    reader = CountingReader([2, 7, 7, 1])
+    png = touching("2771")
+    read(png, CountingNetwork(confidence=0.999), reader)
+    (_, mark), = segment.split_digits(utils.read_ink(png))
+    np.testing.assert_array_equal(reader.batches[0][0], number_reader.to_strip(mark)[0])
 
 
-def test_a_narrow_mark_the_network_is_unsure_of_is_searched_in_a_second_call(touching):
-    network = CountingNetwork(confidence=0.5)
-    segment.read_digits(utils.read_ink(touching("11")), network)
-    assert len(network.batches) == 2, f"an unsure reading was not searched: {network.batches}"
+def test_a_reading_of_one_digit_leaves_the_digit_networks_answer(touching):
+    network, reader = CountingNetwork(confidence=0.999), CountingReader([8])
+    digits, confidence = read(touching("2771"), network, reader)
+    assert len(reader.batches) == 1 and network.batches == [1]
+    assert [int(d.probabilities.argmax()) for d in digits] == [3]
+    assert confidence == pytest.approx(0.999)
+
+
+def test_a_narrow_mark_the_network_is_unsure_of_goes_to_the_reader(touching):
+    network, reader = CountingNetwork(confidence=0.5), CountingReader([1, 1])
+    digits, _ = read(touching("11"), network, reader)
+    assert [len(batch) for batch in reader.batches] == [1], "an unsure reading was not read again"
+    assert [int(d.probabilities.argmax()) for d in digits] == [1, 1]
 
 
 def test_digit_mode_asks_for_nothing_but_the_drawing(touching):
-    network = CountingNetwork(confidence=0.5)
-    boxes, _, _ = segment.read_digits(utils.read_ink(touching("2771")), network, one_digit=True)
+    network, reader = CountingNetwork(confidence=0.5), CountingReader([2, 7, 7, 1])
+    digits, _ = read(touching("2771"), network, reader, one_digit=True)
     assert network.batches == [1], f"the network was called for {network.batches} images"
-    assert len(boxes) == 1, f"mode=digit read {len(boxes)} digits"
-
-
-# ---------------------------------------------------------------------------
-# The search's fast paths give what the slow ones gave, to the bit
-# ---------------------------------------------------------------------------
-
-def random_inks(count, seed, sizes=(1, 90)):
-    """Random uint8 [h, w] inks, from empty to full, of random sizes."""
-    rng = np.random.default_rng(seed)
-    for _ in range(count):
-        height, width = rng.integers(*sizes, 2)
-        yield ((rng.random((height, width)) < rng.random()) * rng.integers(
-            0, 256, (height, width))).astype(np.uint8)
-
-
-def pillow_box_size(ink):
-    scale = utils.MNIST_BOX / max(ink.shape)
-    return max(1, round(ink.shape[1] * scale)), max(1, round(ink.shape[0] * scale))
-
-
-def prepared_with_pillow(piece):
-    """What to_mnist's recipe makes of uint8 [h, w] ink, one image at a time with Pillow,
-    from the BOX resize to 20 px on: what segment computes for all parts at once. Pillow
-    resizes across the rows, then down the columns, one call each (as utils.resize)."""
-    from PIL import Image
-    width, height = pillow_box_size(piece)
-    across = Image.fromarray(piece).resize((width, piece.shape[0]), Image.Resampling.BOX)
-    resized = np.asarray(across.resize((width, height), Image.Resampling.BOX), np.float32)
-    resized *= 255.0 / max(float(resized.max()), 1.0)
-    return utils.centre_by_mass(np.rint(resized).astype(np.uint8)) / np.float32(255)
-
-
-def test_box_windows_are_pillows_box_weights():
-    for in_size in range(1, 130):
-        for out_size in range(1, utils.MNIST_BOX + 1):
-            first, last, weight = segment._box_window(in_size, out_size)
-            rebuilt = np.zeros((utils.MNIST_BOX, in_size))
-            for row, (a, b, value) in enumerate(zip(first, last, weight)):
-                rebuilt[row, a:b] = value
-            np.testing.assert_array_equal(rebuilt[:out_size],
-                                          segment._box_weights(in_size, out_size))
-            assert not rebuilt[out_size:].any(), "the padding sums something"
-
-
-def test_parts_are_prepared_as_one_at_a_time_with_pillow():
-    # Random inks side by side in one working copy, a straight cut line between each two:
-    # each part is the ink between two neighbouring lines.
-    inks = list(random_inks(200, seed=2, sizes=(30, 100)))
-    work = np.zeros((max(ink.shape[0] for ink in inks), sum(ink.shape[1] for ink in inks)),
-                    np.uint8)
-    edges = np.cumsum([0] + [ink.shape[1] for ink in inks])
-    for ink, x in zip(inks, edges):
-        work[:ink.shape[0], x:x + ink.shape[1]] = ink
-    lines = np.repeat(edges[:, None], work.shape[0], axis=1)
-    boxes = segment._boxes_between(work, lines[:-1], lines[1:])
-    inked = boxes[:, 2] > boxes[:, 0]
-    digits = segment._parts_to_mnist(work, lines[:-1][inked], lines[1:][inked], boxes[inked])
-    assert len(digits) > 150
-    for (x0, y0, x1, y1), digit in zip(boxes[inked], digits):
-        np.testing.assert_array_equal(digit, prepared_with_pillow(work[y0:y1, x0:x1]))
-
-
-def test_each_part_is_the_ink_between_its_two_cut_lines(touching):
-    (box, mark), = segment.split_digits(utils.read_ink(touching("4096")))
-    search = segment.candidate_parts(box, mark)
-    work, lines = search["work"], search["lines"]
-    columns = np.arange(work.shape[1])
-    assert len(search["parts"]) > 10
-    for part in search["parts"]:
-        between = (columns >= lines[part["i"]][:, None]) & (columns < lines[part["j"]][:, None])
-        piece = np.where(between, work, 0)
-        rows, cols = np.nonzero(piece)
-        piece = piece[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
-        np.testing.assert_array_equal(part["digit"], prepared_with_pillow(piece))
-
-
-def test_only_parts_no_reading_could_use_are_left_out(touching):
-    (box, mark), = segment.split_digits(utils.read_ink(touching("2771")))
-    every = segment.candidate_parts(box, mark)
-    readable = segment.candidate_parts(box, mark, readable_only=True)
-    pairs = {(part["i"], part["j"]) for part in every["parts"]}
-    kept = {(part["i"], part["j"]) for part in readable["parts"]}
-    assert kept < pairs, "every part was kept: the test's number no longer has unusable parts"
-    for part in readable["parts"]:  # the same part, the same image
-        same = [p for p in every["parts"] if (p["i"], p["j"]) == (part["i"], part["j"])]
-        np.testing.assert_array_equal(part["digit"], same[0]["digit"])
-    end = every["cuts"] - 1
-    usable = {pair for chain in chains(pairs, 0, end, segment.MAX_PARTS) for pair in chain}
-    assert kept == usable, "the parts kept are not those some reading of the mark uses"
-
-
-def chains(pairs, start, end, most):
-    """Every chain of at most `most` pairs (i, j) leading from line `start` to line `end`."""
-    if start == end:
-        return [[]]
-    if most == 0:
-        return []
-    return [[(start, j)] + rest for i, j in sorted(pairs) if i == start
-            for rest in chains(pairs, j, end, most - 1)]
+    assert reader.batches == [], "mode=digit asked the number reader"
+    assert len(digits) == 1, f"mode=digit read {len(digits)} digits"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 MODEL_PATH = ROOT / "model" / "model.onnx"
+READER_PATH = ROOT / "model" / "number.onnx"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 

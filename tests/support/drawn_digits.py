@@ -169,13 +169,15 @@ def font_cases(seed=0, repeats=2, fonts=None):
 
 def evaluate(client, cases, mode="digit"):
     """Post each case to /predict as the page does in `mode` ("digit": one digit, never split;
-    "number"); return a list of (conditions, label, answer or error)."""
+    "number"); return a list of (conditions with the reply's `confidence` added, label,
+    answer or error)."""
     key = "digit" if mode == "digit" else "number"
     results = []
     for image, label, conditions in cases:
         response = client.post(f"/predict?mode={mode}", data=strokes.png_bytes(image),
                                content_type="image/png")
         body = response.get_json()
+        conditions = {**conditions, "confidence": body.get("confidence")}
         results.append((conditions, label, body.get(key) if response.status_code == 200
                         else f"{response.status_code}: {body.get('error')}"))
     return results

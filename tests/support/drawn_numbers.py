@@ -12,8 +12,7 @@ moved closer (or further apart) by a fixed step, all before anything is read. Wh
 are used depends on the images alone (drawn_digits.faithful_indices), never on a reply.
 
     python -m tests.support.drawn_numbers           # the evaluation on MNIST test digits (README)
-    python -m tests.support.drawn_numbers --train   # the same on MNIST training digits: for tuning
-    python -m tests.support.drawn_numbers --gaps-only  # as before the search: blank gaps only
+    python -m tests.support.drawn_numbers --train   # the same on MNIST training digits
 """
 
 import argparse
@@ -118,6 +117,23 @@ def spaced_number_cases(x, y, count, seed=0):
 # Scoring
 # ---------------------------------------------------------------------------
 
+UNSURE_BELOW = 0.6  # the page says "not very sure" below this confidence (static/app.js)
+CONFIDENCE_BINS = ((0.9, 1.0), (UNSURE_BELOW, 0.9), (0.0, UNSURE_BELOW))
+
+
+def by_confidence(results):
+    """[(name, share of the readings, share of those read right)] for the readings in each
+    of CONFIDENCE_BINS, from the highest."""
+    rows = []
+    for low, high in CONFIDENCE_BINS:
+        inside = [r for r in results
+                  if low <= (r[0]["confidence"] or 0) < high or (high == 1.0 and
+                                                                 r[0]["confidence"] == 1.0)]
+        rows.append((f"confidence {low:.1f}-{high:.1f}", len(inside) / len(results),
+                     drawn_digits.accuracy(inside) if inside else float("nan")))
+    return rows
+
+
 def split_share(results):
     """Share of single digits that came back as two or more digits."""
     return float(np.mean([isinstance(answer, str) and answer.isdigit() and len(answer) > 1
@@ -147,21 +163,14 @@ def main():
     parser.add_argument("--numbers", type=int, default=600, help="numbers of each kind")
     parser.add_argument("--singles", type=int, default=3000, help="single digits")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--gaps-only", action="store_true",
-                        help="never search a mark for touching digits: the reading before it")
     arguments = parser.parse_args()
     import mnist_digits
-    import segment
     from app import create_app
-
-    if arguments.gaps_only:
-        segment.WIDE_ASPECT, segment.UNSURE_BELOW = float("inf"), 0.0
 
     client = create_app().test_client()
     (x_train, y_train), (x_test, y_test) = mnist_digits.load_mnist()
     x, y = (x_train, y_train) if arguments.train else (x_test, y_test)
-    print(f"MNIST {'training' if arguments.train else 'test'} digits, seed {arguments.seed}"
-          + (", blank gaps only" if arguments.gaps_only else ""))
+    print(f"MNIST {'training' if arguments.train else 'test'} digits, seed {arguments.seed}")
     print(f"{'numbers read through POST /predict?mode=number':48s} {'cases':>6s} {'result':>9s}")
 
     def row(name, value, count, unit="% exact"):
@@ -176,9 +185,13 @@ def main():
         for digits in (2, 3, 4):
             part = [r for r in results if len(r[1]) == digits]
             row(f"  {digits} digits", drawn_digits.accuracy(part), len(part))
+        repeated = [r for r in results if len(set(r[1])) < len(r[1])]
+        row("  with a repeated digit", drawn_digits.accuracy(repeated), len(repeated))
         for convention in strokes.CONVENTIONS:
             part = [r for r in results if r[0]["convention"] == convention]
             row(f"  {convention}", drawn_digits.accuracy(part), len(part))
+        for name, share, right in by_confidence(results):
+            print(f"  {name}: {100 * share:.1f} % of readings, {100 * right:.2f} % of them right")
         moved = sum(r[0]["moves"] > 0 for r in results)
         print(f"  layouts moved to be {kind.split()[0]}: {moved}; "
               f"{time.perf_counter() - started:.0f} s")
