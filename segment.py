@@ -181,9 +181,14 @@ def split_digits(ink, one_digit=False):
 # Touching digits: the number reader reads a mark that may hold several
 # ---------------------------------------------------------------------------
 
-WIDE_ASPECT = 1.3                # a mark wider than this share of its height is read whole ...
-UNSURE_BELOW = 0.8               # ... and so is one the digit network reads with less confidence ...
-MIN_READ_ASPECT = 0.45           # ... unless it is too narrow to hold two digits
+# Which marks the number reader reads, and when its reading of several digits stands. Chosen on
+# numbers and single digits drawn from MNIST *training* digits (docs/pipeline.md).
+WIDE_ASPECT = 1.3      # wider than this share of its height: read by the number reader alone
+READ_ASPECT = 0.7      # wider than this (two touching digits often are no wider than one) ...
+UNSURE_BELOW = 0.8     # ... or read by the digit network with less confidence than this, and
+MIN_READ_ASPECT = 0.45  # ... at least this wide: read by both networks
+SURE_ASPECT = 1.1      # up to this wide, the reader's digits stand only where it is surer of
+                       # its reading than the digit network is of its one digit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,23 +214,24 @@ def _parts_as_digits(ink, one_digit):
 
 def may_hold_several(part, probabilities):
     """Whether a mark (uint8 [h, w] ink) the digit network reads with `probabilities` goes to
-    the number reader: one too wide for a digit, or one the network is unsure of that is
-    wide enough for two."""
+    the number reader too: one as wide as two touching digits can be, or one the network is
+    unsure of that is wide enough for two."""
     height, width = part.shape
-    return width > WIDE_ASPECT * height or (probabilities.max() < UNSURE_BELOW
+    return width > READ_ASPECT * height or (probabilities.max() < UNSURE_BELOW
                                             and width >= MIN_READ_ASPECT * height)
 
 
 def read_digits(ink, score, read_strips, one_digit=False):
     """uint8 [H, W] ink map -> ([Digit], left to right; the probability of the whole reading).
 
-    Marks are split at blank gaps. A narrow mark is read by the digit network, `score`:
-    float32 [N, 28, 28] -> float32 [N, 10]. A mark that may hold several digits (a wide one,
-    or a narrow one the digit network is unsure of: may_hold_several) is read whole by the
-    number reader, `read_strips`: float32 [N, STRIP_HEIGHT, STRIP_WIDTH] -> float32
-    [N, COLUMNS, 11] (number_reader.py); where it reads two digits or more, its reading
-    stands, and otherwise the digit network's. Each network is called once, the digit
-    network a second time only for a wide mark the reader reads as one digit. With
+    Marks are split at blank gaps. A mark wider than WIDE_ASPECT is read whole by the number
+    reader, `read_strips`: float32 [N, STRIP_HEIGHT, STRIP_WIDTH] -> float32 [N, COLUMNS, 11]
+    (number_reader.py). A narrower one is read by the digit network, `score`: float32
+    [N, 28, 28] -> float32 [N, 10], and by the reader too if it may hold several digits
+    (may_hold_several). Where the reader reads two digits or more its reading stands (in a
+    mark up to SURE_ASPECT wide, only if the reader is surer of it than the digit network
+    is of its digit), and otherwise the digit network's. Each network is called once, the
+    digit network a second time only for a wide mark the reader reads as one digit. With
     `one_digit`, the drawing is one digit and the reader is not asked.
     """
     parts = split_digits(ink, one_digit)
@@ -242,6 +248,11 @@ def read_digits(ink, score, read_strips, one_digit=False):
                        if to_read else []))
     readings = {index: _reader_digits(*parts[index], *strips[index], columns[index])
                 for index in to_read}
+    for index, reading in readings.items():
+        part = parts[index][1]
+        if (reading is not None and part.shape[1] <= SURE_ASPECT * part.shape[0]
+                and reading[1] <= read_alone[index][1].max()):
+            readings[index] = None
     _score(score, parts, [index for index in wide if readings[index] is None], read_alone)
     digits, confidence = [], 1.0
     for index, (box, _) in enumerate(parts):

@@ -148,8 +148,8 @@ class CountingReader:
         for index, digit in enumerate(self.digits):
             middle = inked[0] + (index + 0.5) * width
             labels[int(middle) // number_reader.DOWNSAMPLE] = digit
-        columns = np.full((number_reader.COLUMNS, number_reader.BLANK + 1), 0.01, np.float32)
-        columns[np.arange(number_reader.COLUMNS), labels] = 0.9
+        columns = np.full((number_reader.COLUMNS, number_reader.BLANK + 1), 0.001, np.float32)
+        columns[np.arange(number_reader.COLUMNS), labels] = 0.99
         return columns
 
 
@@ -158,7 +158,7 @@ def read(png, network, reader, one_digit=False):
 
 
 def test_a_narrow_digit_the_network_is_sure_of_is_not_read_again(draw_mnist_digit):
-    image, _ = draw_mnist_digit(1, canvas=CANVAS)  # a 2, narrower than WIDE_ASPECT
+    image, _ = draw_mnist_digit(2, canvas=CANVAS)  # a 1, narrower than READ_ASPECT
     network, reader = CountingNetwork(confidence=0.999), CountingReader([2, 7])
     digits, confidence = read(strokes.png_bytes(image), network, reader)
     assert network.batches == [1] and reader.batches == [], \
@@ -206,6 +206,22 @@ def test_a_narrow_mark_the_network_is_unsure_of_goes_to_the_reader(touching):
     digits, _ = read(touching("11"), network, reader)
     assert [len(batch) for batch in reader.batches] == [1], "an unsure reading was not read again"
     assert [int(d.probabilities.argmax()) for d in digits] == [1, 1]
+
+
+def test_in_a_narrow_mark_the_surer_network_wins(touching):
+    png = touching("11")
+    (_, mark), = segment.split_digits(utils.read_ink(png))
+    assert mark.shape[1] <= segment.SURE_ASPECT * mark.shape[0], "the test's 11 is too wide"
+    reader = CountingReader([1, 1])
+    digits, confidence = read(png, CountingNetwork(confidence=0.9999), reader)
+    assert len(reader.batches) == 1
+    reading = number_reader.sequence_probability(reader.columns[0], [1, 1])
+    assert 0.6 < reading < 0.9999
+    assert [int(d.probabilities.argmax()) for d in digits] == [3], "the less sure reader won"
+    assert confidence == pytest.approx(0.9999)
+    digits, confidence = read(png, CountingNetwork(confidence=0.6), CountingReader([1, 1]))
+    assert [int(d.probabilities.argmax()) for d in digits] == [1, 1], "the surer reader lost"
+    assert confidence == pytest.approx(reading)
 
 
 def test_digit_mode_asks_for_nothing_but_the_drawing(touching):
