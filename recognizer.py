@@ -19,7 +19,8 @@ DEFAULT_MODEL = Path(__file__).resolve().parent / "model" / "model.onnx"
 READER_FILE = "number.onnx"  # the number reader, in the digit model's folder
 
 
-def _session(path):
+def onnx_session(path):
+    """An onnxruntime session as the server runs it: all graph optimisations, one thread."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # One image is too little work to share between threads; processes scale out instead.
@@ -35,8 +36,8 @@ class Recognizer:
 
     def __init__(self, path=DEFAULT_MODEL, reader_path=None):
         reader_path = Path(reader_path or Path(path).with_name(READER_FILE))
-        self.session = _session(path)
-        self.reader = _session(reader_path)
+        self.session = onnx_session(path)
+        self.reader = onnx_session(reader_path)
         self.metadata = self.session.get_modelmeta().custom_metadata_map
         self.sha256 = hashlib.sha256(Path(path).read_bytes()).hexdigest()
         self.reader_metadata = self.reader.get_modelmeta().custom_metadata_map

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from recognizer import Recognizer  # the server's own session settings
+from recognizer import onnx_session  # the server's own session settings
 from tests.support import ROOT
 
 
@@ -40,7 +40,7 @@ def main():
     args = parser.parse_args()
 
     image = np.random.default_rng(0).random((1, 28, 28, 1), dtype=np.float32)
-    sessions = {path: Recognizer(path).session for path in args.models}
+    sessions = {path: onnx_session(path) for path in args.models}
     for session in sessions.values():
         milliseconds_per_image(session, image, 200)  # warm up
     times = {path: [] for path in sessions}
