@@ -385,7 +385,8 @@ def test_the_help_lists_every_flag_and_only_those(train_mnist):
     result = subprocess.run([sys.executable, str(ROOT / "train_mnist.py"), "--help"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
-    listed = set(re.findall(r"(--[a-z][a-z-]+)", result.stdout)) - {"--help"}
+    # each option's own line: "  --epochs EPOCHS   digit network's epochs"
+    listed = set(re.findall(r"^\s+(--[a-z][a-z-]+)", result.stdout, re.MULTILINE)) - {"--help"}
     assert listed == {flag for flag, *_ in FLAGS}, \
         "train_mnist.py --help and this test's table of flags differ"
     assert set(vars(train_mnist.parse_args([]))) == {attribute for _, attribute, *_ in FLAGS}, \
