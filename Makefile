@@ -1,6 +1,6 @@
 # make run   install the serving requirements and serve http://localhost:$(PORT)
 # make test  install everything the tests need (on Debian as root, system tools too) and run them
-# make train retrain the shipped model with the default settings
+# make train retrain the shipped models (digits and numbers) with the default settings
 # make bench time the request path in-process, then start the production server and measure
 #            speed, errors and memory, also with 64 and with 500 slow clients open (needs wrk)
 PYTHON ?= python3
