@@ -184,7 +184,7 @@ def split_digits(ink, one_digit=False):
 # Which marks the number reader reads, and when its reading of several digits stands. Chosen on
 # numbers and single digits drawn from MNIST *training* digits (docs/pipeline.md).
 WIDE_ASPECT = 1.3      # wider than this share of its height: read by the number reader alone
-READ_ASPECT = 0.7      # wider than this (two touching digits often are no wider than one) ...
+READ_ASPECT = 0.85     # wider than this (two touching digits often are no wider than one) ...
 UNSURE_BELOW = 0.8     # ... or read by the digit network with less confidence than this, and
 MIN_READ_ASPECT = 0.45  # ... at least this wide: read by both networks
 SURE_ASPECT = 1.1      # up to this wide, the reader's digits stand only where it is surer of

@@ -209,18 +209,19 @@ def test_a_narrow_mark_the_network_is_unsure_of_goes_to_the_reader(touching):
 
 
 def test_in_a_narrow_mark_the_surer_network_wins(touching):
-    png = touching("11")
+    png = touching("14")
     (_, mark), = segment.split_digits(utils.read_ink(png))
-    assert mark.shape[1] <= segment.SURE_ASPECT * mark.shape[0], "the test's 11 is too wide"
-    reader = CountingReader([1, 1])
+    assert (segment.READ_ASPECT * mark.shape[0] < mark.shape[1]
+            <= segment.SURE_ASPECT * mark.shape[0]), "the test's 14 is not of the width tested"
+    reader = CountingReader([1, 4])
     digits, confidence = read(png, CountingNetwork(confidence=0.9999), reader)
     assert len(reader.batches) == 1
-    reading = number_reader.sequence_probability(reader.columns[0], [1, 1])
+    reading = number_reader.sequence_probability(reader.columns[0], [1, 4])
     assert 0.6 < reading < 0.9999
     assert [int(d.probabilities.argmax()) for d in digits] == [3], "the less sure reader won"
     assert confidence == pytest.approx(0.9999)
-    digits, confidence = read(png, CountingNetwork(confidence=0.6), CountingReader([1, 1]))
-    assert [int(d.probabilities.argmax()) for d in digits] == [1, 1], "the surer reader lost"
+    digits, confidence = read(png, CountingNetwork(confidence=0.6), CountingReader([1, 4]))
+    assert [int(d.probabilities.argmax()) for d in digits] == [1, 4], "the surer reader lost"
     assert confidence == pytest.approx(reading)
 
 
