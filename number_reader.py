@@ -100,14 +100,16 @@ MIN_SPAN = 2  # strip px of ink each digit's share keeps, wherever the reader pl
 
 def digit_spans(path, scale, mark_width, strip):
     """The greedy reading's runs -> each digit's [left, right) columns in the strip and in
-    the mark. Digits are parted halfway between one's last output column and the next one's
-    first, moved where needed to leave each digit at least MIN_SPAN columns of the strip's
-    ink (CTC may emit a digit a little beside its ink). `scale` is the strip's pixels per
-    mark pixel (to_strip)."""
+    the mark. Digits are parted halfway between one's output columns and the next one's,
+    less the reader's lag: CTC emits a digit anywhere over its ink, this reader mostly
+    towards its right, so the partings move by as much as the runs' mean lies right of the
+    ink's middle. Then each digit keeps at least MIN_SPAN columns of the strip's ink.
+    `scale` is the strip's pixels per mark pixel (to_strip)."""
     inked = np.flatnonzero(strip.any(axis=0))
     first_ink, end_ink = int(inked[0]), int(inked[-1]) + 1
-    edges = [(last + 1 + first) * DOWNSAMPLE // 2
-             for (_, _, last), (_, first, _) in zip(path, path[1:])]
+    centres = [(first + last + 1) * DOWNSAMPLE / 2 for _, first, last in path]
+    lag = np.mean(centres) - (first_ink + end_ink) / 2
+    edges = [int(round((left + right) / 2 - lag)) for left, right in zip(centres, centres[1:])]
     for k in range(len(edges)):  # room for the digits to the left, then to the right
         edges[k] = max(edges[k], (edges[k - 1] if k else first_ink) + MIN_SPAN)
     for k in reversed(range(len(edges))):

@@ -59,10 +59,10 @@ def test_a_reading_longer_than_the_columns_allow_has_no_chance():
 
 
 def test_the_spans_part_the_strip_and_the_mark_between_the_digits_columns():
-    path = [(4, 1, 3), (2, 6, 7), (9, 10, 12)]
+    path = [(4, 1, 3), (2, 6, 7), (9, 10, 12)]  # centred at 10, 28 and 46 px of the strip
     scale = 0.5  # strip px per mark px
     strip = np.zeros((number_reader.STRIP_HEIGHT, number_reader.STRIP_WIDTH), np.float32)
-    strip[5:20, number_reader.MARGIN:60] = 1
+    strip[5:20, 4:52] = 1  # ink centred at 28 px, as the runs are: no lag
     spans = number_reader.digit_spans(path, scale, 120, strip)
     in_strip = [span for span, _ in spans]
     in_mark = [span for _, span in spans]
@@ -70,10 +70,16 @@ def test_the_spans_part_the_strip_and_the_mark_between_the_digits_columns():
         assert edges[0][0] == 0 and edges[-1][1] == end
         assert all(left < right for left, right in edges)
         assert all(a[1] == b[0] for a, b in zip(edges, edges[1:]))
-    # halfway between column 3's end (16 px) and column 6's start (24 px) of the strip: 20 px,
-    # which is (20 - MARGIN) / 0.5 px into the mark
-    assert in_strip[0][1] == 20
-    assert in_mark[0][1] == round((20 - number_reader.MARGIN) / scale)
+    assert [right for _, right in in_strip[:-1]] == [19, 37]  # halfway between the runs
+    assert in_mark[0][1] == round((19 - number_reader.MARGIN) / scale)
+
+
+def test_the_spans_follow_the_ink_when_the_reader_reads_late():
+    path = [(4, 5, 5), (2, 9, 9)]  # centred at 22 and 38 px, mean 30 px
+    strip = np.zeros((number_reader.STRIP_HEIGHT, number_reader.STRIP_WIDTH), np.float32)
+    strip[5:20, 4:36] = 1  # ink centred at 20 px: the reader reads 10 px late
+    [(first, _), (second, _)] = number_reader.digit_spans(path, 1.0, 200, strip)
+    assert first == (0, 20) and second == (20, number_reader.STRIP_WIDTH)
 
 
 def test_a_digit_read_beside_the_ink_still_gets_some_of_it():
