@@ -1,6 +1,6 @@
-"""The training side: the MNIST loader and the order of its sources, the canvas renderings, the
-command line the README documents, and one short training run that exports a working model
-and fails when onnxruntime and Keras disagree."""
+"""The training side: the MNIST loader and the order of its sources, the tracings, canvas
+renderings and numbers, the command line, and one short training run that exports two working
+models and fails when onnxruntime and Keras disagree."""
 
 import base64
 import gzip
