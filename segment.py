@@ -201,15 +201,10 @@ class Digit:
 
 def mnist_digits(ink, one_digit=False):
     """uint8 [H, W] ink map -> [(box, digit)], one per digit split at blank gaps, left to right:
-    what the digit network is shown first (read_digits' first step). `box` is (x0, y0, x1, y1)
-    in the image's pixels, `digit` float32 [28, 28] in [0, 1], white ink on black (to_mnist).
+    what the digit network would be shown of each mark. `box` is (x0, y0, x1, y1) in the
+    image's pixels, `digit` float32 [28, 28] in [0, 1], white ink on black (to_mnist).
     """
-    return [(box, digit) for box, _, digit in _parts_as_digits(ink, one_digit)]
-
-
-def _parts_as_digits(ink, one_digit):
-    """[(box, uint8 [h, w] ink of the part, float32 [28, 28] digit)] of split_digits' parts."""
-    return [(box, part, utils.to_mnist(part)) for box, part in split_digits(ink, one_digit)]
+    return [(box, utils.to_mnist(part)) for box, part in split_digits(ink, one_digit)]
 
 
 def may_hold_several(part, probabilities):

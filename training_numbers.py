@@ -87,14 +87,16 @@ def strips_chunk(task):
     uint8 [M, STRIP_HEIGHT, STRIP_WIDTH] strips and int8 [M, MAX_LABELS] labels, -1 padded."""
     start, numbers, seed = task
     rng = random.Random(seed * 1_000_003 + start)
-    strips, held = [], []
-    for traced, labels in numbers:
-        for strip, digits in number_strips(traced, labels, rng):
-            strips.append(strip)
-            held.append(digits + [-1] * (MAX_LABELS - len(digits)))
+    return _as_arrays([found for traced, labels in numbers
+                       for found in number_strips(traced, labels, rng)])
+
+
+def _as_arrays(found):
+    """[(uint8 strip, [digits])] -> the dict of arrays strips_chunk returns."""
     shape = (number_reader.STRIP_HEIGHT, number_reader.STRIP_WIDTH)
-    return {"strips": np.array(strips, np.uint8).reshape(-1, *shape),
-            "labels": np.array(held, np.int8).reshape(-1, MAX_LABELS)}
+    return {"strips": np.array([strip for strip, _ in found], np.uint8).reshape(-1, *shape),
+            "labels": np.array([digits + [-1] * (MAX_LABELS - len(digits))
+                                for _, digits in found], np.int8).reshape(-1, MAX_LABELS)}
 
 
 # ---------------------------------------------------------------------------
@@ -140,19 +142,20 @@ def paste_number(images, rng):
     return np.asarray(sheared)
 
 
+def pasted_strip(images, labels, rng):
+    """uint8 [k, 28, 28] digits labelled `labels` -> [(uint8 strip, [digits])]: the number
+    pasted (paste_number) and read whole, as one mark; [] when nothing readable is left."""
+    try:
+        strip, _ = number_reader.to_strip(paste_number(images, rng))
+    except utils.ImageError:
+        return []
+    return [(np.rint(strip * 255).astype(np.uint8), list(labels))]
+
+
 def pasted_chunk(task):
     """(first number's index, [(uint8 [k, 28, 28] digits, their labels)], seed) -> as
-    strips_chunk, one strip per number (read whole, as one mark)."""
+    strips_chunk, one strip per number."""
     start, numbers, seed = task
     rng = random.Random(seed * 1_000_003 + start)
-    strips, held = [], []
-    for images, labels in numbers:
-        try:
-            strip, _ = number_reader.to_strip(paste_number(images, rng))
-        except utils.ImageError:
-            continue
-        strips.append(np.rint(strip * 255).astype(np.uint8))
-        held.append(list(labels) + [-1] * (MAX_LABELS - len(labels)))
-    shape = (number_reader.STRIP_HEIGHT, number_reader.STRIP_WIDTH)
-    return {"strips": np.array(strips, np.uint8).reshape(-1, *shape),
-            "labels": np.array(held, np.int8).reshape(-1, MAX_LABELS)}
+    return _as_arrays([found for images, labels in numbers
+                       for found in pasted_strip(images, labels, rng)])

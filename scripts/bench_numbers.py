@@ -34,17 +34,19 @@ def median_ms(function, data, repeats):
 class CountingRecognizer(Recognizer):
     """A Recognizer that counts the images each network is given."""
 
+    digits = strips = 0
+
     def count(self, data):
         self.digits = self.strips = 0
         self.read(data)
         return self.digits, self.strips
 
     def probabilities(self, digits):
-        self.digits = getattr(self, "digits", 0) + len(digits)
+        self.digits += len(digits)
         return super().probabilities(digits)
 
     def read_strips(self, strips):
-        self.strips = getattr(self, "strips", 0) + len(strips)
+        self.strips += len(strips)
         return super().read_strips(strips)
 
 

@@ -125,10 +125,8 @@ def by_confidence(results):
     """[(name, share of the readings, share of those read right)] for the readings in each
     of CONFIDENCE_BINS, from the highest."""
     rows = []
-    for low, high in CONFIDENCE_BINS:
-        inside = [r for r in results
-                  if low <= (r[0]["confidence"] or 0) < high or (high == 1.0 and
-                                                                 r[0]["confidence"] == 1.0)]
+    for low, high in CONFIDENCE_BINS:  # [low, high); a confidence of 1.0 is in the top one
+        inside = [r for r in results if low <= min(r[0]["confidence"] or 0, 0.999999) < high]
         rows.append((f"confidence {low:.1f}-{high:.1f}", len(inside) / len(results),
                      drawn_digits.accuracy(inside) if inside else float("nan")))
     return rows
