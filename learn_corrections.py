@@ -126,7 +126,7 @@ def add_to_training(directory, x_all, y_all, is_rendering, served_model=DEFAULT_
     images = np.repeat(images, REPEATS, axis=0)
     labels = np.repeat(labels, REPEATS)
     x_all = np.concatenate([x_all, (images.astype(np.float32) / 255.0)[..., np.newaxis]])
-    y_all = np.concatenate([y_all, np.eye(utils.DIGIT_CLASSES, dtype=np.float32)[labels]])
+    y_all = np.concatenate([y_all, np.eye(utils.MODEL_CLASSES, dtype=np.float32)[labels]])
     is_rendering = np.concatenate([is_rendering, np.zeros(len(labels), bool)])
     return HeldOut(held_out, str(served_model), before), x_all, y_all, is_rendering
 

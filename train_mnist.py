@@ -33,7 +33,9 @@ import numpy as np
 
 import learn_corrections
 import number_reader
+import segment
 import strokes
+import training_non_digits
 import training_numbers
 import utils
 from mnist_digits import load_mnist
@@ -44,7 +46,7 @@ import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
-NUM_CLASSES = utils.DIGIT_CLASSES
+NUM_CLASSES = utils.MODEL_CLASSES  # the ten digits and "not a digit"
 
 
 # ---------------------------------------------------------------------------
@@ -57,7 +59,8 @@ def to_model_input(images):
 
 
 def targets(labels):
-    """int [N] labels -> float32 [N, 10] one-hot target probabilities."""
+    """int [N] labels (utils.NOT_A_DIGIT for a non-digit) -> float32 [N, 11] one-hot
+    target probabilities."""
     return np.eye(NUM_CLASSES, dtype=np.float32)[labels]
 
 
@@ -199,6 +202,48 @@ def computed_in_parallel(name, work, tasks, cache_dir, processes, key, code=PIPE
 
 
 # ---------------------------------------------------------------------------
+# Non-digits: letters, signs, shapes, scribbles, overlaid digits (training_non_digits.py)
+# ---------------------------------------------------------------------------
+
+NON_DIGITS = 15_000   # drawn like the digits above and read by the same pipeline
+
+
+def _non_digit_chunk(task):
+    start, count, traced_by_class, seed = task
+    rng = random.Random(seed * 1_000_003 + start)
+    classes = [digit for digit in range(len(traced_by_class)) if traced_by_class[digit]]
+
+    def traced_pair():
+        first, second = rng.sample(classes, 2)
+        return rng.choice(traced_by_class[first]), rng.choice(traced_by_class[second])
+
+    images = []
+    while len(images) < count:
+        _, plan = training_non_digits.non_digit(rng, traced_pair)
+        image = render_canvas_digit(plan, rng)
+        if image is not None:
+            images.append(image)
+    return {"images": np.stack(images)}
+
+
+def render_non_digits(traced, labels, count, seed, cache_dir, processes=None):
+    """uint8 [count, 28, 28]: non-digits drawn on a canvas like draw_on_canvas draws a digit
+    and read by the server's pipeline; the overlaid digits are two of the traced training
+    digits `traced` (trace_digits) of different classes, never a 1. Cached."""
+    chunk = 500
+    by_class = [[traced[index] for index in np.flatnonzero(labels == digit)[:300]
+                 if traced[index]] if digit != 1 else []
+                for digit in range(utils.DIGIT_CLASSES)]
+    tasks = [(start, min(chunk, count - start), by_class, seed)
+             for start in range(0, count, chunk)]
+    return computed_in_parallel(
+        "non-digits", _non_digit_chunk, tasks, cache_dir, processes,
+        key=[labels.tobytes(), str((seed, count)), draw_on_canvas, render_canvas_digit,
+             _non_digit_chunk],
+        code=PIPELINE_CODE + ("training_non_digits.py",))["images"]
+
+
+# ---------------------------------------------------------------------------
 # Numbers: what the number reader learns from (training_numbers.py)
 # ---------------------------------------------------------------------------
 
@@ -213,7 +258,8 @@ def number_strips_of(images, traced, labels, count, seed, cache_dir, pasted=0, p
     server's pipeline -> (uint8 [M, STRIP_HEIGHT, STRIP_WIDTH] strips, one per mark; int8
     [M, MAX_LABELS] the digits each holds, -1 after the last). Cached."""
     rng = random.Random(seed)
-    every_digit = [np.flatnonzero(labels == digit).tolist() for digit in range(NUM_CLASSES)]
+    every_digit = [np.flatnonzero(labels == digit).tolist()
+                   for digit in range(utils.DIGIT_CLASSES)]
     faithful = [[index for index in indices if traced[index]] for indices in every_digit]
     written = [training_numbers.pick_digits(faithful, rng) for _ in range(count)]
     pasted_from = [training_numbers.pick_digits(every_digit, rng) for _ in range(pasted)]
@@ -636,8 +682,9 @@ ERROR_COLUMNS = 12
 
 
 def confusion_matrix(labels, predictions):
-    """int64 [10, 10]: how many digits of each true class (rows) got each answer (columns)."""
-    matrix = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+    """int64 [10, 11]: how many digits of each true class (rows) got each answer (columns,
+    the last "not a digit")."""
+    matrix = np.zeros((utils.DIGIT_CLASSES, NUM_CLASSES), dtype=np.int64)
     np.add.at(matrix, (labels, predictions), 1)
     return matrix
 
@@ -660,13 +707,14 @@ def write_report(out_dir, history, matrix, x_test, y_test, predictions, probabil
     ax_acc.set(title="Accuracy (%)", xlabel="epoch", ylim=(97, 100))
     ax_acc.legend()
     ax_cm.imshow(np.log1p(matrix), cmap="Blues")
-    for true in range(NUM_CLASSES):
+    for true in range(utils.DIGIT_CLASSES):
         for predicted in range(NUM_CLASSES):
             if matrix[true, predicted]:
                 ax_cm.text(predicted, true, matrix[true, predicted], ha="center", va="center",
                            fontsize=7, color="white" if true == predicted else "black")
     ax_cm.set(title="Confusion matrix (MNIST test)", xlabel="predicted", ylabel="true",
-              xticks=range(10), yticks=range(10))
+              xticks=range(NUM_CLASSES), xticklabels=[*map(str, range(10)), "not"],
+              yticks=range(10))
     fig.tight_layout()
     fig.savefig(out_dir / "report.png", dpi=90)
     plt.close(fig)
@@ -697,6 +745,9 @@ def parse_args(argv=None):
     parser.add_argument("--epochs", type=int, default=10, help="digit network's epochs")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=3e-3, help="peak learning rate")
+    parser.add_argument("--non-digits", type=int, default=NON_DIGITS,
+                        help="letters, signs, shapes and scribbles drawn for the network's "
+                             "'not a digit' class")
     parser.add_argument("--reader-epochs", type=int, default=READER_EPOCHS,
                         help="number reader's epochs")
     parser.add_argument("--numbers", type=int, default=NUMBERS,
@@ -719,12 +770,35 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def drawn_accuracy(model, x_held, y_held, seed, cache_dir):
-    """Accuracy on held-out training digits drawn on a canvas and read by the pipeline."""
+def held_out_report(probabilities, model, x_held, y_held, traced, labels, seed, cache_dir,
+                    non_digits=2000):
+    """For comparing settings: the held-out training digits as scanned (their
+    `probabilities`) and drawn on a canvas, and `non_digits` non-digits drawn with another
+    seed, read with segment.answers at several thresholds of "not a digit"; printed, and the
+    shipped threshold's figures returned."""
     rendered, ok = render_canvas_digits(x_held, trace_digits(x_held, cache_dir), seed + 1,
                                         cache_dir)
-    drawn = model.predict(to_model_input(rendered[ok]), batch_size=1000, verbose=0).argmax(1)
-    return float((drawn == y_held[ok]).mean())
+    drawn = model.predict(to_model_input(rendered[ok]), batch_size=1000, verbose=0)
+    others = model.predict(to_model_input(render_non_digits(traced, labels, non_digits,
+                                                            seed + 1000, cache_dir)),
+                           batch_size=1000, verbose=0)
+    print("'not a digit' above | scanned: right, refused | drawn: right, refused | "
+          "non-digits caught")
+    figures = {}
+    for threshold in sorted({0.5, 0.8, 0.9, 0.95, 0.98, segment.NOT_A_DIGIT_ABOVE}):
+        scanned = segment.answers(probabilities, threshold)
+        on_canvas = segment.answers(drawn, threshold)
+        row = {"scanned_right": float((scanned == y_held).mean()),
+               "scanned_refused": float((scanned == utils.NOT_A_DIGIT).mean()),
+               "drawn_right": float((on_canvas == y_held[ok]).mean()),
+               "drawn_refused": float((on_canvas == utils.NOT_A_DIGIT).mean()),
+               "non_digits_caught": float((segment.answers(others, threshold)
+                                           == utils.NOT_A_DIGIT).mean())}
+        print(f"{threshold:19.2f} | " + " | ".join(f"{100 * value:6.2f} %"
+                                                    for value in row.values()))
+        if threshold == segment.NOT_A_DIGIT_ABOVE:
+            figures = row
+    return figures
 
 
 def main(argv=None):
@@ -753,9 +827,14 @@ def main(argv=None):
     skipped = np.bincount(y_train[~ok], minlength=NUM_CLASSES)
     print(f"Canvas renderings: {ok.sum()} of {len(ok)} digits in {render_seconds:.0f} s; "
           f"not rendered (tracing lost a hole or ink) per class: {skipped.tolist()}")
-    x_all = to_model_input(np.concatenate([x_train, rendered[ok]]))
-    y_all = targets(np.concatenate([y_train, y_train[ok]]))
-    is_rendering = np.concatenate([np.zeros(len(x_train), bool), np.ones(ok.sum(), bool)])
+    non_digits = render_non_digits(traced, y_train, args.non_digits, args.seed, args.cache)
+    render_seconds = time.monotonic() - started
+    print(f"Non-digits drawn: {len(non_digits)}")
+    x_all = to_model_input(np.concatenate([x_train, rendered[ok], non_digits]))
+    y_all = targets(np.concatenate([y_train, y_train[ok],
+                                    np.full(len(non_digits), utils.NOT_A_DIGIT)]))
+    is_rendering = np.concatenate([np.zeros(len(x_train), bool),
+                                   np.ones(ok.sum() + len(non_digits), bool)])
     x_test_float = to_model_input(x_test)
     if args.corrections:  # never in the evaluation sets above
         held_out, x_all, y_all, is_rendering = learn_corrections.add_to_training(
@@ -786,19 +865,20 @@ def main(argv=None):
         "seed": args.seed,
         "training_digits": len(x_train),
         "canvas_renderings": int(ok.sum()),
+        "non_digits": len(non_digits),
         "parameters": model.count_params(),
         "tensorflow_version": tf.__version__,
         "tf2onnx_version": __import__("tf2onnx").__version__,
         "rendering_seconds": round(render_seconds),
         "training_seconds": round(training_seconds),
         "input": "image: float32 [N, 28, 28, 1], white ink on black, values in [0, 1]",
-        "output": "probabilities: float32 [N, 10], softmax",
+        "output": "probabilities: float32 [N, 11], softmax: digits 0-9, then not a digit",
     }
     export_onnx(model, onnx_path, metadata)
     model.save(out_dir / "model.keras")
 
     probabilities = onnx_predict(onnx_path, x_test_float)
-    predictions = probabilities.argmax(axis=1)
+    predictions = segment.answers(probabilities)  # as the server answers
     accuracy = float((predictions == y_test).mean())
     accuracy_key = "mnist_test_accuracy" if not args.validation else "held_out_accuracy"
     set_onnx_metadata(onnx_path, {accuracy_key: f"{accuracy:.4f}"})
@@ -819,10 +899,12 @@ def main(argv=None):
               "history": {key: [float(v) for v in values]
                           for key, values in history.history.items()},
               "confusion_matrix": matrix.tolist()}
+    refused = int((predictions == utils.NOT_A_DIGIT).sum())
+    report["refused_as_not_a_digit"] = refused
+    print(f"{evaluation} answered 'not a digit': {refused}")
     if args.validation:
-        drawn = drawn_accuracy(model, x_test, y_test, args.seed, args.cache)
-        report["held_out_drawn_accuracy"] = drawn
-        print(f"Held-out training digits drawn on a canvas: {100 * drawn:.2f} %")
+        report["held_out"] = held_out_report(probabilities, model, x_test, y_test, traced,
+                                             y_train, args.seed, args.cache)
     report["number_reader"] = train_number_reader(x_train, traced, y_train, x_test, y_test,
                                                   args, out_dir)
     if args.corrections:  # read by both new networks

@@ -26,13 +26,15 @@ MNIST_SIZE = 28                  # ... inside a 28x28 field ...
 MNIST_CENTRE = 14.0              # ... with the centre of mass here (measured on MNIST itself)
 # The network's contract, for recognizer.py, app.py's /api/model and the training script: a
 # batch of MNIST-like digits (white ink on black, values in [0, 1]) in, one row of
-# probabilities per digit out.
+# probabilities per digit out: the ten digits, then "not a digit".
 MODEL_INPUT = "image"            # float32 [N, 28, 28, 1]
-MODEL_OUTPUT = "probabilities"   # float32 [N, 10]
+MODEL_OUTPUT = "probabilities"   # float32 [N, 11]
 DIGIT_CLASSES = 10
+NOT_A_DIGIT = 10                 # the output's last class: a letter, a sign, a shape, a scribble
+MODEL_CLASSES = DIGIT_CLASSES + 1
 MODEL_SIGNATURE = {
     "input": {"name": MODEL_INPUT, "shape": ["N", MNIST_SIZE, MNIST_SIZE, 1], "dtype": "float32"},
-    "output": {"name": MODEL_OUTPUT, "shape": ["N", DIGIT_CLASSES], "dtype": "float32"},
+    "output": {"name": MODEL_OUTPUT, "shape": ["N", MODEL_CLASSES], "dtype": "float32"},
 }
 WORK_SIZE = 60                   # longer side at which stroke width is measured and adjusted
 MNIST_STROKE = 2.6               # median stroke width of MNIST digits, in 20-px-box pixels
