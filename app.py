@@ -25,7 +25,7 @@ MODES = ("number", "digit")  # read every digit (the default), or one digit, nev
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 LABEL_PATTERN = {"digit": re.compile(r"[0-9]"),  # what a person may say they wrote, per mode
                  "number": re.compile(rf"[0-9]{{1,{segment.MAX_DIGITS}}}")}
-ANSWER_PATTERN = LABEL_PATTERN["number"]  # what the app can have read
+ANSWER_PATTERN = re.compile(rf"[0-9]{{1,{segment.MAX_DIGITS}}}|not a digit")  # what it can read
 
 ERROR_STATUS = {
     utils.InvalidImage: 400,
@@ -234,8 +234,8 @@ def read_correction(request):
         raise BadRequest('mode must be "digit" (one digit) or "number".')
     answer = payload["answer"]
     if not isinstance(answer, str) or not ANSWER_PATTERN.fullmatch(answer):
-        raise BadRequest(f"answer must be the digits the app read, as a string of 1 to "
-                         f"{segment.MAX_DIGITS} digits.")
+        raise BadRequest(f"answer must be what the app read: a string of 1 to "
+                         f"{segment.MAX_DIGITS} digits, or \"not a digit\".")
     image = utils.decode_base64_image(payload["image"])
     label = payload["label"]
     if not isinstance(label, str) or not LABEL_PATTERN[mode].fullmatch(label):

@@ -48,9 +48,13 @@ class Recognizer:
                                   np.float32))
 
     def probabilities(self, digits):
-        """float32 [N, 28, 28] in [0, 1] -> float32 [N, 10]."""
-        return self.session.run([utils.MODEL_OUTPUT],
-                                {utils.MODEL_INPUT: digits[..., np.newaxis]})[0]
+        """float32 [N, 28, 28] in [0, 1] -> float32 [N, 11]: each digit, then "not a digit"
+        (0 from a network that has no such class)."""
+        found = self.session.run([utils.MODEL_OUTPUT],
+                                 {utils.MODEL_INPUT: digits[..., np.newaxis]})[0]
+        if found.shape[1] == utils.DIGIT_CLASSES:
+            found = np.pad(found, ((0, 0), (0, 1)))
+        return found
 
     def read_strips(self, strips):
         """float32 [N, STRIP_HEIGHT, STRIP_WIDTH] in [0, 1] -> float32 [N, COLUMNS, 11]."""
@@ -63,8 +67,10 @@ class Recognizer:
         `decode` is bytes to ink map (utils.read_ink decodes and finds the ink in one go),
         `preprocess` the splitting and the MNIST recipe, `inference` the networks.
 
-        The reply: `number` and `digits` (one entry per digit, left to right); for a single
-        digit also `digit`, `probabilities` and `preview` of it; for several, those are None.
+        The reply: `number` and `digits` (one entry per mark read, left to right); for a
+        single mark also `digit`, `probabilities` (of the ten digits) and `preview` of it; for
+        several, those are None. Where some mark is more likely not a digit, `not_a_digit` is
+        true, `number` and `digit` are None, and that mark's entry has `digit` None.
         `confidence` is the probability the networks give the whole reading.
         With `one_digit`, the drawing is never split.
         """
@@ -85,17 +91,20 @@ class Recognizer:
                                                  timed(self.read_strips), one_digit)
         segmented = time.perf_counter()
 
-        answers = [int(digit.probabilities.argmax()) for digit in digits]
+        answers = [digit.value for digit in digits]
+        not_a_digit = None in answers
         previews = [utils.preview_data_uri(digit.image) for digit in digits]
         single = len(digits) == 1
         reply = {
             "digit": answers[0] if single else None,
+            "not_a_digit": not_a_digit,
             "confidence": round(confidence, 6),
-            "probabilities": ([round(float(p), 6) for p in digits[0].probabilities]
+            "probabilities": ([round(float(p), 6)
+                               for p in digits[0].probabilities[:utils.DIGIT_CLASSES]]
                               if single else None),
             "preview": previews[0] if single else None,
-            "number": "".join(map(str, answers)),
-            "digits": [{"digit": answer, "confidence": round(float(digit.probabilities.max()), 6),
+            "number": None if not_a_digit else "".join(map(str, answers)),
+            "digits": [{"digit": answer, "confidence": round(digit.confidence, 6),
                         "box": list(digit.box), "preview": preview}
                        for answer, digit, preview in zip(answers, digits, previews)],
         }

@@ -21,6 +21,7 @@ SPECK_FRACTION = 0.15            # marks smaller than this share of the tallest 
 FLAT_FRACTION = 0.35             # marks flatter than this share of the tallest one are bars
 SMALL_FRACTION = 0.4             # marks shorter than this share of the tallest are not digits
 MAX_DIGITS = 12
+CHECK_READER_DIGITS = False
 
 
 # ---------------------------------------------------------------------------
@@ -191,12 +192,38 @@ SURE_ASPECT = 1.1      # up to this wide, the reader's digits stand only where i
                        # its reading than the digit network is of its one digit
 
 
+# A mark is "not a digit" only where the digit network gives that more than this: below it,
+# the likeliest digit is read, with its low confidence. Chosen on held-out training digits
+# and generated non-digits (docs/pipeline.md).
+NOT_A_DIGIT_ABOVE = 0.9
+
+
+def answers(probabilities, not_a_digit_above=NOT_A_DIGIT_ABOVE):
+    """float [N, 11] digit network outputs -> int [N]: the likeliest digit, or
+    utils.NOT_A_DIGIT where that has more than `not_a_digit_above`."""
+    probabilities = np.asarray(probabilities)
+    return np.where(probabilities[..., utils.NOT_A_DIGIT] > not_a_digit_above,
+                    utils.NOT_A_DIGIT, probabilities[..., :utils.DIGIT_CLASSES].argmax(-1))
+
+
 @dataclasses.dataclass(frozen=True)
 class Digit:
-    """One digit read in a drawing."""
+    """One mark read in a drawing: a digit, or not a digit."""
     box: tuple                  # (x0, y0, x1, y1) in the image's pixels, right and bottom exclusive
-    image: np.ndarray           # float32 [28, 28] in [0, 1]: the digit the MNIST way (the preview)
-    probabilities: np.ndarray   # float32 [10]: how likely each digit is
+    image: np.ndarray           # float32 [28, 28] in [0, 1]: the mark the MNIST way (the preview)
+    probabilities: np.ndarray   # float32 [11]: how likely each digit is, then "not a digit"
+
+    @property
+    def value(self):
+        """The digit read, or None where the network is sure enough it is not a digit."""
+        answer = int(answers(self.probabilities))
+        return None if answer == utils.NOT_A_DIGIT else answer
+
+    @property
+    def confidence(self):
+        """How likely the network finds what `value` says."""
+        value = self.value
+        return float(self.probabilities[utils.NOT_A_DIGIT if value is None else value])
 
 
 def mnist_digits(ink, one_digit=False):
@@ -222,7 +249,7 @@ def read_digits(ink, score, read_strips, one_digit=False):
     Marks are split at blank gaps. A mark wider than WIDE_ASPECT is read whole by the number
     reader, `read_strips`: float32 [N, STRIP_HEIGHT, STRIP_WIDTH] -> float32 [N, COLUMNS, 11]
     (number_reader.py). A narrower one is read by the digit network, `score`: float32
-    [N, 28, 28] -> float32 [N, 10], and by the reader too if it may hold several digits
+    [N, 28, 28] -> float32 [N, 11] (utils.MODEL_OUTPUT), and by the reader too if it may hold several digits
     (may_hold_several). Where the reader reads two digits or more its reading stands (in a
     mark up to SURE_ASPECT wide, only if the reader is surer of it than the digit network
     is of its digit), and otherwise the digit network's. Each network is called once, the
@@ -249,12 +276,22 @@ def read_digits(ink, score, read_strips, one_digit=False):
                 and reading[1] <= read_alone[index][1].max()):
             readings[index] = None
     _score(score, parts, [index for index in wide if readings[index] is None], read_alone)
+    if CHECK_READER_DIGITS:
+        standing = [(index, k) for index, reading in readings.items() if reading is not None
+                    for k in range(len(reading[0]))]
+        if standing:
+            checked = score(np.stack([readings[i][0][k].image for i, k in standing]))
+            for (index, k), probabilities in zip(standing, checked):
+                if answers(probabilities) == utils.NOT_A_DIGIT:
+                    read = list(readings[index][0])
+                    read[k] = Digit(read[k].box, read[k].image, probabilities)
+                    readings[index] = (read, readings[index][1])
     digits, confidence = [], 1.0
     for index, (box, _) in enumerate(parts):
         if readings.get(index) is None:
             digit, probabilities = read_alone[index]
             digits.append(Digit(box, digit, probabilities))
-            confidence *= float(probabilities.max())
+            confidence *= digits[-1].confidence
         else:
             read, probability = readings[index]
             digits += read
@@ -277,7 +314,8 @@ def _reader_digits(box, part, strip, scale, columns):
     None when it reads fewer than two digits, or when some digit's columns hold no ink (the
     reading cannot be placed on the drawing). Each digit's box is around the mark's ink
     (`part`) in its columns (number_reader.digit_spans), its image the strip's, its
-    probabilities those of its surest output column, without the blank."""
+    probabilities those of its surest output column, without the blank (the reader has no
+    "not a digit")."""
     path = number_reader.best_path(columns)
     if len(path) < 2:
         return None
@@ -290,7 +328,7 @@ def _reader_digits(box, part, strip, scale, columns):
     for (label, first, last), (_, (left, _)), image, (x0, y0, x1, y1) in zip(
             path, spans, images, insides):
         surest = columns[first + int(columns[first:last + 1, label].argmax())]
+        digit_probabilities = surest[:number_reader.BLANK] / surest[:number_reader.BLANK].sum()
         digits.append(Digit((box[0] + left + x0, box[1] + y0, box[0] + left + x1, box[1] + y1),
-                            image,
-                            surest[:number_reader.BLANK] / surest[:number_reader.BLANK].sum()))
+                            image, np.append(digit_probabilities, np.float32(0))))
     return digits, number_reader.sequence_probability(columns, [label for label, _, _ in path])

@@ -10,6 +10,8 @@ const INK = "#14161a";
 // box it is about 2 px wide, like the pen strokes the model was trained on.
 const PEN_WIDTH = 18;
 const CANVAS_SIZES = { digit: [280, 280], number: [560, 280] };
+// The answer shown, and sent with a correction, when the drawing is not a digit.
+const NOT_A_DIGIT = "not a digit";
 const UNSURE_BELOW = 0.6;
 // Pause after the pen lifts before asking: the next stroke of a digit usually starts sooner.
 const LIVE_DELAY_MS = 300;
@@ -313,8 +315,12 @@ function showError(text, options) {
   showMessage(text, "error", options);
 }
 
-function describeConfidence(confidence, digitCount) {
+function describeConfidence(confidence, digitCount, notADigit) {
   if (typeof confidence !== "number") return "";
+  if (notADigit) {
+    const what = digitCount > 1 ? "Some mark is not a digit" : "This does not look like a digit";
+    return `${what} (${formatPercent(confidence)} sure): write ${state.mode === "number" ? "digits" : "one digit"}, 0 to 9.`;
+  }
   const sure = `${formatPercent(confidence)} sure`;
   const of = digitCount > 1 ? ` of all ${digitCount} digits` : "";
   const hint = confidence < UNSURE_BELOW ? ". Not very sure: try writing larger and clearer" : "";
@@ -391,12 +397,13 @@ function clearBoxes() {
 
 function showResult(reply) {
   const digits = Array.isArray(reply.digits) ? reply.digits : [];
-  const answer = reply.number ?? (reply.digit ?? "");
+  const answer = reply.not_a_digit ? NOT_A_DIGIT : (reply.number ?? (reply.digit ?? ""));
   result.dataset.digit = String(answer);
   result.classList.remove("is-stale");
   answerValue.textContent = String(answer) || "?";
-  answerNote.textContent = describeConfidence(reply.confidence, digits.length);
+  answerNote.textContent = describeConfidence(reply.confidence, digits.length, reply.not_a_digit);
   result.classList.toggle("is-long", String(answer).length > 3);
+  result.classList.toggle("is-not-digit", Boolean(reply.not_a_digit));
 
   const probabilities = Array.isArray(reply.probabilities) && reply.probabilities.length === 10
     ? reply.probabilities : null;
@@ -419,7 +426,7 @@ function showResult(reply) {
 function resetResult() {
   hideCorrection();
   result.dataset.digit = "";
-  result.classList.remove("is-stale", "is-long");
+  result.classList.remove("is-stale", "is-long", "is-not-digit");
   answerValue.textContent = "?";
   answerNote.textContent = NOTES[state.mode];
   details.hidden = true;
