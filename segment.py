@@ -21,7 +21,6 @@ SPECK_FRACTION = 0.15            # marks smaller than this share of the tallest 
 FLAT_FRACTION = 0.35             # marks flatter than this share of the tallest one are bars
 SMALL_FRACTION = 0.4             # marks shorter than this share of the tallest are not digits
 MAX_DIGITS = 12
-CHECK_READER_DIGITS = False
 
 
 # ---------------------------------------------------------------------------
@@ -276,16 +275,6 @@ def read_digits(ink, score, read_strips, one_digit=False):
                 and reading[1] <= read_alone[index][1].max()):
             readings[index] = None
     _score(score, parts, [index for index in wide if readings[index] is None], read_alone)
-    if CHECK_READER_DIGITS:
-        standing = [(index, k) for index, reading in readings.items() if reading is not None
-                    for k in range(len(reading[0]))]
-        if standing:
-            checked = score(np.stack([readings[i][0][k].image for i, k in standing]))
-            for (index, k), probabilities in zip(standing, checked):
-                if answers(probabilities) == utils.NOT_A_DIGIT:
-                    read = list(readings[index][0])
-                    read[k] = Digit(read[k].box, read[k].image, probabilities)
-                    readings[index] = (read, readings[index][1])
     digits, confidence = [], 1.0
     for index, (box, _) in enumerate(parts):
         if readings.get(index) is None:

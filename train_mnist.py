@@ -249,14 +249,17 @@ def render_non_digits(traced, labels, count, seed, cache_dir, processes=None):
 
 NUMBERS = 24_000         # numbers written with the traced training digits, 1 to 5 digits each
 PASTED_NUMBERS = 24_000  # and as many pasted from the scans themselves
+READER_NON_DIGITS = 8_000  # and marks that are not digits, read as none (training_numbers.py)
 NUMBERS_CHUNK = 250      # numbers per task of the process pool
 
 
-def number_strips_of(images, traced, labels, count, seed, cache_dir, pasted=0, processes=None):
+def number_strips_of(images, traced, labels, count, seed, cache_dir, pasted=0, non_digits=0,
+                     processes=None):
     """`count` numbers written with the digits `images` (their tracings `traced`, from
-    trace_digits), and `pasted` numbers pasted from the images themselves, all read by the
-    server's pipeline -> (uint8 [M, STRIP_HEIGHT, STRIP_WIDTH] strips, one per mark; int8
-    [M, MAX_LABELS] the digits each holds, -1 after the last). Cached."""
+    trace_digits), `pasted` numbers pasted from the images themselves, and `non_digits`
+    marks that are not digits, all read by the server's pipeline -> (uint8 [M, STRIP_HEIGHT,
+    STRIP_WIDTH] strips, one per mark; int8 [M, MAX_LABELS] the digits each holds, -1 after
+    the last, so all -1 for a non-digit). Cached."""
     rng = random.Random(seed)
     every_digit = [np.flatnonzero(labels == digit).tolist()
                    for digit in range(utils.DIGIT_CLASSES)]
@@ -271,12 +274,17 @@ def number_strips_of(images, traced, labels, count, seed, cache_dir, pasted=0, p
                (start, [(images[picked], labels[picked].tolist())
                         for picked in pasted_from[start:start + NUMBERS_CHUNK]], seed))
               for start in range(0, pasted, NUMBERS_CHUNK)]
+    tasks += [(training_numbers.non_digits_chunk,
+               (start, min(NUMBERS_CHUNK, non_digits - start), seed))
+              for start in range(0, non_digits, NUMBERS_CHUNK)]
     settings = [getattr(training_numbers, name) for name in dir(training_numbers)
                 if name.isupper()]
     result = computed_in_parallel(
         "strips", _run_task, tasks, cache_dir, processes,
-        key=[images.tobytes(), labels.tobytes(), str((seed, count, pasted)), repr(settings)],
-        code=PIPELINE_CODE + ("segment.py", "number_reader.py", "training_numbers.py"))
+        key=[images.tobytes(), labels.tobytes(), str((seed, count, pasted, non_digits)),
+             repr(settings)],
+        code=PIPELINE_CODE + ("segment.py", "number_reader.py", "training_numbers.py",
+                              "training_non_digits.py"))
     return result["strips"], result["labels"]
 
 
@@ -606,8 +614,9 @@ def train_number_reader(x_train, traced, y_train, x_eval, y_eval, args, out_dir)
     evaluation digits (strips read exactly, by their number of digits), parity, timings."""
     started = time.monotonic()
     pasted = args.numbers * PASTED_NUMBERS // NUMBERS
+    non_digits = args.numbers * READER_NON_DIGITS // NUMBERS
     strips, labels = number_strips_of(x_train, traced, y_train, args.numbers, args.seed,
-                                      args.cache, pasted)
+                                      args.cache, pasted, non_digits)
     # As many evaluation numbers as training numbers up to EVALUATION_NUMBERS, written with
     # the first evaluation digits (four per number are plenty to choose from).
     count = min(EVALUATION_NUMBERS, args.numbers)
@@ -617,8 +626,8 @@ def train_number_reader(x_train, traced, y_train, x_eval, y_eval, args, out_dir)
     data_seconds = time.monotonic() - started
     lengths = (labels >= 0).sum(axis=1)
     print(f"Numbers: {len(strips)} strips from {args.numbers} written and {pasted} pasted "
-          f"numbers in {data_seconds:.0f} s; "
-          f"strips by digits held: {np.bincount(lengths).tolist()[1:]}")
+          f"numbers and {non_digits} non-digits in {data_seconds:.0f} s; "
+          f"strips by digits held: {np.bincount(lengths).tolist()}")
 
     reader = build_reader()
     reader.summary()
@@ -641,6 +650,7 @@ def train_number_reader(x_train, traced, y_train, x_eval, y_eval, args, out_dir)
         "seed": args.seed,
         "training_numbers": args.numbers,
         "pasted_numbers": pasted,
+        "non_digits": non_digits,
         "training_strips": len(strips),
         "parameters": reader.count_params(),
         "numbers_seconds": round(data_seconds),

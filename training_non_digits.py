@@ -197,10 +197,11 @@ def jittered(strokes, rng, amount=JITTER):
             for stroke in strokes]
 
 
-def non_digit(rng, traced_pairs):
-    """(kind, strokes) of one random mark that is not a digit. `traced_pairs()` gives two
-    traced training digits of different classes (for the overlaid kind)."""
-    kind = rng.choices(sorted(KINDS), [KINDS[k] for k in sorted(KINDS)])[0]
+def non_digit(rng, traced_pairs, kinds=KINDS):
+    """(kind, strokes) of one random mark that is not a digit, its kind drawn with the
+    weights `kinds`. `traced_pairs()` gives two traced training digits of different classes
+    (for the overlaid kind)."""
+    kind = rng.choices(sorted(kinds), [kinds[k] for k in sorted(kinds)])[0]
     if kind == "overlaid digits":
         return kind, overlaid_digits(*traced_pairs(), rng)
     plan = {"letter": letter, "shape": shape, "scribble": scribble}[kind](rng)

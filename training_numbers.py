@@ -12,6 +12,7 @@ import numpy as np
 import number_reader
 import segment
 import strokes
+import training_non_digits
 import utils
 
 CANVAS = (560, 280)                    # the page's canvas in number mode
@@ -89,6 +90,41 @@ def strips_chunk(task):
     rng = random.Random(seed * 1_000_003 + start)
     return _as_arrays([found for traced, labels in numbers
                        for found in number_strips(traced, labels, rng)])
+
+
+# Marks that are not digits, for the reader to read as no digits at all. Not two digits drawn
+# over each other: to the reader those are much like digits that overlap.
+NON_DIGIT_KINDS = {kind: weight for kind, weight in training_non_digits.KINDS.items()
+                   if kind != "overlaid digits"}
+
+
+def non_digit_strips(plan, rng):
+    """Strokes of a mark that is not a digit (training_non_digits.py) -> [(uint8 strip, [])]:
+    drawn on CANVAS with a pen, size and slant as write_number draws a number, read by the
+    server's pipeline, one strip per mark, each holding no digits."""
+    pen = rng.uniform(*PEN)
+    placed = strokes.place_strokes(plan, rng.uniform(*HEIGHT) * CANVAS[1], (0, 0),
+                                   rng.uniform(*SLANT))
+    [placed] = strokes.move_onto_canvas([placed], pen, CANVAS, (rng.random(), rng.random()))
+    drawing = strokes.draw_strokes(placed, CANVAS, pen, rng.choice(strokes.CONVENTIONS))
+    try:
+        marks = segment.split_digits(utils.ink_map(drawing))
+        return [(np.rint(number_reader.to_strip(mark)[0] * 255).astype(np.uint8), [])
+                for _, mark in marks]
+    except utils.ImageError:
+        return []
+
+
+def non_digits_chunk(task):
+    """(first mark's index, how many, seed) -> as strips_chunk: strips of marks that are not
+    digits (non_digit_strips), labelled with no digits."""
+    start, count, seed = task
+    rng = random.Random(seed * 1_000_003 + start)
+    found = []
+    for _ in range(count):
+        _, plan = training_non_digits.non_digit(rng, None, NON_DIGIT_KINDS)
+        found += non_digit_strips(plan, rng)
+    return _as_arrays(found)
 
 
 def _as_arrays(found):
