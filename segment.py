@@ -188,7 +188,8 @@ READ_ASPECT = 0.85     # wider than this (two touching digits often are no wider
 UNSURE_BELOW = 0.8     # ... or read by the digit network with less confidence than this, and
 MIN_READ_ASPECT = 0.45  # ... at least this wide: read by both networks
 SURE_ASPECT = 1.1      # up to this wide, the reader's digits stand only where it is surer of
-                       # its reading than the digit network is of its one digit
+                       # its reading than the digit network is of any one digit (its "not a
+                       # digit" does not count: to it, several digits are not one digit)
 
 
 # A mark is "not a digit" only where the digit network gives that more than this: below it,
@@ -272,7 +273,7 @@ def read_digits(ink, score, read_strips, one_digit=False):
     for index, reading in readings.items():
         part = parts[index][1]
         if (reading is not None and part.shape[1] <= SURE_ASPECT * part.shape[0]
-                and reading[1] <= read_alone[index][1].max()):
+                and reading[1] <= read_alone[index][1][:utils.DIGIT_CLASSES].max()):
             readings[index] = None
     _score(score, parts, [index for index in wide if readings[index] is None], read_alone)
     digits, confidence = [], 1.0

@@ -90,8 +90,9 @@ def test_touching_digits_are_read_apart(client, touching):
 
 def test_digit_mode_never_splits(client, touching):
     body = post(client, touching("27"), mode="digit")
-    assert len(body["digits"]) == 1, f"mode=digit split the drawing into {body['number']}"
-    assert body["digit"] is not None, "mode=digit answered without a digit"
+    assert len(body["digits"]) == 1, f"mode=digit split the drawing into {body['digits']}"
+    # two digits are no one digit: either the digit it looks most like, or "not a digit"
+    assert (body["digit"] is not None) != body["not_a_digit"], body
 
 
 @pytest.mark.parametrize("convention", strokes.CONVENTIONS)
@@ -109,18 +110,21 @@ def test_one_wide_or_many_stroked_digit_is_never_split(client, name, convention)
 
 class CountingNetwork:
     """Stands in for the digit network: answers every image with the same `confidence` for
-    digit 3, and records each batch it was given."""
+    `answer` (digit 3 unless told; utils.NOT_A_DIGIT for "not a digit"), and records each
+    batch it was given."""
 
-    def __init__(self, confidence):
+    def __init__(self, confidence, answer=3):
         self.confidence = confidence
+        self.answer = answer
         self.batches = []
 
     def __call__(self, digits):
         assert digits.dtype == np.float32, f"the network was given {digits.dtype}"
         assert digits.shape[1:] == (28, 28), f"the network was given {digits.shape}"
         self.batches.append(len(digits))
-        probabilities = np.full((len(digits), 10), (1 - self.confidence) / 9, np.float32)
-        probabilities[:, 3] = self.confidence
+        probabilities = np.full((len(digits), utils.MODEL_CLASSES),
+                                (1 - self.confidence) / (utils.MODEL_CLASSES - 1), np.float32)
+        probabilities[:, self.answer] = self.confidence
         return probabilities
 
 
@@ -231,3 +235,21 @@ def test_digit_mode_asks_for_nothing_but_the_drawing(touching):
     assert network.batches == [1], f"the network was called for {network.batches} images"
     assert reader.batches == [], "mode=digit asked the number reader"
     assert len(digits) == 1, f"mode=digit read {len(digits)} digits"
+
+
+def test_a_mark_the_network_calls_no_digit_has_no_value_unless_the_reader_reads_digits(
+        touching):
+    """The digit network's "not a digit" stands where the reader reads one digit or none;
+    where it reads several, their reading stands (to the digit network, several digits are
+    not one digit), and a reader's digits are never "not a digit"."""
+    png = touching("14")
+    digits, confidence = read(png, CountingNetwork(0.9999, utils.NOT_A_DIGIT),
+                              CountingReader([1]))
+    assert [d.value for d in digits] == [None]
+    assert confidence == pytest.approx(0.9999)
+    digits, _ = read(png, CountingNetwork(0.85, utils.NOT_A_DIGIT), CountingReader([1]))
+    assert digits[0].value is not None, "'not a digit' at 0.85 is not sure enough"
+    digits, _ = read(png, CountingNetwork(0.9999, utils.NOT_A_DIGIT), CountingReader([1, 4]))
+    assert [d.value for d in digits] == [1, 4]
+    assert all(d.probabilities.shape == (utils.MODEL_CLASSES,) for d in digits)
+    assert all(d.probabilities[utils.NOT_A_DIGIT] == 0 for d in digits)
