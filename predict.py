@@ -51,11 +51,13 @@ def main(argv=None):
             continue
         if args.json:
             print(json.dumps({"path": str(path), "number": reply["number"],
+                              "not_a_digit": reply["not_a_digit"],
                               "confidence": reply["confidence"],
                               "digits": [{key: digit[key] for key in ("digit", "confidence", "box")}
                                          for digit in reply["digits"]]}))
         else:
-            print(f"{path}  {reply['number']}  {reply['confidence']:.3f}")
+            read = "not a digit" if reply["not_a_digit"] else reply["number"]
+            print(f"{path}  {read}  {reply['confidence']:.3f}")
     return 1 if failures else 0
 
 

@@ -82,8 +82,9 @@ def test_every_accepted_form_reads_the_digit(client, seven_png, send):
 
 def test_reply_has_digit_confidence_probabilities_and_preview(client, seven_png):
     body = assert_reads(post_json_data_uri(client, seven_png), 7)
-    assert len(body["probabilities"]) == 10
-    assert abs(sum(body["probabilities"]) - 1) < 1e-4
+    assert body["not_a_digit"] is False
+    assert len(body["probabilities"]) == 10  # of the digits; the rest is "not a digit"
+    assert 0.99 < sum(body["probabilities"]) <= 1 + 1e-4
     assert body["confidence"] == max(body["probabilities"])
     assert body["confidence"] > 0.9, f"the model is unsure of a clear 7: {body['confidence']}"
     assert body["preview"].startswith("data:image/png;base64,")
@@ -229,9 +230,12 @@ def test_specks_are_not_read_as_digits(client, seven):
 ], ids=["json", "form", "query"])
 def test_digit_mode_reads_one_digit_even_when_marks_are_apart(client, draw_mnist_digit, send):
     png = encode(number_on_a_canvas(draw_mnist_digit, [2, 2]), "PNG")  # two 1s, far apart
-    # Which digit two 1s make when read as one is the network's business (it has learnt that
-    # two digits in one box are no digit); that they are read as one is the mode's.
+    # What two 1s make when read as one is the network's business (it has learnt that two
+    # digits in one box are no digit); that they are read as one mark is the mode's.
     body = send(client, png).get_json()
-    assert len(body["number"]) == 1 and len(body["digits"]) == 1, body["number"]
-    assert body["digit"] == int(body["number"])
+    assert len(body["digits"]) == 1, body["digits"]
+    if body["not_a_digit"]:
+        assert body["digit"] is None and body["number"] is None, body
+    else:
+        assert body["digit"] == int(body["number"]), body
     assert client.post("/predict", data=png, content_type="image/png").get_json()["number"] == "11"

@@ -5,6 +5,7 @@ pen strokes (strokes.py), moved along with the mouse or a finger.
 """
 
 import base64
+import math
 import threading
 
 import pytest
@@ -579,6 +580,23 @@ def test_a_wrong_answer_is_corrected_with_the_mouse(page, app, digit_strokes, fi
     assert page.is_hidden(CORRECTION), "Clear left the correction of the old drawing on show"
     assert page.evaluate("() => window.__cspViolations") == [], "the CSP blocked something"
     assert console_errors == [], f"the browser console shows errors: {console_errors}"
+
+
+def test_a_drawing_that_is_no_digit_is_said_in_words_and_can_be_corrected(page, app):
+    star = [[(140 + 110 * math.sin(4 * math.pi * k / 5), 150 - 110 * math.cos(4 * math.pi * k / 5))
+             for k in range(6)]]  # a five-pointed star in one stroke
+    draw_with_mouse(page, star)
+    response, answer = predict(page)
+    assert response.json()["not_a_digit"] is True, response.json()
+    assert answer == "not a digit"
+    assert page.inner_text(".answer-value") == "not a digit"
+    assert "does not look like a digit" in page.inner_text(".answer-note")
+    page.click(CORRECTION_OPEN)
+    page.fill(CORRECTION_LABEL, "4")
+    saved = save_correction(page, lambda: page.click(CORRECTION_SAVE))
+    assert saved.status == 201, saved.text()
+    _, label, stored_answer, mode = stored_correction(app, saved.json()["id"])
+    assert (label, stored_answer, mode) == ("4", "not a digit", "digit")
 
 
 def focus_by_tabbing(page, selector, presses=30):

@@ -63,3 +63,15 @@ def test_cli_picks_from_folders_the_files_of_every_format_the_service_reads():
     formats = {Image.registered_extensions()[suffix] for suffix in predict.IMAGE_SUFFIXES}
     assert formats == set(utils.ACCEPTED_FORMATS), \
         f"the CLI picks up {sorted(formats)}; the service reads {utils.ACCEPTED_FORMATS}"
+
+
+def test_cli_says_when_a_drawing_is_not_a_digit(tmp_path):
+    from support import non_digits
+
+    image, _, _ = next(non_digits.shape_cases(1, seed=3))  # a cat's face
+    (tmp_path / "cat.png").write_bytes(encode(image, "PNG"))
+    result = run_cli(tmp_path / "cat.png")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("  ")[1] == "not a digit", result.stdout
+    reply = json.loads(run_cli("--json", tmp_path / "cat.png").stdout)
+    assert reply["not_a_digit"] is True and reply["number"] is None, reply

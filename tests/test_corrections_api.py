@@ -84,7 +84,7 @@ BAD_JSON = "must be a JSON object like"
 NOT_JSON = "send the correction as application/json"
 BAD_LABEL_DIGIT = "label must be the digit you wrote"
 BAD_LABEL_NUMBER = "label must be the number you wrote"
-BAD_ANSWER = "answer must be the digits the app read"
+BAD_ANSWER = "answer must be what the app read"
 
 
 def bad(payload):
@@ -107,6 +107,8 @@ BAD_CORRECTIONS = {
     "answer not digits": (bad({**correction(), "answer": "seven"}), 400, BAD_ANSWER),
     "answer a number": (bad({**correction(), "answer": 7}), 400, BAD_ANSWER),
     "answer of 13 digits": (bad({**correction(), "answer": "1" * 13}), 400, BAD_ANSWER),
+    "answer neither digits nor not a digit": (bad({**correction(), "answer": "not a 7"}), 400,
+                                              BAD_ANSWER),
     "image a number": (bad({**correction(), "image": 7}), 400, NOT_A_STRING),
     "bad base64": (bad({**correction(), "image": "data:image/png;base64,@@"}), 400, NOT_BASE64),
     "random bytes": (bad(correction(bytes(range(256)) * 16)), 400, UNREADABLE),

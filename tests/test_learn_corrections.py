@@ -89,7 +89,7 @@ def test_a_number_correction_counts_only_where_it_splits_into_its_digits(export)
 
 def test_only_the_training_share_is_added_and_the_held_out_share_is_measured(export, capsys):
     x = np.zeros((5, 28, 28, 1), np.float32)
-    y = np.eye(10, dtype=np.float32)[[0, 1, 2, 3, 4]]
+    y = np.eye(11, dtype=np.float32)[[0, 1, 2, 3, 4]]
     rendering = np.ones(5, bool)
     held_out, x_all, y_all, is_rendering = learn_corrections.add_to_training(
         export, x, y, rendering, MODEL_PATH)
@@ -97,7 +97,7 @@ def test_only_the_training_share_is_added_and_the_held_out_share_is_measured(exp
     training = [drawing for drawing in drawings if not learn_corrections.is_held_out(drawing)]
     digits = sum(len(learn_corrections.training_digits(drawing)[1]) for drawing in training)
     added = digits * learn_corrections.REPEATS
-    assert x_all.shape == (5 + added, 28, 28, 1) and y_all.shape == (5 + added, 10)
+    assert x_all.shape == (5 + added, 28, 28, 1) and y_all.shape == (5 + added, 11)
     assert np.array_equal(x_all[:5], x) and is_rendering[:5].all() and not is_rendering[5:].any()
     assert set(held_out.drawings).isdisjoint(training)
     assert held_out.drawings == [d for d in drawings if learn_corrections.is_held_out(d)]

@@ -32,6 +32,7 @@ SMOKE_DIGITS = 3000
 SMOKE_TEST_FLOOR = 0.90
 SMOKE_NUMBERS = 1000
 SMOKE_READER_EPOCHS = 2
+SMOKE_NON_DIGITS = 500
 DISAGREEING_DIGITS = 256
 # What the training run imports beyond train_mnist's own imports (requirements-train.txt).
 EXPORT_AND_REPORT_MODULES = ["tf2onnx", "onnx", "onnxruntime", "matplotlib"]
@@ -333,6 +334,35 @@ def test_pasted_numbers_are_labelled_strips(mnist):
     assert (found["labels"][:, 3:] == -1).all()
 
 
+def test_non_digits_are_of_every_kind_and_drawn_through_the_pipeline(mnist, train_mnist,
+                                                                     traced, tmp_path):
+    import random
+
+    import training_non_digits
+
+    rng = random.Random(0)
+    kinds = {training_non_digits.non_digit(rng, lambda: (traced[0], traced[1]))[0]
+             for _ in range(200)}
+    assert kinds == set(training_non_digits.KINDS)
+    (x_train, y_train), _ = mnist
+    drawn = train_mnist.render_non_digits(traced, y_train[:len(traced)], 40, seed=1,
+                                          cache_dir=tmp_path, processes=2)
+    assert drawn.shape == (40, 28, 28) and drawn.dtype == np.uint8
+    assert (drawn.reshape(40, -1).max(axis=1) == 255).all(), "a non-digit without ink"
+    assert len({image.tobytes() for image in drawn}) == 40, "the same non-digit twice"
+
+
+def test_non_digit_strips_hold_no_digits():
+    import number_reader
+    import training_numbers
+
+    found = training_numbers.non_digits_chunk((0, 20, 3))
+    assert len(found["strips"]) >= 20, "a non-digit was lost"
+    assert found["strips"].shape[1:] == (number_reader.STRIP_HEIGHT, number_reader.STRIP_WIDTH)
+    assert (found["strips"].reshape(len(found["strips"]), -1).max(axis=1) == 255).all()
+    assert (found["labels"] == -1).all()
+
+
 def test_number_strips_are_cached_and_hold_every_length(mnist, train_mnist, traced, tmp_path):
     import number_reader
     import training_numbers
@@ -344,6 +374,7 @@ def test_number_strips_are_cached_and_hold_every_length(mnist, train_mnist, trac
     assert labels.shape == (len(strips), training_numbers.MAX_LABELS)
     lengths = set((labels >= 0).sum(axis=1).tolist())
     assert lengths >= {1, 2, 3, 4}, f"strips hold only {sorted(lengths)} digits"
+    assert 0 not in lengths, "a strip without digits among numbers alone"
     [cache] = tmp_path.iterdir()
     again, _ = train_mnist.number_strips_of(x_train[:600], traced, y_train[:600], 200, seed=2,
                                             cache_dir=tmp_path)
@@ -359,6 +390,7 @@ FLAGS = [  # flag, its attribute, a value given, that value parsed, the default
     ("--epochs", "epochs", "5", 5, 10),
     ("--reader-epochs", "reader_epochs", "3", 3, 8),
     ("--numbers", "numbers", "500", 500, 24_000),
+    ("--non-digits", "non_digits", "300", 300, 15_000),
     ("--batch-size", "batch_size", "64", 64, 128),
     ("--learning-rate", "learning_rate", "1e-3", 1e-3, 3e-3),
     ("--seed", "seed", "3", 3, 1),
@@ -440,7 +472,8 @@ def smoke_run(tmp_path_factory, training_tools):
     out, cache = folder / "model", folder / "renders"
     result = subprocess.run(
         [sys.executable, str(ROOT / "train_mnist.py"), "--epochs", "1", "--reader-epochs",
-         str(SMOKE_READER_EPOCHS), "--limit", str(SMOKE_DIGITS), "--numbers", str(SMOKE_NUMBERS), "--out", str(out),
+         str(SMOKE_READER_EPOCHS), "--limit", str(SMOKE_DIGITS), "--numbers", str(SMOKE_NUMBERS),
+         "--non-digits", str(SMOKE_NON_DIGITS), "--out", str(out),
          "--cache", str(cache)],
         capture_output=True, text=True, timeout=600)
     return SimpleNamespace(result=result, out=out, cache=cache)
@@ -471,6 +504,7 @@ def test_one_epoch_learns(smoke_model, smoke_run):
     assert report["mnist_test_accuracy"] >= SMOKE_TEST_FLOOR, \
         f"one epoch learned too little: {100 * report['mnist_test_accuracy']:.1f} % on MNIST test"
     assert report["canvas_renderings"] >= 0.8 * SMOKE_DIGITS, "too few digits were rendered"
+    assert report["non_digits"] == SMOKE_NON_DIGITS
 
 
 
@@ -514,7 +548,7 @@ def test_the_exported_reader_reads_strips_in_batches_as_keras_does(smoke_run, sm
 
 def test_the_exported_model_takes_images_in_batches_of_any_size(smoke_model):
     assert smoke_model.get_inputs()[0].shape == ["N", 28, 28, 1]
-    assert smoke_model.get_outputs()[0].shape == ["N", 10]
+    assert smoke_model.get_outputs()[0].shape == ["N", 11]
 
 
 def test_the_exported_model_agrees_with_its_keras_original(smoke_model, smoke_run, mnist_test):
@@ -535,7 +569,9 @@ def test_the_exported_model_records_its_run_and_its_real_accuracy(smoke_model, m
     assert metadata["training_digits"] == str(SMOKE_DIGITS)
     x_test, y_test = mnist_test
     all_test = (x_test.astype(np.float32) / 255.0)[..., np.newaxis]
-    accuracy = (smoke_model.run(["probabilities"], {"image": all_test})[0].argmax(1)
+    import segment
+
+    accuracy = (segment.answers(smoke_model.run(["probabilities"], {"image": all_test})[0])
                 == y_test).mean()
     assert abs(float(metadata["mnist_test_accuracy"]) - accuracy) < 1e-4, \
         "the accuracy written into the model's metadata is not the model's real accuracy"

@@ -169,22 +169,30 @@ def font_cases(seed=0, repeats=2, fonts=None):
 
 def evaluate(client, cases, mode="digit"):
     """Post each case to /predict as the page does in `mode` ("digit": one digit, never split;
-    "number"); return a list of (conditions with the reply's `confidence` added, label,
-    answer or error)."""
+    "number"); return a list of (conditions with the reply's `confidence` and `not_a_digit`
+    added, label, answer (None for "not a digit") or error). In number mode label and answer
+    are strings: a digit split in two is read as two digits, and wrong."""
     key = "digit" if mode == "digit" else "number"
     results = []
     for image, label, conditions in cases:
         response = client.post(f"/predict?mode={mode}", data=strokes.png_bytes(image),
                                content_type="image/png")
         body = response.get_json()
-        conditions = {**conditions, "confidence": body.get("confidence")}
-        results.append((conditions, label, body.get(key) if response.status_code == 200
+        conditions = {**conditions, "confidence": body.get("confidence"),
+                      "not_a_digit": body.get("not_a_digit") is True}
+        results.append((conditions, label if mode == "digit" else str(label),
+                        body.get(key) if response.status_code == 200
                         else f"{response.status_code}: {body.get('error')}"))
     return results
 
 
 def accuracy(results):
     return float(np.mean([label == answer for _, label, answer in results]))
+
+
+def refused(results):
+    """Share of the cases answered "not a digit"."""
+    return float(np.mean([conditions["not_a_digit"] for conditions, _, _ in results]))
 
 
 def confusions(results, most=12):
@@ -200,6 +208,8 @@ def main():
     parser = argparse.ArgumentParser(description="Drawn-digit evaluation through the server.")
     parser.add_argument("--digits", type=int, default=5000, help="MNIST test digits sampled")
     parser.add_argument("--model", help="an ONNX model other than model/model.onnx")
+    parser.add_argument("--mode", choices=("digit", "number"), default="digit",
+                        help="read as the page does in digit mode (never split) or number mode")
     parser.add_argument("--hollow", type=int, default=1500,
                         help="of the included test digits, this many also drawn hollow")
     parser.add_argument("--no-fill", action="store_true",
@@ -218,20 +228,21 @@ def main():
     print(f"MNIST test digits sampled: {args.digits}; left out before any prediction because "
           f"their tracing loses a hole or ink: {len(excluded)}, per class "
           f"{np.bincount(y_test[excluded], minlength=10).tolist()}")
-    mnist_results = evaluate(client, mnist_cases(x_test, y_test, included, seed=1))
-    font_results = evaluate(client, font_cases(seed=1, repeats=3))
+    mnist_results = evaluate(client, mnist_cases(x_test, y_test, included, seed=1), args.mode)
+    font_results = evaluate(client, font_cases(seed=1, repeats=3), args.mode)
     hollow_results = evaluate(client, font_cases(
-        seed=1, repeats=3, fonts=handwriting_fonts(HOLLOW_FONT_GLOBS)))
+        seed=1, repeats=3, fonts=handwriting_fonts(HOLLOW_FONT_GLOBS)), args.mode)
     everything = mnist_results + font_results + hollow_results  # the whole evaluation
     # The same included test digits again, the first --hollow of them, with a double-line
     # pen: reported on their own, not in "all drawn digits" (comparable with earlier runs).
     double_line_results = evaluate(client, hollow_mnist_cases(
-        x_test, y_test, included[:args.hollow], seed=1))
-    print(f"{'condition':38s} {'cases':>6s} {'accuracy':>9s}")
+        x_test, y_test, included[:args.hollow], seed=1), args.mode)
+    print(f"{'condition':38s} {'cases':>6s} {'accuracy':>9s} {'refused':>9s}")
 
     def row(name, results):
         if results:
-            print(f"{name:38s} {len(results):6d} {100 * accuracy(results):8.2f}%")
+            print(f"{name:38s} {len(results):6d} {100 * accuracy(results):8.2f}%"
+                  f" {100 * refused(results):8.2f}%")
 
     row("all drawn digits", everything)
     row("MNIST test digits, redrawn", mnist_results)

@@ -161,11 +161,14 @@ def main():
     parser.add_argument("--numbers", type=int, default=600, help="numbers of each kind")
     parser.add_argument("--singles", type=int, default=3000, help="single digits")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--model", help="a digit network other than model/model.onnx (the "
+                                        "number reader beside it)")
     arguments = parser.parse_args()
     import mnist_digits
     from app import create_app
 
-    client = create_app().test_client()
+    client = create_app({"MODEL_PATH": arguments.model} if arguments.model else None
+                        ).test_client()
     (x_train, y_train), (x_test, y_test) = mnist_digits.load_mnist()
     x, y = (x_train, y_train) if arguments.train else (x_test, y_test)
     print(f"MNIST {'training' if arguments.train else 'test'} digits, seed {arguments.seed}")
@@ -180,6 +183,8 @@ def main():
         results = drawn_digits.evaluate(client, cases(x, y, arguments.numbers, arguments.seed),
                                         mode="number")
         row(f"{kind}, 2-4 digits", drawn_digits.accuracy(results), len(results))
+        row("  some digit answered not a digit", drawn_digits.refused(results), len(results),
+            "% refused")
         for digits in (2, 3, 4):
             part = [r for r in results if len(r[1]) == digits]
             row(f"  {digits} digits", drawn_digits.accuracy(part), len(part))
@@ -199,10 +204,10 @@ def main():
         client, drawn_digits.sampled_mnist_cases(x, y, arguments.singles, seed=arguments.seed),
         mode="number")
     row("single digits split into 2+", split_share(singles), len(singles), "% split")
-    row("single digits read right", drawn_digits.accuracy(
-        [(c, str(label), answer) for c, label, answer in singles]), len(singles))
-    print("  split or misread (drawn, read):",
-          confusions([(c, str(label), answer) for c, label, answer in singles]))
+    row("single digits read right", drawn_digits.accuracy(singles), len(singles))
+    row("single digits answered not a digit", drawn_digits.refused(singles), len(singles),
+        "% refused")
+    print("  split or misread (drawn, read):", confusions(singles))
 
 
 if __name__ == "__main__":

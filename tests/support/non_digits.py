@@ -1,0 +1,269 @@
+"""Marks that are not digits, for measuring how often the service says "not a digit".
+
+Four kinds, none of them made by the training script's generator (training_non_digits.py):
+the letters and the signs of the handwriting fonts (evaluation only, like their digits),
+shapes drawn with Pillow's own primitives, and scribbles as a random walk of the pen. What is
+left out is decided here, before any answer: letters people write as digits (EXCLUDED_LETTERS)
+and glyphs a font does not have. Each case varies pen, size, place and colour convention the
+way tests/support/drawn_digits.py does.
+
+    python -m tests.support.non_digits     # the whole evaluation, by kind, in both modes
+"""
+
+import collections
+import math
+import random
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+import strokes
+from . import drawn_digits
+
+CANVAS = drawn_digits.CANVAS
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# Written as digits by many people (O and o as 0; I, l and i, whose dot is a speck, as 1):
+# not a mistake to read as one, so not in the evaluation. Counted in the report.
+EXCLUDED_LETTERS = "IOilo"
+SIGNS = "+=#%&@*?$<>~^{}§£€¥©"
+PEN_WIDTHS = (6, 30)
+MISSING = "\ue000"  # a private-use character no handwriting font has: its "missing" glyph
+
+
+def glyph_cases(characters, seed=0, fonts=None):
+    """Yield (RGBA image, character, conditions) for each character of each handwriting
+    font, drawn as drawn_digits.font_cases draws digits; a character the font lacks (drawn
+    as the font draws MISSING) is skipped."""
+    rng = random.Random(seed)
+    number = 0
+    for path in fonts or drawn_digits.handwriting_fonts():
+        missing = drawn_digits.font_glyph(path, MISSING, 0).tobytes()
+        for character in characters:
+            weight = rng.choice([0, 3, 8])
+            if drawn_digits.font_glyph(path, character, 0).tobytes() == missing:
+                continue
+            glyph = drawn_digits.font_glyph(path, character, weight)
+            target_height, centre = drawn_digits.random_placement(rng, glyph.width / glyph.height)
+            scale = target_height / glyph.height
+            glyph = glyph.resize((max(1, round(glyph.width * scale)), max(1, round(target_height))),
+                                 Image.Resampling.LANCZOS)
+            coverage = Image.new("L", CANVAS, 0)
+            coverage.paste(glyph, (round(centre[0] - glyph.width / 2),
+                                   round(centre[1] - glyph.height / 2)))
+            convention = strokes.CONVENTIONS[number % 3]
+            number += 1
+            yield strokes.colourise(coverage, convention), character, dict(
+                source="font:" + path.rsplit("/", 1)[1], convention=convention)
+
+
+# Shapes as Pillow draws them in a unit box: each a function (draw, box, pen, rng).
+def _sun(draw, box, pen, rng):
+    x0, y0, x1, y1 = box
+    cx, cy, r = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2
+    draw.ellipse([cx - r / 2, cy - r / 2, cx + r / 2, cy + r / 2], outline=255, width=pen)
+    for k in range(rng.randint(6, 10)):
+        angle = 2 * math.pi * k / 8
+        draw.line([(cx + 0.65 * r * math.cos(angle), cy + 0.65 * r * math.sin(angle)),
+                   (cx + r * math.cos(angle), cy + r * math.sin(angle))], fill=255, width=pen)
+
+
+def _filled_polygon(draw, box, pen, rng):
+    x0, y0, x1, y1 = box
+    sides = rng.choice([3, 4, 5])
+    turn = rng.uniform(0, 2 * math.pi)
+    cx, cy, r = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2
+    draw.polygon([(cx + r * math.cos(turn + 2 * math.pi * k / sides),
+                   cy + r * math.sin(turn + 2 * math.pi * k / sides)) for k in range(sides)],
+                 fill=255)
+
+
+def _rectangle(draw, box, pen, rng):
+    x0, y0, x1, y1 = box
+    squash = rng.uniform(0.5, 1.0)
+    draw.rectangle([x0, y0 + (1 - squash) * (y1 - y0) / 2, x1, y1 - (1 - squash) * (y1 - y0) / 2],
+                   outline=255, width=pen)
+
+
+def _crescent(draw, box, pen, rng):
+    x0, y0, x1, y1 = box
+    start = rng.uniform(0, 360)
+    draw.arc(box, start, start + 200, fill=255, width=pen)
+    shift = (x1 - x0) * 0.25
+    draw.arc([x0 + shift, y0 + shift / 2, x1 - shift / 2, y1 - shift / 2], start + 10,
+             start + 190, fill=255, width=pen)
+
+
+def _bolt(draw, box, pen, rng):
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    draw.line([(x0 + 0.6 * w, y0), (x0 + 0.2 * w, y0 + 0.55 * h), (x0 + 0.7 * w, y0 + 0.45 * h),
+               (x0 + 0.3 * w, y1)], fill=255, width=pen, joint="curve")
+
+
+def _stick_figure(draw, box, pen, rng):
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    cx = x0 + w / 2
+    draw.ellipse([cx - 0.12 * h, y0, cx + 0.12 * h, y0 + 0.24 * h], outline=255, width=pen)
+    draw.line([(cx, y0 + 0.24 * h), (cx, y0 + 0.65 * h)], fill=255, width=pen)
+    draw.line([(x0 + 0.15 * w, y0 + 0.4 * h), (x1 - 0.15 * w, y0 + 0.4 * h)], fill=255, width=pen)
+    draw.line([(x0 + 0.2 * w, y1), (cx, y0 + 0.65 * h), (x1 - 0.2 * w, y1)], fill=255, width=pen)
+
+
+def _tree(draw, box, pen, rng):
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    draw.polygon([(x0 + w / 2, y0), (x0, y0 + 0.7 * h), (x1, y0 + 0.7 * h)], outline=255,
+                 width=pen)
+    draw.line([(x0 + w / 2, y0 + 0.7 * h), (x0 + w / 2, y1)], fill=255, width=pen)
+
+
+def _flower(draw, box, pen, rng):
+    x0, y0, x1, y1 = box
+    cx, cy, r = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2
+    petals = rng.randint(5, 8)
+    for k in range(petals):
+        angle = 2 * math.pi * k / petals
+        px, py = cx + 0.6 * r * math.cos(angle), cy + 0.6 * r * math.sin(angle)
+        draw.ellipse([px - 0.35 * r, py - 0.35 * r, px + 0.35 * r, py + 0.35 * r], outline=255,
+                     width=pen)
+
+
+def _envelope(draw, box, pen, rng):
+    x0, y0, x1, y1 = box
+    h = y1 - y0
+    top, bottom = y0 + 0.2 * h, y1 - 0.2 * h
+    draw.rectangle([x0, top, x1, bottom], outline=255, width=pen)
+    draw.line([(x0, top), ((x0 + x1) / 2, (top + bottom) / 2), (x1, top)], fill=255, width=pen)
+
+
+def _cat_face(draw, box, pen, rng):
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    draw.ellipse([x0, y0 + 0.25 * h, x1, y1], outline=255, width=pen)
+    draw.line([(x0 + 0.1 * w, y0 + 0.45 * h), (x0 + 0.2 * w, y0), (x0 + 0.4 * w, y0 + 0.28 * h)],
+              fill=255, width=pen)
+    draw.line([(x1 - 0.1 * w, y0 + 0.45 * h), (x1 - 0.2 * w, y0), (x1 - 0.4 * w, y0 + 0.28 * h)],
+              fill=255, width=pen)
+    for side in (-1, 1):
+        draw.line([(x0 + w / 2 + side * 0.15 * w, y0 + 0.75 * h),
+                   (x0 + w / 2 + side * 0.6 * w, y0 + 0.7 * h)], fill=255, width=max(2, pen // 2))
+
+
+SHAPES = {"sun": _sun, "filled polygon": _filled_polygon, "rectangle": _rectangle,
+          "crescent": _crescent, "lightning bolt": _bolt, "stick figure": _stick_figure,
+          "tree": _tree, "flower": _flower, "envelope": _envelope, "cat face": _cat_face}
+
+
+def shape_cases(count, seed=0):
+    """Yield (RGBA image, shape name, conditions): `count` shapes of SHAPES in turn, each at a
+    random size, place and pen."""
+    rng = random.Random(seed)
+    names = sorted(SHAPES)
+    for number in range(count):
+        name = names[number % len(names)]
+        height, centre = drawn_digits.random_placement(rng, 1.0)
+        pen = round(rng.uniform(PEN_WIDTHS[0], min(PEN_WIDTHS[1], height / 8)))
+        coverage = Image.new("L", CANVAS, 0)
+        box = [centre[0] - height / 2 + pen, centre[1] - height / 2 + pen,
+               centre[0] + height / 2 - pen, centre[1] + height / 2 - pen]
+        SHAPES[name](ImageDraw.Draw(coverage), box, pen, rng)
+        convention = strokes.CONVENTIONS[number % 3]
+        yield strokes.colourise(coverage, convention), name, dict(source="shape",
+                                                                  convention=convention)
+
+
+def scribble_cases(count, seed=0):
+    """Yield (RGBA image, "scribble", conditions): a pen wandering at random, its direction
+    drifting, for 25 to 80 steps, kept inside a random box of the canvas."""
+    rng = random.Random(seed)
+    for number in range(count):
+        height, centre = drawn_digits.random_placement(rng, 1.0)
+        pen = rng.uniform(PEN_WIDTHS[0], min(PEN_WIDTHS[1], height / 6))
+        x, y, heading = centre[0], centre[1], rng.uniform(0, 2 * math.pi)
+        step = height / rng.uniform(6, 12)
+        points = [(x, y)]
+        for _ in range(rng.randint(25, 80)):
+            heading += rng.gauss(0, 0.9)
+            x = min(max(x + step * math.cos(heading), centre[0] - height / 2),
+                    centre[0] + height / 2)
+            y = min(max(y + step * math.sin(heading), centre[1] - height / 2),
+                    centre[1] + height / 2)
+            points.append((x, y))
+        convention = strokes.CONVENTIONS[number % 3]
+        yield strokes.draw_strokes([points], CANVAS, pen, convention), "scribble", dict(
+            source="scribble", convention=convention)
+
+
+def evaluate(client, cases, mode):
+    """Post each case as the page does in `mode`; return [(conditions, what it is, reply
+    status, whether the reply said "not a digit", what it read instead)]."""
+    results = []
+    for image, what, conditions in cases:
+        response = client.post(f"/predict?mode={mode}", data=strokes.png_bytes(image),
+                               content_type="image/png")
+        body = response.get_json()
+        results.append((conditions, what, response.status_code, body.get("not_a_digit") is True,
+                        body.get("number") if mode == "number" else body.get("digit")))
+    return results
+
+
+def caught(results):
+    """Share of the cases answered "not a digit" (an error reply is not)."""
+    return float(np.mean([refused for _, _, _, refused, _ in results]))
+
+
+def misses(results, most=15):
+    """[("what -> read", count)] of the cases read as digits, most frequent first."""
+    return collections.Counter(f"{what} -> {read}" for _, what, status, refused, read in results
+                               if not refused).most_common(most)
+
+
+def all_cases(seed=0, shapes=500, scribbles=500):
+    """The whole evaluation's cases by kind: font letters (EXCLUDED_LETTERS left out), font
+    signs, shapes and scribbles."""
+    fonts = (drawn_digits.handwriting_fonts()
+             + drawn_digits.handwriting_fonts(drawn_digits.HOLLOW_FONT_GLOBS))
+    letters = "".join(c for c in LETTERS if c not in EXCLUDED_LETTERS)
+    return {"letters": list(glyph_cases(letters, seed, fonts)),
+            "signs": list(glyph_cases(SIGNS, seed + 1, fonts)),
+            "shapes": list(shape_cases(shapes, seed + 2)),
+            "scribbles": list(scribble_cases(scribbles, seed + 3))}
+
+
+def main():
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Non-digit evaluation through the server.")
+    parser.add_argument("--model", help="an ONNX model other than model/model.onnx")
+    args = parser.parse_args()
+    from app import create_app
+
+    client = create_app({"MODEL_PATH": args.model} if args.model else None).test_client()
+    cases = all_cases(seed=1)
+    fonts = len(drawn_digits.handwriting_fonts()
+                + drawn_digits.handwriting_fonts(drawn_digits.HOLLOW_FONT_GLOBS))
+    print(f"Left out before any answer: the letters {EXCLUDED_LETTERS!r} ({fonts} fonts x "
+          f"{len(EXCLUDED_LETTERS)}); glyphs a font lacks: "
+          f"{fonts * (len(LETTERS) - len(EXCLUDED_LETTERS)) - len(cases['letters'])} letters, "
+          f"{fonts * len(SIGNS) - len(cases['signs'])} signs")
+    print(f"{'kind':12s} {'mode':7s} {'cases':>6s} {'not a digit':>12s}")
+    for mode in ("digit", "number"):
+        everything = []
+        for kind, kind_cases in cases.items():
+            results = evaluate(client, kind_cases, mode)
+            everything += results
+            print(f"{kind:12s} {mode:7s} {len(results):6d} {100 * caught(results):11.2f}%")
+            print("    read as digits most often:", misses(results, 8))
+        print(f"{'all':12s} {mode:7s} {len(everything):6d} {100 * caught(everything):11.2f}%")
+        if mode == "digit":
+            by_letter = collections.defaultdict(list)
+            for result in everything:
+                if len(result[1]) == 1:
+                    by_letter[result[1]].append(result[3])
+            print("    per character, caught of cases:",
+                  " ".join(f"{c}:{sum(v)}/{len(v)}" for c, v in sorted(by_letter.items())))
+
+
+if __name__ == "__main__":
+    main()
