@@ -7,6 +7,7 @@ classes to HTTP status codes.
 
 import base64
 import binascii
+import dataclasses
 import io
 import re
 
@@ -39,11 +40,6 @@ MODEL_SIGNATURE = {
 WORK_SIZE = 60                   # longer side at which stroke width is measured and adjusted
 MNIST_STROKE = 2.6               # median stroke width of MNIST digits, in 20-px-box pixels
 STROKE_TOLERANCE = 0.5           # leave widths within this of MNIST's alone
-OUTLINE_ELONGATION = 4.0         # a hole at least this much longer than wide (area / width²) ...
-OUTLINE_SOLIDITY = 0.65          # ... that fills at most this share of its convex hull, or
-OUTLINE_STRAIGHT = 8.0           # ... one this much longer than wide, is the gap inside a
-                                 # hollow stroke (a digit's own loops are rounder or wider)
-OUTLINE_WALL = 1                 # any ink encloses a gap: a thin outline fades when reduced
 MAX_THICKEN, MAX_THIN = 9, 5     # largest rank filters: filled loops inflate a width estimate
 FAINT = 0.25                     # ink below this fraction of the strongest ink is noise
 PAPER_CELLS = 12                 # cells along the longer side when estimating the paper's light
@@ -422,28 +418,41 @@ def normalise_stroke_width(image):
     return thinned
 
 
-def fill_outlines(image):
+@dataclasses.dataclass(frozen=True)
+class OutlineFill:
+    """Which holes in the ink fill_outlines takes for the gap inside a hollow stroke (a
+    digit's own loops are rounder or wider). Chosen by scripts/tune_hollow.py."""
+    elongation: float = 4.0   # a hole at least this much longer than wide (area / width²) ...
+    solidity: float = 0.65    # ... that fills at most this share of its convex hull, or
+    straight: float = 8.0     # ... one this much longer than wide
+    wall: int = 1             # ink this bright encloses a gap: a thin outline fades when reduced
+
+
+OUTLINE_FILL = OutlineFill()  # the shipped settings
+
+
+def fill_outlines(image, settings=OUTLINE_FILL):
     """Fill the gaps inside hollow strokes (outlined lettering, a double-line pen) so that
     they read as the solid strokes they outline.
 
-    `image` is an 'L' ink image whose longer side is WORK_SIZE; returns the same kind. Left
-    alone, normalise_stroke_width would thicken the two thin lines into a blob. A gap is a
-    hole in the ink (any ink a wall) that is long and thin (area >= OUTLINE_ELONGATION x its
-    width squared) and either bent (at most OUTLINE_SOLIDITY of its convex hull: it follows
-    the stroke it is inside) or very long (OUTLINE_STRAIGHT: the outline of a straight 1).
-    A digit's own loops (0, 6, 8, 9, a closed 4) are round or, in a narrow 0, straight but
-    wider, and stay open.
+    `image` is an 'L' ink image whose longer side is WORK_SIZE; returns the same kind (the
+    same object when nothing is filled). Left alone, normalise_stroke_width would thicken the
+    two thin lines into a blob. A gap is a hole in the ink that is long and thin (area >=
+    `settings.elongation` x its width squared) and either bent (at most `settings.solidity`
+    of its convex hull: it follows the stroke it is inside) or very long
+    (`settings.straight`: the outline of a straight 1). A digit's own loops (0, 6, 8, 9, a
+    closed 4) are round or, in a narrow 0, straight but wider, and stay open.
     """
     ink = np.asarray(image)
-    labels = background_regions(ink >= OUTLINE_WALL)
+    labels = background_regions(ink >= settings.wall)
     holes = labels > 1  # region 1 is the background around the digit
     if not holes.any():
         return image
     area = np.bincount(labels.ravel())
     # Width: twice the number of 3x3 erosions a hole survives, eroded only as far as some
     # hole could still be long enough.
-    widest = np.floor(np.sqrt(area / OUTLINE_ELONGATION) / 2)  # half-widths, long enough
-    narrowest = np.floor(np.sqrt(area / OUTLINE_STRAIGHT) / 2)  # ... straight or not
+    widest = np.floor(np.sqrt(area / settings.elongation) / 2)  # half-widths, long enough
+    narrowest = np.floor(np.sqrt(area / settings.straight) / 2)  # ... straight or not
     half_width = np.full(len(area), np.inf)
     remaining = holes.astype(np.uint8)
     for step in range(1, int(widest[2:].max()) + 1):
@@ -456,7 +465,7 @@ def fill_outlines(image):
     gaps = [label for label in range(2, len(area))
             if half_width[label] <= narrowest[label]
             or (half_width[label] <= widest[label]
-                and _convex_share(labels == label) <= OUTLINE_SOLIDITY)]
+                and _convex_share(labels == label) <= settings.solidity)]
     if not gaps:
         return image
     # The gaps and the lines around them become one solid stroke: a thin outline is faint
@@ -576,15 +585,25 @@ def centre_boxes_by_mass(boxes, sizes):
     return fields
 
 
-def to_mnist(ink):
+def work_image(ink):
+    """uint8 [H, W] ink map of one digit -> 'L' image of its ink, cropped, the longer side
+    WORK_SIZE: what hollow strokes are filled and stroke widths evened out on."""
+    x0, y0, x1, y1 = ink_bbox(ink)
+    return _resize_longer_side(Image.fromarray(np.ascontiguousarray(ink[y0:y1, x0:x1])),
+                               WORK_SIZE)
+
+
+def to_mnist(ink, fill=OUTLINE_FILL):
     """uint8 [H, W] ink map of one digit -> float32 [28, 28] in [0, 1], the MNIST way.
 
-    Crop to the ink, fill hollow strokes, even out the stroke width, scale the longer side to
-    20 px with anti-aliasing (aspect ratio kept), then centre by centre of mass in 28x28.
+    Crop to the ink, fill hollow strokes (fill_outlines with the settings `fill`; None: not
+    at all), even out the stroke width, scale the longer side to 20 px with anti-aliasing
+    (aspect ratio kept), then centre by centre of mass in 28x28.
     """
-    x0, y0, x1, y1 = ink_bbox(ink)
-    crop = Image.fromarray(np.ascontiguousarray(ink[y0:y1, x0:x1]))
-    work = normalise_stroke_width(fill_outlines(_resize_longer_side(crop, WORK_SIZE)))
+    work = work_image(ink)
+    if fill is not None:
+        work = fill_outlines(work, fill)
+    work = normalise_stroke_width(work)
     work = work.crop(work.getbbox() or (0, 0) + work.size)
     digit = np.asarray(_resize_longer_side(work, MNIST_BOX)).astype(np.float32)
     if digit.max() == 0:  # faint, sparse ink that scaling down to 20 px averaged away

@@ -16,11 +16,12 @@ import random
 import numpy as np
 
 import mnist_digits
+import segment
 import strokes
 import utils
 from recognizer import Recognizer
 
-# (OUTLINE_ELONGATION, OUTLINE_SOLIDITY, OUTLINE_STRAIGHT); inf: no straight gaps filled
+# utils.OutlineFill's (elongation, solidity, straight); inf: no straight gaps filled
 SETTINGS = [(3.0, 0.65, math.inf), (4.0, 0.55, math.inf), (4.0, 0.65, math.inf),
             (4.0, 0.75, math.inf), (5.0, 0.65, math.inf), (4.0, 0.65, 6.0), (4.0, 0.65, 8.0),
             (4.0, 0.65, 10.0), (4.0, 0.65, 12.0)]
@@ -60,42 +61,27 @@ def main():
                         if image is not None],
                        np.array([label for image, label in drawn if image is not None]))
     recognizer = Recognizer()
-    shipped = (utils.fill_outlines, utils.OUTLINE_ELONGATION, utils.OUTLINE_SOLIDITY,
-               utils.OUTLINE_STRAIGHT)
 
     def read(inks, fill):
-        """(the model's answers, how many drawings `fill` changed) with `fill` in to_mnist."""
-        changed = 0
-
-        def counted(image):
-            nonlocal changed
-            filled = fill(image)
-            changed += filled is not image
-            return filled
-
-        utils.fill_outlines = counted
-        digits = np.stack([utils.to_mnist(ink) for ink in inks])
-        return recognizer.probabilities(digits).argmax(axis=1), changed
+        """(the model's answers, how many drawings `fill` changed) with the fill's settings
+        `fill` in to_mnist (None: no fill)."""
+        changed = sum(fill is not None and utils.fill_outlines(work, fill) is not work
+                      for work in map(utils.work_image, inks))
+        digits = np.stack([utils.to_mnist(ink, fill) for ink in inks])
+        return segment.answers(recognizer.probabilities(digits)), changed
 
     print(f"{'elongation':>10s} {'solidity':>8s} {'straight':>8s}  " + "  ".join(
         f"{kind + ': changed, read right':>36s}" for kind in kinds))
-    try:
-        for setting in [None] + SETTINGS:
-            if setting is not None:
-                (utils.OUTLINE_ELONGATION, utils.OUTLINE_SOLIDITY,
-                 utils.OUTLINE_STRAIGHT) = setting
-            fill = shipped[0] if setting else (lambda image: image)  # None: no fill at all
-            cells = []
-            for inks, labels in kinds.values():
-                answers, changed = read(inks, fill)
-                cells.append(f"{changed:5d} of {len(labels):5d}, "
-                             f"{100 * (answers == labels).mean():6.2f} %")
-            chosen = " (shipped)" if setting == shipped[1:] else ""
-            name = "no fill" if setting is None else "{:10.1f} {:8.2f} {:8.1f}".format(*setting)
-            print(f"{name:>28s}  " + "  ".join(f"{cell:>36s}" for cell in cells) + chosen)
-    finally:
-        (utils.fill_outlines, utils.OUTLINE_ELONGATION, utils.OUTLINE_SOLIDITY,
-         utils.OUTLINE_STRAIGHT) = shipped
+    for setting in [None] + SETTINGS:
+        fill = None if setting is None else utils.OutlineFill(*setting)
+        cells = []
+        for inks, labels in kinds.values():
+            answers, changed = read(inks, fill)
+            cells.append(f"{changed:5d} of {len(labels):5d}, "
+                         f"{100 * (answers == labels).mean():6.2f} %")
+        chosen = " (shipped)" if fill == utils.OUTLINE_FILL else ""
+        name = "no fill" if setting is None else "{:10.1f} {:8.2f} {:8.1f}".format(*setting)
+        print(f"{name:>28s}  " + "  ".join(f"{cell:>36s}" for cell in cells) + chosen)
 
 
 if __name__ == "__main__":

@@ -212,15 +212,9 @@ def main():
                         help="read as the page does in digit mode (never split) or number mode")
     parser.add_argument("--hollow", type=int, default=1500,
                         help="of the included test digits, this many also drawn hollow")
-    parser.add_argument("--no-fill", action="store_true",
-                        help="leave hollow strokes unfilled: the pipeline before fill_outlines")
     args = parser.parse_args()
     import mnist_digits
-    import utils
     from app import create_app
-
-    if args.no_fill:
-        utils.fill_outlines = lambda image: image
 
     client = create_app({"MODEL_PATH": args.model} if args.model else None).test_client()
     _, (x_test, y_test) = mnist_digits.load_mnist()
