@@ -181,15 +181,23 @@ def split_digits(ink, one_digit=False):
 # Touching digits: the number reader reads a mark that may hold several
 # ---------------------------------------------------------------------------
 
-# Which marks the number reader reads, and when its reading of several digits stands. Chosen on
-# numbers and single digits drawn from MNIST *training* digits (docs/pipeline.md).
-WIDE_ASPECT = 1.3      # wider than this share of its height: read by the number reader alone
-READ_ASPECT = 0.85     # wider than this (two touching digits often are no wider than one) ...
-UNSURE_BELOW = 0.8     # ... or read by the digit network with less confidence than this, and
-MIN_READ_ASPECT = 0.45  # ... at least this wide: read by both networks
-SURE_ASPECT = 1.1      # up to this wide, the reader's digits stand only where it is surer of
-                       # its reading than the digit network is of any one digit (its "not a
-                       # digit" does not count: to it, several digits are not one digit)
+@dataclasses.dataclass(frozen=True)
+class ReaderGate:
+    """Which marks the number reader reads, and when its reading of several digits stands;
+    widths are shares of the mark's height. Chosen on numbers and single digits drawn from
+    MNIST *training* digits (docs/evaluation.md#numbers)."""
+    wide: float = 1.3          # wider than this: read by the number reader alone
+    read: float = 0.85         # wider than this (two touching digits often are no wider than
+                               # one) ...
+    unsure_below: float = 0.8  # ... or read by the digit network with less confidence than
+    min_read: float = 0.45     # this, and at least this wide: read by both networks
+    sure: float = 1.1          # up to this wide, the reader's digits stand only where it is
+                               # surer of its reading than the digit network is of any one
+                               # digit (its "not a digit" does not count: to it, several
+                               # digits are not one digit)
+
+
+READER_GATE = ReaderGate()  # the shipped settings
 
 
 # A mark is "not a digit" only where the digit network gives that more than this: below it,
@@ -234,37 +242,37 @@ def mnist_digits(ink, one_digit=False):
     return [(box, utils.to_mnist(part)) for box, part in split_digits(ink, one_digit)]
 
 
-def may_hold_several(part, probabilities):
+def may_hold_several(part, probabilities, gate=READER_GATE):
     """Whether a mark (uint8 [h, w] ink) the digit network reads with `probabilities` goes to
     the number reader too: one as wide as two touching digits can be, or one the network is
-    unsure of that is wide enough for two."""
+    unsure of that is wide enough for two (ReaderGate `gate`)."""
     height, width = part.shape
-    return width > READ_ASPECT * height or (probabilities.max() < UNSURE_BELOW
-                                            and width >= MIN_READ_ASPECT * height)
+    return width > gate.read * height or (probabilities.max() < gate.unsure_below
+                                          and width >= gate.min_read * height)
 
 
-def read_digits(ink, score, read_strips, one_digit=False):
+def read_digits(ink, score, read_strips, one_digit=False, gate=READER_GATE):
     """uint8 [H, W] ink map -> ([Digit], left to right; the probability of the whole reading).
 
-    Marks are split at blank gaps. A mark wider than WIDE_ASPECT is read whole by the number
-    reader, `read_strips`: float32 [N, STRIP_HEIGHT, STRIP_WIDTH] -> float32 [N, COLUMNS, 11]
+    Marks are split at blank gaps. A mark wider than `gate.wide` (ReaderGate) is read whole
+    by the number reader, `read_strips`: float32 [N, STRIP_HEIGHT, STRIP_WIDTH] -> float32 [N, COLUMNS, 11]
     (number_reader.py). A narrower one is read by the digit network, `score`: float32
     [N, 28, 28] -> float32 [N, 11] (utils.MODEL_OUTPUT), and by the reader too if it may hold several digits
     (may_hold_several). Where the reader reads two digits or more its reading stands (in a
-    mark up to SURE_ASPECT wide, only if the reader is surer of it than the digit network
-    is of its digit), and otherwise the digit network's. Each network is called once, the
+    mark up to `gate.sure` wide, only if the reader is surer of it than the digit network
+    is of any one digit), and otherwise the digit network's. Each network is called once, the
     digit network a second time only for a wide mark the reader reads as one digit. With
     `one_digit`, the drawing is one digit and the reader is not asked.
     """
     parts = split_digits(ink, one_digit)
     wide = set() if one_digit else {index for index, (_, part) in enumerate(parts)
-                                    if part.shape[1] > WIDE_ASPECT * part.shape[0]}
+                                    if part.shape[1] > gate.wide * part.shape[0]}
     read_alone = {}  # index -> (28x28 digit, probabilities) from the digit network
     _score(score, parts, [index for index in range(len(parts)) if index not in wide],
            read_alone)
     to_read = [] if one_digit else [index for index, (_, part) in enumerate(parts)
                                     if index in wide
-                                    or may_hold_several(part, read_alone[index][1])]
+                                    or may_hold_several(part, read_alone[index][1], gate)]
     strips = {index: number_reader.to_strip(parts[index][1]) for index in to_read}
     columns = dict(zip(to_read, read_strips(np.stack([strips[index][0] for index in to_read]))
                        if to_read else []))
@@ -272,7 +280,7 @@ def read_digits(ink, score, read_strips, one_digit=False):
                 for index in to_read}
     for index, reading in readings.items():
         part = parts[index][1]
-        if (reading is not None and part.shape[1] <= SURE_ASPECT * part.shape[0]
+        if (reading is not None and part.shape[1] <= gate.sure * part.shape[0]
                 and reading[1] <= read_alone[index][1][:utils.DIGIT_CLASSES].max()):
             readings[index] = None
     _score(score, parts, [index for index in wide if readings[index] is None], read_alone)

@@ -162,7 +162,7 @@ def read(png, network, reader, one_digit=False):
 
 
 def test_a_narrow_digit_the_network_is_sure_of_is_not_read_again(draw_mnist_digit):
-    image, _ = draw_mnist_digit(2, canvas=CANVAS)  # a 1, narrower than READ_ASPECT
+    image, _ = draw_mnist_digit(2, canvas=CANVAS)  # a 1, narrower than READER_GATE.read
     network, reader = CountingNetwork(confidence=0.999), CountingReader([2, 7])
     digits, confidence = read(strokes.png_bytes(image), network, reader)
     assert network.batches == [1] and reader.batches == [], \
@@ -215,8 +215,9 @@ def test_a_narrow_mark_the_network_is_unsure_of_goes_to_the_reader(touching):
 def test_in_a_narrow_mark_the_surer_network_wins(touching):
     png = touching("14")
     (_, mark), = segment.split_digits(utils.read_ink(png))
-    assert (segment.READ_ASPECT * mark.shape[0] < mark.shape[1]
-            <= segment.SURE_ASPECT * mark.shape[0]), "the test's 14 is not of the width tested"
+    gate = segment.READER_GATE
+    assert gate.read * mark.shape[0] < mark.shape[1] <= gate.sure * mark.shape[0], \
+        "the test's 14 is not of the width tested"
     reader = CountingReader([1, 4])
     digits, confidence = read(png, CountingNetwork(confidence=0.9999), reader)
     assert len(reader.batches) == 1
@@ -253,3 +254,13 @@ def test_a_mark_the_network_calls_no_digit_has_no_value_unless_the_reader_reads_
     assert [d.value for d in digits] == [1, 4]
     assert all(d.probabilities.shape == (utils.MODEL_CLASSES,) for d in digits)
     assert all(d.probabilities[utils.NOT_A_DIGIT] == 0 for d in digits)
+
+
+def test_a_gate_given_as_a_value_decides_which_marks_the_reader_reads(touching):
+    png = touching("2771")
+    never = segment.ReaderGate(wide=100.0, read=100.0, unsure_below=0.0)
+    network, reader = CountingNetwork(confidence=0.5), CountingReader([2, 7, 7, 1])
+    digits, _ = segment.read_digits(utils.read_ink(png), network, reader, gate=never)
+    assert reader.batches == [] and [d.value for d in digits] == [3]
+    digits, _ = segment.read_digits(utils.read_ink(png), network, reader)
+    assert len(reader.batches) == 1 and [d.value for d in digits] == [2, 7, 7, 1]
