@@ -1,12 +1,12 @@
 """Train the digit network and the number reader on MNIST and export both to ONNX.
 
-Read top to bottom: load MNIST (mnist_digits.py), draw every training digit again on a
-canvas with a random pen and read it back through the server's own pipeline (utils.py),
-train the digit network on the scans and the drawings, evaluate it, export it to ONNX and
-check that onnxruntime agrees with Keras; then write numbers with the training digits
-(training_numbers.py), train the number reader on them with CTC loss, export and check it
-alike, and write a report beside the models. Each section's settings are at its top; the
-command-line flags are in parse_args, at the end with main.
+`main`, at the end, reads top to bottom: load MNIST (mnist_digits.py), draw every training
+digit again on a canvas and draw non-digits, all read back through the server's own pipeline
+(training_data.py), train the digit network on the scans, the drawings and the non-digits,
+export it to ONNX, evaluate it and check that onnxruntime agrees with Keras; then write
+numbers with the training digits (training_numbers.py), train the number reader on them with
+CTC loss, export and check it alike, and write a report beside the models. Each section's
+settings are at its top; the command-line flags are in parse_args.
 
     python train_mnist.py                      # the shipped models, default settings
     python train_mnist.py --epochs 1 --reader-epochs 1 --limit 2000 --numbers 300 \
@@ -16,14 +16,10 @@ command-line flags are in parse_args, at the end with main.
 """
 
 import argparse
+import dataclasses
 import datetime
-import hashlib
-import inspect
 import json
-import math
-import multiprocessing
 import os
-import random
 import re
 import sys
 import time
@@ -34,9 +30,7 @@ import numpy as np
 import learn_corrections
 import number_reader
 import segment
-import strokes
-import training_non_digits
-import training_numbers
+import training_data
 import utils
 from mnist_digits import load_mnist
 
@@ -62,235 +56,6 @@ def targets(labels):
     """int [N] labels (utils.NOT_A_DIGIT for a non-digit) -> float32 [N, 11] one-hot
     target probabilities."""
     return np.eye(NUM_CLASSES, dtype=np.float32)[labels]
-
-
-# ---------------------------------------------------------------------------
-# Tracings: each training digit as pen strokes, for drawing it again (strokes.py)
-# ---------------------------------------------------------------------------
-
-def _trace_chunk(images):
-    traced = [strokes.digit_strokes(image) for image in images]
-    traced = [digit if digit and strokes.tracing_is_faithful(image, digit) else []
-              for image, digit in zip(images, traced)]
-    return {"strokes_per_digit": np.array([len(digit) for digit in traced], np.int32),
-            "points_per_stroke": np.array([len(stroke) for digit in traced for stroke in digit],
-                                          np.int32),
-            "points": np.array([point for digit in traced for stroke in digit
-                                for point in stroke], np.float32).reshape(-1, 2)}
-
-
-def trace_digits(images, cache_dir, processes=None):
-    """uint8 [N, 28, 28] -> N tracings, each a list of strokes (lists of (x, y) in [0, 1] of
-    the image's frame), [] where the tracing does not keep the digit's holes and ink
-    (strokes.tracing_is_faithful: judged on the image alone); cached."""
-    chunk = 1000
-    found = computed_in_parallel(
-        "traces", _trace_chunk, [images[start:start + chunk]
-                                 for start in range(0, len(images), chunk)],
-        cache_dir, processes, key=[images.tobytes(), _trace_chunk])
-    points = iter(map(tuple, found["points"].tolist()))
-    all_strokes = iter([[next(points) for _ in range(size)]
-                        for size in found["points_per_stroke"].tolist()])
-    return [[next(all_strokes) for _ in range(count)]
-            for count in found["strokes_per_digit"].tolist()]
-
-
-# ---------------------------------------------------------------------------
-# Canvas renderings: each training digit drawn again with a pen, read by the server's pipeline
-# ---------------------------------------------------------------------------
-
-# Wider than any one way of drawing, so the network learns the pipeline's output, not one
-# generator's habits: pens from a fine stylus to a fat finger, digits from small to the
-# whole canvas, slanted, turned and stretched, in the three colour conventions.
-RENDER_CANVAS = (280, 280)
-RENDER_PEN = (4.0, 34.0)       # px
-RENDER_HEIGHT = (0.18, 0.95)   # share of the canvas height
-RENDER_SLANT = (-20.0, 25.0)   # degrees, positive leans right
-RENDER_TURN = (-12.0, 12.0)    # degrees
-RENDER_STRETCH = (0.75, 1.3)   # width factor
-
-
-def draw_on_canvas(traced, rng):
-    """A traced MNIST digit (trace_digits) -> RGBA canvas image of it drawn with a random pen,
-    size, place, slant, turn and colour convention."""
-    turn = math.radians(rng.uniform(*RENDER_TURN))
-    stretch = rng.uniform(*RENDER_STRETCH)
-    cos, sin = math.cos(turn), math.sin(turn)
-    traced = [[(0.5 + stretch * (x - 0.5) * cos - (y - 0.5) * sin,
-                0.5 + stretch * (x - 0.5) * sin + (y - 0.5) * cos) for x, y in stroke]
-              for stroke in traced]
-    x0, y0, x1, y1 = strokes.strokes_box(traced)
-    width, height = RENDER_CANVAS
-    pen = rng.uniform(*RENDER_PEN)
-    digit_height = rng.uniform(*RENDER_HEIGHT) * height
-    digit_width = min(digit_height * (x1 - x0) / max(y1 - y0, 1e-6), 0.9 * width)
-    margin = pen / 2 + 2
-    centre = (rng.uniform(min(digit_width / 2 + margin, width / 2),
-                          max(width - digit_width / 2 - margin, width / 2)),
-              rng.uniform(min(digit_height / 2 + margin, height / 2),
-                          max(height - digit_height / 2 - margin, height / 2)))
-    placed = strokes.place_strokes(traced, digit_height, centre, rng.uniform(*RENDER_SLANT))
-    return strokes.draw_strokes(placed, RENDER_CANVAS, pen, rng.choice(strokes.CONVENTIONS))
-
-
-def render_canvas_digit(traced, rng):
-    """A traced MNIST digit -> uint8 [28, 28]: the digit drawn on a canvas (draw_on_canvas)
-    and read by utils.ink_map and utils.to_mnist, the server's own path (the ink map of the
-    drawing is what the server makes of its PNG, which is lossless, only sooner); None when
-    there is nothing faithful to draw."""
-    if not traced:
-        return None
-    drawing = draw_on_canvas(traced, rng)
-    try:
-        digit = utils.to_mnist(utils.ink_map(drawing))
-    except utils.ImageError:  # averaged away at 28x28: nothing to learn from
-        return None
-    return np.rint(digit * 255).astype(np.uint8)
-
-
-def _render_chunk(task):
-    start, traced, seed = task
-    digits = [render_canvas_digit(digit, random.Random(seed * 1_000_003 + start + offset))
-              for offset, digit in enumerate(traced)]
-    ok = np.array([digit is not None for digit in digits])
-    blank = np.zeros((28, 28), np.uint8)
-    return {"images": np.stack([blank if digit is None else digit for digit in digits]),
-            "ok": ok}
-
-
-def render_canvas_digits(images, traced, seed, cache_dir, processes=None):
-    """uint8 [N, 28, 28] digits, their tracings (trace_digits) -> (uint8 [N, 28, 28]
-    renderings, bool [N] which ones succeeded), on every core, cached (computed_in_parallel)."""
-    chunk = 500
-    tasks = [(start, traced[start:start + chunk], seed) for start in range(0, len(images), chunk)]
-    settings = (RENDER_CANVAS, RENDER_PEN, RENDER_HEIGHT, RENDER_SLANT, RENDER_TURN,
-                RENDER_STRETCH)
-    result = computed_in_parallel(
-        "renders", _render_chunk, tasks, cache_dir, processes,
-        key=[images.tobytes(), str(seed), repr(settings), draw_on_canvas, render_canvas_digit])
-    return result["images"], result["ok"]
-
-
-PIPELINE_CODE = ("strokes.py", "utils.py", "plain_png.py")
-
-
-def computed_in_parallel(name, work, tasks, cache_dir, processes, key, code=PIPELINE_CODE):
-    """Concatenated dicts of arrays that `work` returns for each task, run on every core and
-    cached in `cache_dir`.
-
-    Rendering takes milliseconds a digit, hence the cores and the cache. The cache key covers
-    `key` (bytes, strings, functions by their source) and the files `code` of the server's
-    pipeline, so a change to them computes everything again.
-    """
-    digest = hashlib.sha256()
-    for part in key:
-        text = inspect.getsource(part) if callable(part) else part
-        digest.update(text.encode() if isinstance(text, str) else text)
-    for module in code:
-        digest.update((ROOT / module).read_bytes())
-    cache = Path(cache_dir) / f"{name}-{digest.hexdigest()[:16]}.npz"
-    if cache.exists():
-        with np.load(cache) as data:
-            return {field: data[field] for field in data.files}
-    # fork: TensorFlow is imported but has started no threads yet; spawn would import it again.
-    with multiprocessing.get_context("fork").Pool(processes or os.cpu_count()) as pool:
-        parts = pool.map(work, tasks)
-    result = {field: np.concatenate([part[field] for part in parts]) for field in parts[0]}
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(cache, **result)
-    return result
-
-
-# ---------------------------------------------------------------------------
-# Non-digits: letters, signs, shapes, scribbles, overlaid digits (training_non_digits.py)
-# ---------------------------------------------------------------------------
-
-NON_DIGITS = 15_000   # drawn like the digits above and read by the same pipeline
-
-
-def _non_digit_chunk(task):
-    start, count, traced_by_class, seed = task
-    rng = random.Random(seed * 1_000_003 + start)
-    classes = [digit for digit in range(len(traced_by_class)) if traced_by_class[digit]]
-
-    def traced_pair():
-        first, second = rng.sample(classes, 2)
-        return rng.choice(traced_by_class[first]), rng.choice(traced_by_class[second])
-
-    images = []
-    while len(images) < count:
-        _, plan = training_non_digits.non_digit(rng, traced_pair)
-        image = render_canvas_digit(plan, rng)
-        if image is not None:
-            images.append(image)
-    return {"images": np.stack(images)}
-
-
-def render_non_digits(traced, labels, count, seed, cache_dir, processes=None):
-    """uint8 [count, 28, 28]: non-digits drawn on a canvas like draw_on_canvas draws a digit
-    and read by the server's pipeline; the overlaid digits are two of the traced training
-    digits `traced` (trace_digits) of different classes, never a 1. Cached."""
-    chunk = 500
-    by_class = [[traced[index] for index in np.flatnonzero(labels == digit)[:300]
-                 if traced[index]] if digit != 1 else []
-                for digit in range(utils.DIGIT_CLASSES)]
-    tasks = [(start, min(chunk, count - start), by_class, seed)
-             for start in range(0, count, chunk)]
-    return computed_in_parallel(
-        "non-digits", _non_digit_chunk, tasks, cache_dir, processes,
-        key=[labels.tobytes(), str((seed, count)), draw_on_canvas, render_canvas_digit,
-             _non_digit_chunk],
-        code=PIPELINE_CODE + ("training_non_digits.py",))["images"]
-
-
-# ---------------------------------------------------------------------------
-# Numbers: what the number reader learns from (training_numbers.py)
-# ---------------------------------------------------------------------------
-
-NUMBERS = 24_000         # numbers written with the traced training digits, 1 to 5 digits each
-PASTED_NUMBERS = 24_000  # and as many pasted from the scans themselves
-READER_NON_DIGITS = 8_000  # and marks that are not digits, read as none (training_numbers.py)
-NUMBERS_CHUNK = 250      # numbers per task of the process pool
-
-
-def number_strips_of(images, traced, labels, count, seed, cache_dir, pasted=0, non_digits=0,
-                     processes=None):
-    """`count` numbers written with the digits `images` (their tracings `traced`, from
-    trace_digits), `pasted` numbers pasted from the images themselves, and `non_digits`
-    marks that are not digits, all read by the server's pipeline -> (uint8 [M, STRIP_HEIGHT,
-    STRIP_WIDTH] strips, one per mark; int8 [M, MAX_LABELS] the digits each holds, -1 after
-    the last, so all -1 for a non-digit). Cached."""
-    rng = random.Random(seed)
-    every_digit = [np.flatnonzero(labels == digit).tolist()
-                   for digit in range(utils.DIGIT_CLASSES)]
-    faithful = [[index for index in indices if traced[index]] for indices in every_digit]
-    written = [training_numbers.pick_digits(faithful, rng) for _ in range(count)]
-    pasted_from = [training_numbers.pick_digits(every_digit, rng) for _ in range(pasted)]
-    tasks = [(training_numbers.strips_chunk,
-              (start, [([traced[k] for k in picked], labels[picked].tolist())
-                       for picked in written[start:start + NUMBERS_CHUNK]], seed))
-             for start in range(0, count, NUMBERS_CHUNK)]
-    tasks += [(training_numbers.pasted_chunk,
-               (start, [(images[picked], labels[picked].tolist())
-                        for picked in pasted_from[start:start + NUMBERS_CHUNK]], seed))
-              for start in range(0, pasted, NUMBERS_CHUNK)]
-    tasks += [(training_numbers.non_digits_chunk,
-               (start, min(NUMBERS_CHUNK, non_digits - start), seed))
-              for start in range(0, non_digits, NUMBERS_CHUNK)]
-    settings = [getattr(training_numbers, name) for name in dir(training_numbers)
-                if name.isupper()]
-    result = computed_in_parallel(
-        "strips", _run_task, tasks, cache_dir, processes,
-        key=[images.tobytes(), labels.tobytes(), str((seed, count, pasted, non_digits)),
-             repr(settings)],
-        code=PIPELINE_CODE + ("segment.py", "number_reader.py", "training_numbers.py",
-                              "training_non_digits.py"))
-    return result["strips"], result["labels"]
-
-
-def _run_task(task):
-    work, arguments = task
-    return work(arguments)
 
 
 # ---------------------------------------------------------------------------
@@ -613,16 +378,17 @@ def train_number_reader(x_train, traced, y_train, x_eval, y_eval, args, out_dir)
     number.onnx in `out_dir`, and return its report: accuracy on numbers written with the
     evaluation digits (strips read exactly, by their number of digits), parity, timings."""
     started = time.monotonic()
-    pasted = args.numbers * PASTED_NUMBERS // NUMBERS
-    non_digits = args.numbers * READER_NON_DIGITS // NUMBERS
-    strips, labels = number_strips_of(x_train, traced, y_train, args.numbers, args.seed,
-                                      args.cache, pasted, non_digits)
+    pasted = args.numbers * training_data.PASTED_NUMBERS // training_data.NUMBERS
+    non_digits = args.numbers * training_data.READER_NON_DIGITS // training_data.NUMBERS
+    strips, labels = training_data.number_strips_of(x_train, traced, y_train, args.numbers,
+                                                    args.seed, args.cache, pasted, non_digits)
     # As many evaluation numbers as training numbers up to EVALUATION_NUMBERS, written with
     # the first evaluation digits (four per number are plenty to choose from).
     count = min(EVALUATION_NUMBERS, args.numbers)
     x_eval, y_eval = x_eval[:4 * count], y_eval[:4 * count]
-    eval_strips, eval_labels = number_strips_of(x_eval, trace_digits(x_eval, args.cache), y_eval,
-                                                count, args.seed + 1, args.cache)
+    eval_strips, eval_labels = training_data.number_strips_of(
+        x_eval, training_data.trace_digits(x_eval, args.cache), y_eval, count, args.seed + 1,
+        args.cache)
     data_seconds = time.monotonic() - started
     lengths = (labels >= 0).sum(axis=1)
     print(f"Numbers: {len(strips)} strips from {args.numbers} written and {pasted} pasted "
@@ -755,12 +521,12 @@ def parse_args(argv=None):
     parser.add_argument("--epochs", type=int, default=10, help="digit network's epochs")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=3e-3, help="peak learning rate")
-    parser.add_argument("--non-digits", type=int, default=NON_DIGITS,
+    parser.add_argument("--non-digits", type=int, default=training_data.NON_DIGITS,
                         help="letters, signs, shapes and scribbles drawn for the network's "
                              "'not a digit' class")
     parser.add_argument("--reader-epochs", type=int, default=READER_EPOCHS,
                         help="number reader's epochs")
-    parser.add_argument("--numbers", type=int, default=NUMBERS,
+    parser.add_argument("--numbers", type=int, default=training_data.NUMBERS,
                         help="numbers written with the training digits for the number reader "
                              "(and as many pasted from the scans)")
     parser.add_argument("--seed", type=int, default=1)
@@ -786,12 +552,12 @@ def held_out_report(probabilities, model, x_held, y_held, traced, labels, seed, 
     `probabilities`) and drawn on a canvas, and `non_digits` non-digits drawn with another
     seed, read with segment.answers at several thresholds of "not a digit"; printed, and the
     shipped threshold's figures returned."""
-    rendered, ok = render_canvas_digits(x_held, trace_digits(x_held, cache_dir), seed + 1,
-                                        cache_dir)
+    rendered, ok = training_data.render_canvas_digits(
+        x_held, training_data.trace_digits(x_held, cache_dir), seed + 1, cache_dir)
     drawn = model.predict(to_model_input(rendered[ok]), batch_size=1000, verbose=0)
-    others = model.predict(to_model_input(render_non_digits(traced, labels, non_digits,
-                                                            seed + 1000, cache_dir)),
-                           batch_size=1000, verbose=0)
+    non_digit_images = training_data.render_non_digits(traced, labels, non_digits, seed + 1000,
+                                                       cache_dir)
+    others = model.predict(to_model_input(non_digit_images), batch_size=1000, verbose=0)
     print("'not a digit' above | scanned: right, refused | drawn: right, refused | "
           "non-digits caught")
     figures = {}
@@ -811,84 +577,102 @@ def held_out_report(probabilities, model, x_held, y_held, traced, labels, seed, 
     return figures
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    started = time.monotonic()
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(args.seed)
-
-    # Prepare the data: MNIST's scans and the training digits drawn on a canvas
+def evaluation_split(args):
+    """(x_train, y_train, x_test, y_test, what the evaluation digits are): MNIST's training
+    and test digits, or with --validation the last training digits held out as the
+    evaluation set, so that settings are compared without the test set ever being looked at."""
     (x_train, y_train), (x_test, y_test) = load_mnist(args.data)
     if args.limit:
         x_train, y_train = x_train[:args.limit], y_train[:args.limit]
-    evaluation = "MNIST test digits"
-    if args.validation:
-        # Comparing settings: everything below is measured on training digits held out from
-        # training, and the test set is never looked at.
-        x_test, y_test = x_train[-args.validation:], y_train[-args.validation:]
-        x_train, y_train = x_train[:-args.validation], y_train[:-args.validation]
-        evaluation = "held-out training digits"
-    print(f"MNIST: {len(x_train)} training digits; evaluation on {len(x_test)} {evaluation}")
+    if not args.validation:
+        return x_train, y_train, x_test, y_test, "MNIST test digits"
+    return (x_train[:-args.validation], y_train[:-args.validation],
+            x_train[-args.validation:], y_train[-args.validation:], "held-out training digits")
 
-    traced = trace_digits(x_train, args.cache)
-    rendered, ok = render_canvas_digits(x_train, traced, args.seed, args.cache)
-    render_seconds = time.monotonic() - started
-    skipped = np.bincount(y_train[~ok], minlength=NUM_CLASSES)
-    print(f"Canvas renderings: {ok.sum()} of {len(ok)} digits in {render_seconds:.0f} s; "
-          f"not rendered (tracing lost a hole or ink) per class: {skipped.tolist()}")
-    non_digits = render_non_digits(traced, y_train, args.non_digits, args.seed, args.cache)
-    render_seconds = time.monotonic() - started
-    print(f"Non-digits drawn: {len(non_digits)}")
-    x_all = to_model_input(np.concatenate([x_train, rendered[ok], non_digits]))
-    y_all = targets(np.concatenate([y_train, y_train[ok],
-                                    np.full(len(non_digits), utils.NOT_A_DIGIT)]))
-    is_rendering = np.concatenate([np.zeros(len(x_train), bool),
-                                   np.ones(ok.sum() + len(non_digits), bool)])
-    x_test_float = to_model_input(x_test)
-    if args.corrections:  # never in the evaluation sets above
-        held_out, x_all, y_all, is_rendering = learn_corrections.add_to_training(
-            args.corrections, x_all, y_all, is_rendering)
 
-    # Build the model and train it
+@dataclasses.dataclass
+class DigitData:
+    """What the digit network learns from (make_training_dataset's x, y, is_rendering), and
+    how it was made."""
+    x: np.ndarray             # float32 [N, 28, 28, 1]: scans, then renderings, then non-digits
+    y: np.ndarray             # float32 [N, 11] target probabilities
+    is_rendering: np.ndarray  # bool [N]: drawn on a canvas (not augmented)
+    traced: list              # the training digits' tracings (training_data.trace_digits)
+    renderings: int           # digits drawn on a canvas
+    skipped: np.ndarray       # per class, digits not drawn (their tracing lost a hole or ink)
+    non_digits: int
+    seconds: float
+
+
+def digit_training_data(x_train, y_train, args):
+    """The scans, each training digit drawn on a canvas, and the non-digits -> DigitData."""
+    started = time.monotonic()
+    traced = training_data.trace_digits(x_train, args.cache)
+    rendered, ok = training_data.render_canvas_digits(x_train, traced, args.seed, args.cache)
+    skipped = np.bincount(y_train[~ok], minlength=utils.DIGIT_CLASSES)
+    print(f"Canvas renderings: {ok.sum()} of {len(ok)} digits; not rendered (tracing lost a "
+          f"hole or ink) per class: {skipped.tolist()}")
+    non_digits = training_data.render_non_digits(traced, y_train, args.non_digits, args.seed,
+                                                 args.cache)
+    print(f"Non-digits drawn: {len(non_digits)} ({time.monotonic() - started:.0f} s in all)")
+    return DigitData(
+        x=to_model_input(np.concatenate([x_train, rendered[ok], non_digits])),
+        y=targets(np.concatenate([y_train, y_train[ok],
+                                  np.full(len(non_digits), utils.NOT_A_DIGIT)])),
+        is_rendering=np.concatenate([np.zeros(len(x_train), bool),
+                                     np.ones(ok.sum() + len(non_digits), bool)]),
+        traced=traced, renderings=int(ok.sum()), skipped=skipped, non_digits=len(non_digits),
+        seconds=time.monotonic() - started)
+
+
+def train_digit_network(data, x_test, y_test, args):
+    """Build the digit network and fit it on `data` (DigitData) -> (model, history)."""
     model = build_model()
     model.summary()
-    steps_per_epoch = int(np.ceil(len(x_all) / args.batch_size))
+    steps_per_epoch = int(np.ceil(len(data.x) / args.batch_size))
     model.compile(optimizer=make_optimizer(args.learning_rate, steps_per_epoch, args.epochs),
                   loss="categorical_crossentropy", metrics=["accuracy"])
-    # The test set only draws the learning curves: nothing is chosen by it (no early
-    # stopping, no checkpoint picking), so the final test accuracy stays an honest estimate.
-    fit_started = time.monotonic()
-    history = model.fit(make_training_dataset(x_all, y_all, is_rendering, args.batch_size,
-                                              args.seed),
-                        epochs=args.epochs, validation_data=(x_test_float, targets(y_test)),
+    # The evaluation digits only draw the learning curves: nothing is chosen by them (no early
+    # stopping, no checkpoint picking), so the final accuracy stays an honest estimate.
+    history = model.fit(make_training_dataset(data.x, data.y, data.is_rendering,
+                                              args.batch_size, args.seed),
+                        epochs=args.epochs, validation_data=(to_model_input(x_test),
+                                                             targets(y_test)),
                         validation_batch_size=1000, verbose=2)
-    training_seconds = time.monotonic() - fit_started
+    return model, history
 
-    # Export to ONNX, evaluate with onnxruntime, check it against Keras
-    onnx_path = out_dir / "model.onnx"
-    metadata = {
+
+def digit_metadata(model, data, x_train, args, training_seconds):
+    """What the digit network's ONNX file records about its run."""
+    return {
         "name": "mnist_cnn",
         "training_date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "seed": args.seed,
         "training_digits": len(x_train),
-        "canvas_renderings": int(ok.sum()),
-        "non_digits": len(non_digits),
+        "canvas_renderings": data.renderings,
+        "non_digits": data.non_digits,
         "parameters": model.count_params(),
         "tensorflow_version": tf.__version__,
         "tf2onnx_version": __import__("tf2onnx").__version__,
-        "rendering_seconds": round(render_seconds),
+        "rendering_seconds": round(data.seconds),
         "training_seconds": round(training_seconds),
         "input": "image: float32 [N, 28, 28, 1], white ink on black, values in [0, 1]",
         "output": "probabilities: float32 [N, 11], softmax: digits 0-9, then not a digit",
     }
+
+
+def export_and_evaluate(model, history, metadata, x_test, y_test, evaluation, args, out_dir):
+    """Export the digit network to model.onnx, read the evaluation digits with onnxruntime as
+    the server answers, check Keras agrees, write report.png and misclassified.png ->
+    (the report's dict, the ONNX probabilities, whether the parity check failed)."""
+    onnx_path = out_dir / "model.onnx"
     export_onnx(model, onnx_path, metadata)
     model.save(out_dir / "model.keras")
-
+    x_test_float = to_model_input(x_test)
     probabilities = onnx_predict(onnx_path, x_test_float)
-    predictions = segment.answers(probabilities)  # as the server answers
+    predictions = segment.answers(probabilities)
     accuracy = float((predictions == y_test).mean())
     accuracy_key = "mnist_test_accuracy" if not args.validation else "held_out_accuracy"
     set_onnx_metadata(onnx_path, {accuracy_key: f"{accuracy:.4f}"})
@@ -898,45 +682,70 @@ def main(argv=None):
                                                           probabilities[:PARITY_DIGITS])
     print(f"Parity on the first {PARITY_DIGITS} of the {evaluation}: same argmax everywhere: "
           f"{same_argmax}, max |keras - onnx| = {difference:.2e}")
-
-    # Report
     matrix = confusion_matrix(y_test, predictions)
     write_report(out_dir, history.history, matrix, x_test, y_test, predictions, probabilities)
+    refused = int((predictions == utils.NOT_A_DIGIT).sum())
+    print(f"{evaluation} answered 'not a digit': {refused}")
     report = {**metadata, "evaluation": evaluation, accuracy_key: accuracy,
-              "errors": int((predictions != y_test).sum()),
+              "errors": int((predictions != y_test).sum()), "refused_as_not_a_digit": refused,
               "parity_max_abs_difference": difference, "parity_same_argmax": same_argmax,
-              "renderings_skipped_per_class": skipped.tolist(),
               "history": {key: [float(v) for v in values]
                           for key, values in history.history.items()},
               "confusion_matrix": matrix.tolist()}
-    refused = int((predictions == utils.NOT_A_DIGIT).sum())
-    report["refused_as_not_a_digit"] = refused
-    print(f"{evaluation} answered 'not a digit': {refused}")
+    return report, probabilities, parity_failed
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    started = time.monotonic()
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(args.seed)
+
+    x_train, y_train, x_test, y_test, evaluation = evaluation_split(args)
+    print(f"MNIST: {len(x_train)} training digits; evaluation on {len(x_test)} {evaluation}")
+    data = digit_training_data(x_train, y_train, args)
+    if args.corrections:  # never in the evaluation sets above
+        held_out, data.x, data.y, data.is_rendering = learn_corrections.add_to_training(
+            args.corrections, data.x, data.y, data.is_rendering)
+
+    fit_started = time.monotonic()
+    model, history = train_digit_network(data, x_test, y_test, args)
+    training_seconds = time.monotonic() - fit_started
+    metadata = digit_metadata(model, data, x_train, args, training_seconds)
+    report, probabilities, parity_failed = export_and_evaluate(
+        model, history, metadata, x_test, y_test, evaluation, args, out_dir)
+    report["renderings_skipped_per_class"] = data.skipped.tolist()
     if args.validation:
-        report["held_out"] = held_out_report(probabilities, model, x_test, y_test, traced,
+        report["held_out"] = held_out_report(probabilities, model, x_test, y_test, data.traced,
                                              y_train, args.seed, args.cache)
-    report["number_reader"] = train_number_reader(x_train, traced, y_train, x_test, y_test,
+
+    report["number_reader"] = train_number_reader(x_train, data.traced, y_train, x_test, y_test,
                                                   args, out_dir)
     if args.corrections:  # read by both new networks
-        report["corrections"] = learn_corrections.report_after(held_out, onnx_path)
+        report["corrections"] = learn_corrections.report_after(held_out, out_dir / "model.onnx")
     (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-
-    elapsed = time.monotonic() - started
-    print(f"\nAccuracy on the {evaluation} (onnxruntime): {100 * accuracy:.2f} % "
-          f"({report['errors']} errors in {len(y_test)})")
-    reader_report = report["number_reader"]
-    print(f"Time: {elapsed / 60:.1f} min: renderings {render_seconds / 60:.1f}, digit network "
-          f"{training_seconds / 60:.1f}, numbers {reader_report['numbers_seconds'] / 60:.1f}, "
-          f"number reader {reader_report['training_seconds'] / 60:.1f} min training")
-    print("Wrote: " + ", ".join(str(out_dir / name) for name in
-                                ["model.onnx", "model.keras", "number.onnx", "number.keras",
-                                 "report.json", "report.png", "misclassified.png"]))
+    print_summary(report, time.monotonic() - started, out_dir)
     if parity_failed or report["number_reader"]["parity_failed"]:
         print(f"Parity check FAILED: onnxruntime and Keras disagree (tolerance "
               f"{PARITY_TOLERANCE}).", file=sys.stderr)
         return 1
     return 0
 
+
+def print_summary(report, elapsed, out_dir):
+    """The run's accuracy, its time by stage and the files it wrote."""
+    accuracy = report.get("mnist_test_accuracy", report.get("held_out_accuracy"))
+    print(f"\nAccuracy on the {report['evaluation']} (onnxruntime): {100 * accuracy:.2f} % "
+          f"({report['errors']} errors in {sum(map(sum, report['confusion_matrix']))})")
+    reader = report["number_reader"]
+    print(f"Time: {elapsed / 60:.1f} min: renderings {report['rendering_seconds'] / 60:.1f}, "
+          f"digit network {report['training_seconds'] / 60:.1f}, numbers "
+          f"{reader['numbers_seconds'] / 60:.1f}, number reader "
+          f"{reader['training_seconds'] / 60:.1f} min training")
+    print("Wrote: " + ", ".join(str(out_dir / name) for name in
+                                ["model.onnx", "model.keras", "number.onnx", "number.keras",
+                                 "report.json", "report.png", "misclassified.png"]))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 import mnist_digits
+import training_data
 import support
 from support import ROOT, require, unavailable
 
@@ -209,14 +210,14 @@ def test_a_missing_tool_fails_in_ci_and_skips_elsewhere(monkeypatch, in_ci, outc
 # ---------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def traced(mnist, train_mnist, tmp_path_factory):
+def traced(mnist, tmp_path_factory):
     """Tracings of the first 600 training digits."""
     (x_train, _), _ = mnist
-    return train_mnist.trace_digits(x_train[:600], tmp_path_factory.mktemp("traces"),
+    return training_data.trace_digits(x_train[:600], tmp_path_factory.mktemp("traces"),
                                     processes=2)
 
 
-def test_tracings_keep_their_strokes_through_the_cache(mnist, train_mnist, traced, tmp_path):
+def test_tracings_keep_their_strokes_through_the_cache(mnist, traced, tmp_path):
     from strokes import digit_strokes, tracing_is_faithful
 
     (x_train, _), _ = mnist
@@ -231,13 +232,13 @@ def test_tracings_keep_their_strokes_through_the_cache(mnist, train_mnist, trace
 
 
 @pytest.mark.parametrize("index", range(6))
-def test_a_rendering_is_what_the_server_makes_of_the_same_drawing(client, train_mnist, traced,
+def test_a_rendering_is_what_the_server_makes_of_the_same_drawing(client, traced,
                                                                   index):
     from strokes import png_bytes
 
     assert traced[index], f"training digit {index} did not trace faithfully"
-    drawing = train_mnist.draw_on_canvas(traced[index], random.Random(index))
-    rendering = train_mnist.render_canvas_digit(traced[index], random.Random(index))
+    drawing = training_data.draw_on_canvas(traced[index], random.Random(index))
+    rendering = training_data.render_canvas_digit(traced[index], random.Random(index))
     response = client.post("/predict?mode=digit", data=png_bytes(drawing),
                            content_type="image/png")
     assert response.status_code == 200, response.get_json()
@@ -247,10 +248,10 @@ def test_a_rendering_is_what_the_server_makes_of_the_same_drawing(client, train_
         "the training rendering differs from the 28x28 image the server makes of the drawing"
 
 
-def test_renderings_are_cached_and_keyed_by_their_digits(tmp_path, mnist, train_mnist, traced):
+def test_renderings_are_cached_and_keyed_by_their_digits(tmp_path, mnist, traced):
     (x_train, y_train), _ = mnist
     digits = x_train[:40]
-    rendered, ok = train_mnist.render_canvas_digits(digits, traced[:40], seed=3,
+    rendered, ok = training_data.render_canvas_digits(digits, traced[:40], seed=3,
                                                     cache_dir=tmp_path, processes=2)
     assert rendered.shape == (40, 28, 28)
     assert rendered.dtype == np.uint8
@@ -261,12 +262,12 @@ def test_renderings_are_cached_and_keyed_by_their_digits(tmp_path, mnist, train_
     marked = rendered.copy()
     marked[0, 0, 0] = 7  # a pixel no rendering made: it can only come back from the cache
     np.savez(cache, images=marked, ok=ok)
-    again, ok_again = train_mnist.render_canvas_digits(digits, traced[:40], seed=3,
+    again, ok_again = training_data.render_canvas_digits(digits, traced[:40], seed=3,
                                                        cache_dir=tmp_path)
     assert np.array_equal(again, marked), \
         "the second call rendered again instead of reading the cache"
     assert np.array_equal(ok_again, ok), "the cache gave back other successes than were stored"
-    train_mnist.render_canvas_digits(x_train[40:80], traced[40:80], seed=3, cache_dir=tmp_path)
+    training_data.render_canvas_digits(x_train[40:80], traced[40:80], seed=3, cache_dir=tmp_path)
     assert len(list(tmp_path.iterdir())) == 2, "other digits need a cache file of their own"
 
 
@@ -334,8 +335,7 @@ def test_pasted_numbers_are_labelled_strips(mnist):
     assert (found["labels"][:, 3:] == -1).all()
 
 
-def test_non_digits_are_of_every_kind_and_drawn_through_the_pipeline(mnist, train_mnist,
-                                                                     traced, tmp_path):
+def test_non_digits_are_of_every_kind_and_drawn_through_the_pipeline(mnist, traced, tmp_path):
     import random
 
     import training_non_digits
@@ -345,7 +345,7 @@ def test_non_digits_are_of_every_kind_and_drawn_through_the_pipeline(mnist, trai
              for _ in range(200)}
     assert kinds == set(training_non_digits.KINDS)
     (x_train, y_train), _ = mnist
-    drawn = train_mnist.render_non_digits(traced, y_train[:len(traced)], 40, seed=1,
+    drawn = training_data.render_non_digits(traced, y_train[:len(traced)], 40, seed=1,
                                           cache_dir=tmp_path, processes=2)
     assert drawn.shape == (40, 28, 28) and drawn.dtype == np.uint8
     assert (drawn.reshape(40, -1).max(axis=1) == 255).all(), "a non-digit without ink"
@@ -363,12 +363,12 @@ def test_non_digit_strips_hold_no_digits():
     assert (found["labels"] == -1).all()
 
 
-def test_number_strips_are_cached_and_hold_every_length(mnist, train_mnist, traced, tmp_path):
+def test_number_strips_are_cached_and_hold_every_length(mnist, traced, tmp_path):
     import number_reader
     import training_numbers
 
     (x_train, y_train), _ = mnist
-    strips, labels = train_mnist.number_strips_of(x_train[:600], traced, y_train[:600], 200,
+    strips, labels = training_data.number_strips_of(x_train[:600], traced, y_train[:600], 200,
                                                   seed=2, cache_dir=tmp_path, processes=2)
     assert strips.shape == (len(labels), number_reader.STRIP_HEIGHT, number_reader.STRIP_WIDTH)
     assert labels.shape == (len(strips), training_numbers.MAX_LABELS)
@@ -376,7 +376,7 @@ def test_number_strips_are_cached_and_hold_every_length(mnist, train_mnist, trac
     assert lengths >= {1, 2, 3, 4}, f"strips hold only {sorted(lengths)} digits"
     assert 0 not in lengths, "a strip without digits among numbers alone"
     [cache] = tmp_path.iterdir()
-    again, _ = train_mnist.number_strips_of(x_train[:600], traced, y_train[:600], 200, seed=2,
+    again, _ = training_data.number_strips_of(x_train[:600], traced, y_train[:600], 200, seed=2,
                                             cache_dir=tmp_path)
     np.testing.assert_array_equal(again, strips)
     assert list(tmp_path.iterdir()) == [cache], "the same numbers were not read from the cache"
