@@ -139,6 +139,19 @@ def font_glyph(path, digit, weight):
     return image.crop(image.getbbox())
 
 
+def placed_glyph(glyph, rng):
+    """(an 'L' coverage image of CANVAS with `glyph` scaled and placed at random
+    (random_placement), the glyph's height in px)."""
+    target_height, centre = random_placement(rng, glyph.width / glyph.height)
+    scale = target_height / glyph.height
+    glyph = glyph.resize((max(1, round(glyph.width * scale)), max(1, round(target_height))),
+                         Image.Resampling.LANCZOS)
+    coverage = Image.new("L", CANVAS, 0)
+    coverage.paste(glyph, (round(centre[0] - glyph.width / 2),
+                           round(centre[1] - glyph.height / 2)))
+    return coverage, target_height
+
+
 def font_cases(seed=0, repeats=2, fonts=None):
     """Yield (RGBA image, label, conditions) for each digit of each handwriting font."""
     rng = random.Random(seed)
@@ -153,13 +166,7 @@ def font_cases(seed=0, repeats=2, fonts=None):
                                         Image.Transform.AFFINE,
                                         (1, slant, -max(slant, 0) * height, 0, 1, 0),
                                         Image.Resampling.BILINEAR)
-                target_height, centre = random_placement(rng, glyph.width / glyph.height)
-                scale = target_height / glyph.height
-                glyph = glyph.resize((max(1, round(glyph.width * scale)),
-                                      max(1, round(target_height))), Image.Resampling.LANCZOS)
-                coverage = Image.new("L", CANVAS, 0)
-                coverage.paste(glyph, (round(centre[0] - glyph.width / 2),
-                                       round(centre[1] - glyph.height / 2)))
+                coverage, target_height = placed_glyph(glyph, rng)
                 convention = strokes.CONVENTIONS[number % 3]
                 number += 1
                 yield strokes.colourise(coverage, convention), digit, dict(

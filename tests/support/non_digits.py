@@ -42,14 +42,8 @@ def glyph_cases(characters, seed=0, fonts=None):
             weight = rng.choice([0, 3, 8])
             if drawn_digits.font_glyph(path, character, 0).tobytes() == missing:
                 continue
-            glyph = drawn_digits.font_glyph(path, character, weight)
-            target_height, centre = drawn_digits.random_placement(rng, glyph.width / glyph.height)
-            scale = target_height / glyph.height
-            glyph = glyph.resize((max(1, round(glyph.width * scale)), max(1, round(target_height))),
-                                 Image.Resampling.LANCZOS)
-            coverage = Image.new("L", CANVAS, 0)
-            coverage.paste(glyph, (round(centre[0] - glyph.width / 2),
-                                   round(centre[1] - glyph.height / 2)))
+            coverage, _ = drawn_digits.placed_glyph(drawn_digits.font_glyph(path, character,
+                                                                            weight), rng)
             convention = strokes.CONVENTIONS[number % 3]
             number += 1
             yield strokes.colourise(coverage, convention), character, dict(
