@@ -373,6 +373,23 @@ EVALUATION_NUMBERS = 3000   # numbers written with the evaluation digits, to rep
 READER_PARITY_STRIPS = 500
 
 
+def reader_metadata(reader, args):
+    """What the number reader's ONNX file records about its run, besides its data's counts
+    and times."""
+    return {
+        "name": "number_reader",
+        "training_date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "epochs": args.reader_epochs,
+        "batch_size": READER_BATCH,
+        "seed": args.seed,
+        "training_numbers": args.numbers,
+        "parameters": reader.count_params(),
+        "input": "strip: float32 [N, 28, 112, 1], one mark of ink scaled to 20 px high, "
+                 "white on black, values in [0, 1] (number_reader.to_strip)",
+        "output": "columns: float32 [N, 28, 11], softmax per column over digits 0-9 and blank (10)",
+    }
+
+
 def train_number_reader(x_train, traced, y_train, x_eval, y_eval, args, out_dir):
     """Train the number reader on numbers written with the training digits, export it to
     number.onnx in `out_dir`, and return its report: accuracy on numbers written with the
@@ -408,23 +425,10 @@ def train_number_reader(x_train, traced, y_train, x_eval, y_eval, args, out_dir)
 
     path = out_dir / "number.onnx"
     names = (number_reader.READER_INPUT, number_reader.READER_OUTPUT)
-    metadata = {
-        "name": "number_reader",
-        "training_date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "epochs": args.reader_epochs,
-        "batch_size": READER_BATCH,
-        "seed": args.seed,
-        "training_numbers": args.numbers,
-        "pasted_numbers": pasted,
-        "non_digits": non_digits,
-        "training_strips": len(strips),
-        "parameters": reader.count_params(),
-        "numbers_seconds": round(data_seconds),
-        "training_seconds": round(training_seconds),
-        "input": "strip: float32 [N, 28, 112, 1], one mark of ink scaled to 20 px high, "
-                 "white on black, values in [0, 1] (number_reader.to_strip)",
-        "output": "columns: float32 [N, 28, 11], softmax per column over digits 0-9 and blank (10)",
-    }
+    metadata = {**reader_metadata(reader, args), "pasted_numbers": pasted,
+                "non_digits": non_digits, "training_strips": len(strips),
+                "numbers_seconds": round(data_seconds),
+                "training_seconds": round(training_seconds)}
     export_onnx(reader, path, metadata, names,
                 "Number reader: a strip of ink in, per-column digit probabilities out (CTC).")
     columns = onnx_predict(path, to_model_input(eval_strips), names=names)
