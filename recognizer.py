@@ -48,13 +48,9 @@ class Recognizer:
                                   np.float32))
 
     def probabilities(self, digits):
-        """float32 [N, 28, 28] in [0, 1] -> float32 [N, 11]: each digit, then "not a digit"
-        (0 from a network that has no such class)."""
-        found = self.session.run([utils.MODEL_OUTPUT],
-                                 {utils.MODEL_INPUT: digits[..., np.newaxis]})[0]
-        if found.shape[1] == utils.DIGIT_CLASSES:
-            found = np.pad(found, ((0, 0), (0, 1)))
-        return found
+        """float32 [N, 28, 28] in [0, 1] -> float32 [N, 11]: each digit, then "not a digit"."""
+        return self.session.run([utils.MODEL_OUTPUT],
+                                {utils.MODEL_INPUT: digits[..., np.newaxis]})[0]
 
     def read_strips(self, strips):
         """float32 [N, STRIP_HEIGHT, STRIP_WIDTH] in [0, 1] -> float32 [N, COLUMNS, 11]."""

@@ -255,14 +255,15 @@ def read_digits(ink, score, read_strips, one_digit=False, gate=READER_GATE):
     """uint8 [H, W] ink map -> ([Digit], left to right; the probability of the whole reading).
 
     Marks are split at blank gaps. A mark wider than `gate.wide` (ReaderGate) is read whole
-    by the number reader, `read_strips`: float32 [N, STRIP_HEIGHT, STRIP_WIDTH] -> float32 [N, COLUMNS, 11]
-    (number_reader.py). A narrower one is read by the digit network, `score`: float32
-    [N, 28, 28] -> float32 [N, 11] (utils.MODEL_OUTPUT), and by the reader too if it may hold several digits
-    (may_hold_several). Where the reader reads two digits or more its reading stands (in a
-    mark up to `gate.sure` wide, only if the reader is surer of it than the digit network
-    is of any one digit), and otherwise the digit network's. Each network is called once, the
-    digit network a second time only for a wide mark the reader reads as one digit. With
-    `one_digit`, the drawing is one digit and the reader is not asked.
+    by the number reader, `read_strips`: float32 [N, STRIP_HEIGHT, STRIP_WIDTH] -> float32
+    [N, COLUMNS, 11] (number_reader.py). A narrower one is read by the digit network,
+    `score`: float32 [N, 28, 28] -> float32 [N, 11] (utils.MODEL_OUTPUT), and by the reader
+    too if it may hold several digits (may_hold_several). Where the reader reads two digits
+    or more its reading stands (in a mark up to `gate.sure` wide, only if the reader is surer
+    of it than the digit network is of any one digit), and otherwise the digit network's.
+    Each network is called once, the digit network a second time only for a wide mark the
+    reader reads as one digit. With `one_digit`, the drawing is one digit and the reader is
+    not asked.
     """
     parts = split_digits(ink, one_digit)
     wide = set() if one_digit else {index for index, (_, part) in enumerate(parts)
