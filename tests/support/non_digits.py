@@ -2,9 +2,9 @@
 
 Four kinds, none of them made by the training script's generator (training_non_digits.py):
 the letters and the signs of the handwriting fonts (evaluation only, like their digits),
-shapes drawn with Pillow's own primitives, and scribbles as a random walk of the pen. What is
-left out is decided here, before any answer: letters people write as digits (EXCLUDED_LETTERS)
-and glyphs a font does not have. Each case varies pen, size, place and colour convention the
+shapes drawn with Pillow's own primitives, and scribbles as a random walk of the pen. Every
+letter is in, also those people write as digits (DIGIT_SHAPED_LETTERS, reported apart too);
+only the glyphs a font does not have are left out, judged on the font alone. Each case varies pen, size, place and colour convention the
 way tests/support/drawn_digits.py does.
 
     python -m tests.support.non_digits     # the whole evaluation, by kind, in both modes
@@ -23,8 +23,8 @@ from . import drawn_digits
 CANVAS = drawn_digits.CANVAS
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # Written as digits by many people (O and o as 0; I, l and i, whose dot is a speck, as 1):
-# not a mistake to read as one, so not in the evaluation. Counted in the report.
-EXCLUDED_LETTERS = "IOilo"
+# in the evaluation like every letter, and also reported on their own.
+DIGIT_SHAPED_LETTERS = "IOilo"
 SIGNS = "+=#%&@*?$<>~^{}§£€¥©"
 PEN_WIDTHS = (6, 30)
 MISSING = "\ue000"  # a private-use character no handwriting font has: its "missing" glyph
@@ -214,12 +214,11 @@ def misses(results, most=15):
 
 
 def all_cases(seed=0, shapes=500, scribbles=500):
-    """The whole evaluation's cases by kind: font letters (EXCLUDED_LETTERS left out), font
-    signs, shapes and scribbles."""
+    """The whole evaluation's cases by kind: font letters, font signs, shapes and
+    scribbles."""
     fonts = (drawn_digits.handwriting_fonts()
              + drawn_digits.handwriting_fonts(drawn_digits.HOLLOW_FONT_GLOBS))
-    letters = "".join(c for c in LETTERS if c not in EXCLUDED_LETTERS)
-    return {"letters": list(glyph_cases(letters, seed, fonts)),
+    return {"letters": list(glyph_cases(LETTERS, seed, fonts)),
             "signs": list(glyph_cases(SIGNS, seed + 1, fonts)),
             "shapes": list(shape_cases(shapes, seed + 2)),
             "scribbles": list(scribble_cases(scribbles, seed + 3))}
@@ -237,9 +236,8 @@ def main():
     cases = all_cases(seed=1)
     fonts = len(drawn_digits.handwriting_fonts()
                 + drawn_digits.handwriting_fonts(drawn_digits.HOLLOW_FONT_GLOBS))
-    print(f"Left out before any answer: the letters {EXCLUDED_LETTERS!r} ({fonts} fonts x "
-          f"{len(EXCLUDED_LETTERS)}); glyphs a font lacks: "
-          f"{fonts * (len(LETTERS) - len(EXCLUDED_LETTERS)) - len(cases['letters'])} letters, "
+    print(f"Left out before any answer, glyphs a font lacks: "
+          f"{fonts * len(LETTERS) - len(cases['letters'])} letters, "
           f"{fonts * len(SIGNS) - len(cases['signs'])} signs")
     print(f"{'kind':12s} {'mode':7s} {'cases':>6s} {'not a digit':>12s}")
     for mode in ("digit", "number"):
@@ -249,6 +247,13 @@ def main():
             everything += results
             print(f"{kind:12s} {mode:7s} {len(results):6d} {100 * caught(results):11.2f}%")
             print("    read as digits most often:", misses(results, 8))
+            if kind == "letters":
+                for name, part in (
+                        (f"  {DIGIT_SHAPED_LETTERS}", [r for r in results
+                                                         if r[1] in DIGIT_SHAPED_LETTERS]),
+                        ("  the others", [r for r in results
+                                          if r[1] not in DIGIT_SHAPED_LETTERS])):
+                    print(f"{name:12s} {mode:7s} {len(part):6d} {100 * caught(part):11.2f}%")
         print(f"{'all':12s} {mode:7s} {len(everything):6d} {100 * caught(everything):11.2f}%")
         if mode == "digit":
             by_letter = collections.defaultdict(list)
