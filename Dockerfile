@@ -38,8 +38,9 @@ WORKDIR /app
 # Only what serving reads, root-owned so the server cannot rewrite its code or model: the app and
 # the modules it imports, gunicorn's settings, the command line (predict.py), pages and the models.
 # Modules are named one by one: a new one ships only when it is added here.
-COPY app.py recognizer.py segment.py number_reader.py utils.py plain_png.py body_deadline.py \
-     gunicorn.conf.py predict.py corrections.py rate_limit.py ./
+COPY app.py recognizer.py segment.py number_reader.py model_contract.py utils.py \
+     image_errors.py image_decoding.py image_ink.py hollow_strokes.py rank_filter.py plain_png.py \
+     body_deadline.py gunicorn.conf.py predict.py corrections.py rate_limit.py ./
 COPY templates/ templates/
 COPY static/ static/
 COPY model/model.onnx model/number.onnx model/

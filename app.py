@@ -12,9 +12,11 @@ from werkzeug.exceptions import (BadRequest, HTTPException, RequestEntityTooLarg
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import corrections
-import number_reader
+import image_decoding
+import image_errors
+import image_ink
+import model_contract
 import segment
-import utils
 from body_deadline import TIMED_OUT
 from rate_limit import RateLimiter
 from recognizer import Recognizer
@@ -28,10 +30,10 @@ LABEL_PATTERN = {"digit": re.compile(r"[0-9]"),  # what a person may say they wr
 ANSWER_PATTERN = re.compile(rf"[0-9]{{1,{segment.MAX_DIGITS}}}|not a digit")  # what it can read
 
 ERROR_STATUS = {
-    utils.InvalidImage: 400,
-    utils.ImageTooLarge: 413,
-    utils.UnsupportedImage: 415,
-    utils.NothingDrawn: 422,
+    image_errors.InvalidImage: 400,
+    image_errors.ImageTooLarge: 413,
+    image_errors.UnsupportedImage: 415,
+    image_errors.NothingDrawn: 422,
 }
 STORE_ERROR_STATUS = {
     corrections.StoreFull: 507,
@@ -66,7 +68,7 @@ def create_app(config=None):
         READER_PATH=os.environ.get("READER_PATH", ""),  # empty: number.onnx beside MODEL_PATH
         MAX_CONTENT_LENGTH=2 * MEGABYTE,
         MAX_FORM_MEMORY_SIZE=2 * MEGABYTE,
-        MAX_IMAGE_PIXELS=utils.MAX_IMAGE_PIXELS,
+        MAX_IMAGE_PIXELS=image_decoding.MAX_IMAGE_PIXELS,
         CORS_ORIGINS=os.environ.get("CORS_ORIGINS", ""),
         # The corrections' store: SQLite in the instance folder unless this is set
         DATABASE_URL=os.environ.get("DATABASE_URL", ""),
@@ -118,10 +120,10 @@ def healthz():
 def model_info():
     recognizer = current_app.extensions["recognizer"]
     return jsonify(metadata=recognizer.metadata, sha256=recognizer.sha256,
-                   **utils.MODEL_SIGNATURE,
+                   **model_contract.MODEL_SIGNATURE,
                    reader={"metadata": recognizer.reader_metadata,
                            "sha256": recognizer.reader_sha256,
-                           **number_reader.READER_SIGNATURE})
+                           **model_contract.READER_SIGNATURE})
 
 
 @routes.post("/predict")
@@ -141,8 +143,8 @@ def save_correction():
     correction = read_correction(request)
     # The drawing must be one /predict reads, refused as /predict refuses it, before it is
     # kept: decoded and prepared as /predict does (the network's reading is not needed).
-    segment.mnist_digits(utils.read_ink(correction.image, current_app.config["MAX_IMAGE_PIXELS"]),
-                         one_digit=correction.mode == "digit")
+    ink = image_ink.read_ink(correction.image, current_app.config["MAX_IMAGE_PIXELS"])
+    segment.mnist_digits(ink, one_digit=correction.mode == "digit")
     correction_id, is_new = corrections.save(correction)
     return jsonify(id=correction_id), 201 if is_new else 200
 
@@ -157,7 +159,7 @@ def read_request(request):
     `mode` is "number" (read every digit, the default) or "digit" (one digit, never split),
     from the JSON body or a form field, else from the query string. A malformed request raises
     a werkzeug HTTPException (BadRequest, UnsupportedMediaType); image data the service cannot
-    use raises a utils.ImageError.
+    use raises a image_errors.ImageError.
     """
     data, mode = _read_body(request)
     mode = mode or request.args.get("mode")
@@ -175,7 +177,8 @@ def _read_body(request):
         return _read_form(request)
     if mimetype.startswith("image/"):
         if mimetype == "image/svg+xml":
-            raise utils.UnsupportedImage("SVG is not supported; send a raster image such as PNG.")
+            raise image_errors.UnsupportedImage("SVG is not supported; send a raster image such "
+                                                "as PNG.")
         return request.get_data(), None
     if not mimetype and not request.content_length:
         raise BadRequest('The request has no image. Send JSON {"image": "<data URI>"}, a form, '
@@ -192,7 +195,7 @@ def _read_json(request):
     if not isinstance(payload, dict) or "image" not in payload:
         raise BadRequest('The body must be a JSON object like '
                          '{"image": "data:image/png;base64,..."}.')
-    return utils.decode_base64_image(payload["image"]), payload.get("mode")
+    return image_decoding.decode_base64_image(payload["image"]), payload.get("mode")
 
 
 def _read_form(request):
@@ -204,7 +207,7 @@ def _read_form(request):
     if text is None:
         raise BadRequest("Send the image as a file in the form field 'image', or as a data URI "
                          "in the field 'image' or 'data'.")
-    return utils.decode_base64_image(text), mode
+    return image_decoding.decode_base64_image(text), mode
 
 
 # ---------------------------------------------------------------------------
@@ -217,7 +220,7 @@ def read_correction(request):
 
     Malformed requests raise BadRequest or UnsupportedMediaType; a label that is not the
     digits of one digit (digit mode) or of a number of up to segment.MAX_DIGITS digits
-    raises UnprocessableEntity; image data the service cannot use raises a utils.ImageError.
+    raises UnprocessableEntity; image data the service cannot use raises a image_errors.ImageError.
     """
     if request.mimetype != "application/json":
         raise UnsupportedMediaType(f"Content type '{request.mimetype or 'none'}' is not accepted:"
@@ -236,7 +239,7 @@ def read_correction(request):
     if not isinstance(answer, str) or not ANSWER_PATTERN.fullmatch(answer):
         raise BadRequest(f"answer must be what the app read: a string of 1 to "
                          f"{segment.MAX_DIGITS} digits, or \"not a digit\".")
-    image = utils.decode_base64_image(payload["image"])
+    image = image_decoding.decode_base64_image(payload["image"])
     label = payload["label"]
     if not isinstance(label, str) or not LABEL_PATTERN[mode].fullmatch(label):
         raise UnprocessableEntity(
@@ -288,7 +291,7 @@ def add_headers(response):
 
 def register_error_handlers(app):
     """Answer every error as JSON {"error": message}: never an HTML page or a traceback."""
-    app.register_error_handler(utils.ImageError, image_error)
+    app.register_error_handler(image_errors.ImageError, image_error)
     app.register_error_handler(corrections.StoreError, store_error)
     app.register_error_handler(RequestEntityTooLarge, body_too_large)
     app.register_error_handler(HTTPException, http_error)

@@ -2,7 +2,7 @@
 
 DIR is what `flask --app app corrections export DIR` writes: each drawing as it was sent and
 DIR/labels.csv (file, label, answer, mode, created). Each drawing is read into 28x28 digits by
-the server's own pipeline (utils.read_ink, then the MNIST recipe): a digit-mode drawing is one
+the server's own pipeline (image_ink.read_ink, then the MNIST recipe): a digit-mode drawing is one
 digit; a number-mode drawing counts only where its blank gaps split it into as many marks as
 the label has digits (segment.mnist_digits). A fixed share of the drawings, chosen by their
 sha256 before any answer is looked at, is kept apart; the served model and the newly trained
@@ -19,6 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+import image_errors
+import image_ink
+import model_contract
 import segment
 import utils
 from recognizer import DEFAULT_MODEL, Recognizer
@@ -77,8 +80,8 @@ def training_digits(drawing):
     count of marks than its label has digits."""
     try:
         digits = [digit for _, digit in segment.mnist_digits(
-            utils.read_ink(drawing.image), one_digit=drawing.mode == "digit")]
-    except utils.ImageError:
+            image_ink.read_ink(drawing.image), one_digit=drawing.mode == "digit")]
+    except image_errors.ImageError:
         digits = []
     if len(digits) != len(drawing.label):
         return np.zeros((0, utils.MNIST_SIZE, utils.MNIST_SIZE), np.uint8), np.zeros(0, np.int64)
@@ -96,7 +99,7 @@ def accuracy(model_path, drawings):
     for drawing in drawings:
         try:
             reply, _ = recognizer.read(drawing.image, one_digit=drawing.mode == "digit")
-        except utils.ImageError:
+        except image_errors.ImageError:
             continue
         right += reply["number"] == drawing.label
     return right / len(drawings)
@@ -126,7 +129,7 @@ def add_to_training(directory, x_all, y_all, is_rendering, served_model=DEFAULT_
     images = np.repeat(images, REPEATS, axis=0)
     labels = np.repeat(labels, REPEATS)
     x_all = np.concatenate([x_all, (images.astype(np.float32) / 255.0)[..., np.newaxis]])
-    y_all = np.concatenate([y_all, np.eye(utils.MODEL_CLASSES, dtype=np.float32)[labels]])
+    y_all = np.concatenate([y_all, np.eye(model_contract.MODEL_CLASSES, dtype=np.float32)[labels]])
     is_rendering = np.concatenate([is_rendering, np.zeros(len(labels), bool)])
     return HeldOut(held_out, str(served_model), before), x_all, y_all, is_rendering
 

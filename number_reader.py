@@ -1,5 +1,6 @@
-"""The number reader's contract and its arithmetic: a mark of ink as the strip the reader
-network reads, and the network's per-column output as digits, boxes and a probability.
+"""The number reader's arithmetic: a mark of ink as the strip the reader network reads, and
+the network's per-column output as digits, boxes and a probability (its contract, the
+strip's size and the columns' labels, is in model_contract.py).
 
 The reader reads a mark (one or several digits, touching or not) as a sequence, trained with
 CTC (connectionist temporal classification): each of its COLUMNS output columns gives the
@@ -11,22 +12,14 @@ network comes in as its output.
 import numpy as np
 from PIL import Image
 
+import hollow_strokes
+import image_errors
+import image_ink
 import utils
+from model_contract import BLANK, DOWNSAMPLE, STRIP_HEIGHT, STRIP_WIDTH
 
-READER_INPUT = "strip"            # float32 [N, STRIP_HEIGHT, STRIP_WIDTH, 1], white ink on black
-READER_OUTPUT = "columns"         # float32 [N, COLUMNS, 11]: softmax over digits 0-9 and BLANK
-STRIP_HEIGHT = 28                 # a strip is MNIST's height ...
-STRIP_WIDTH = 112                 # ... and four digits' width
 DIGIT_HEIGHT = utils.MNIST_BOX    # the ink is scaled to this height, as MNIST fits a digit in 20
 MARGIN = 4                        # px of black above, below and left of the ink
-DOWNSAMPLE = 4                    # strip pixels per output column
-COLUMNS = STRIP_WIDTH // DOWNSAMPLE
-BLANK = utils.DIGIT_CLASSES       # the output column's label for "no digit here"
-READER_SIGNATURE = {
-    "input": {"name": READER_INPUT, "shape": ["N", STRIP_HEIGHT, STRIP_WIDTH, 1],
-              "dtype": "float32"},
-    "output": {"name": READER_OUTPUT, "shape": ["N", COLUMNS, BLANK + 1], "dtype": "float32"},
-}
 
 
 def to_strip(mark):
@@ -37,15 +30,16 @@ def to_strip(mark):
     at the working height, scale to DIGIT_HEIGHT, then set at the left, MARGIN from the top.
     A mark too wide for the strip is narrowed to fit.
     """
-    x0, y0, x1, y1 = utils.ink_bbox(mark)
+    x0, y0, x1, y1 = image_ink.ink_bbox(mark)
     crop = Image.fromarray(np.ascontiguousarray(mark[y0:y1, x0:x1]))
     work = _to_height(crop, utils.WORK_SIZE, STRIP_WIDTH * utils.WORK_SIZE // DIGIT_HEIGHT)
-    work = utils.normalise_stroke_width(utils.fill_outlines(work))
+    work = utils.normalise_stroke_width(hollow_strokes.fill_outlines(work))
     work = work.crop(work.getbbox() or (0, 0) + work.size)
     ink = _to_height(work, DIGIT_HEIGHT, STRIP_WIDTH - MARGIN)
     pixels = np.asarray(ink).astype(np.float32)
     if pixels.max() == 0:
-        raise utils.NothingDrawn("The drawing is too faint or too thin to read. Draw it bolder.")
+        raise image_errors.NothingDrawn("The drawing is too faint or too thin to read. Draw it "
+                                        "bolder.")
     strip = np.zeros((STRIP_HEIGHT, STRIP_WIDTH), np.float32)
     strip[MARGIN:MARGIN + ink.height, MARGIN:MARGIN + ink.width] = pixels / pixels.max()
     return strip, ink.width / (x1 - x0)
@@ -128,7 +122,7 @@ def digit_images(strip, spans):
     boxes = np.zeros((len(spans), utils.MNIST_BOX, utils.MNIST_BOX), np.uint8)
     sizes = np.zeros((len(spans), 2), np.int64)
     for index, (left, right) in enumerate(spans):
-        found = utils.nonzero_box(strip[:, left:right])
+        found = image_ink.nonzero_box(strip[:, left:right])
         if found is None:
             return None
         x0, y0, x1, y1 = found

@@ -7,7 +7,7 @@ for only the bands asked for (the alpha of a transparent canvas, one band of a g
 `is_opaque` and `is_grey` tell which are needed from the filtered bytes themselves. Where
 many rows are Average or Paeth filtered (as Pillow and libpng write drawings and photos),
 `cheap_to_decode` says no and `to_image` hands the inflated rows to Pillow's unfiltering in
-C, without inflating them again. utils.read_ink uses them; anything not plain goes through
+C, without inflating them again. image_ink.read_ink uses them; anything not plain goes through
 Pillow there.
 """
 

@@ -12,11 +12,12 @@ from pathlib import Path
 
 from PIL import Image
 
-import utils
+import image_decoding
+import image_errors
 from recognizer import DEFAULT_MODEL, Recognizer
 
 IMAGE_SUFFIXES = frozenset(suffix for suffix, name in Image.registered_extensions().items()
-                           if name in utils.ACCEPTED_FORMATS)
+                           if name in image_decoding.ACCEPTED_FORMATS)
 
 
 def image_paths(arguments):
@@ -42,7 +43,7 @@ def main(argv=None):
     for path in image_paths(args.paths):
         try:
             reply, _ = recognizer.read(path.read_bytes())
-        except (OSError, utils.ImageError) as error:
+        except (OSError, image_errors.ImageError) as error:
             failures += 1
             message = error.strerror if isinstance(error, OSError) else str(error)
             if args.json:

@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-import number_reader
+import image_decoding
+import image_ink
+import model_contract
 import segment
 import utils
 
@@ -44,23 +46,23 @@ class Recognizer:
         self.reader_sha256 = hashlib.sha256(reader_path.read_bytes()).hexdigest()
         # warm up before the first user
         self.probabilities(np.zeros((1, utils.MNIST_SIZE, utils.MNIST_SIZE), np.float32))
-        self.read_strips(np.zeros((1, number_reader.STRIP_HEIGHT, number_reader.STRIP_WIDTH),
+        self.read_strips(np.zeros((1, model_contract.STRIP_HEIGHT, model_contract.STRIP_WIDTH),
                                   np.float32))
 
     def probabilities(self, digits):
         """float32 [N, 28, 28] in [0, 1] -> float32 [N, 11]: each digit, then "not a digit"."""
-        return self.session.run([utils.MODEL_OUTPUT],
-                                {utils.MODEL_INPUT: digits[..., np.newaxis]})[0]
+        return self.session.run([model_contract.MODEL_OUTPUT],
+                                {model_contract.MODEL_INPUT: digits[..., np.newaxis]})[0]
 
     def read_strips(self, strips):
         """float32 [N, STRIP_HEIGHT, STRIP_WIDTH] in [0, 1] -> float32 [N, COLUMNS, 11]."""
-        return self.reader.run([number_reader.READER_OUTPUT],
-                               {number_reader.READER_INPUT: strips[..., np.newaxis]})[0]
+        return self.reader.run([model_contract.READER_OUTPUT],
+                               {model_contract.READER_INPUT: strips[..., np.newaxis]})[0]
 
-    def read(self, data, max_pixels=utils.MAX_IMAGE_PIXELS, one_digit=False):
+    def read(self, data, max_pixels=image_decoding.MAX_IMAGE_PIXELS, one_digit=False):
         """Image bytes -> (reply dict, timings in seconds for decode, preprocess, inference).
 
-        `decode` is bytes to ink map (utils.read_ink decodes and finds the ink in one go),
+        `decode` is bytes to ink map (image_ink.read_ink decodes and finds the ink in one go),
         `preprocess` the splitting and the MNIST recipe, `inference` the networks.
 
         The reply: `number` and `digits` (one entry per mark read, left to right); for a
@@ -71,7 +73,7 @@ class Recognizer:
         With `one_digit`, the drawing is never split.
         """
         started = time.perf_counter()
-        ink = utils.read_ink(data, max_pixels)
+        ink = image_ink.read_ink(data, max_pixels)
         decoded = time.perf_counter()
         inference = []
 
@@ -96,7 +98,7 @@ class Recognizer:
             "not_a_digit": not_a_digit,
             "confidence": round(confidence, 6),
             "probabilities": ([round(float(p), 6)
-                               for p in digits[0].probabilities[:utils.DIGIT_CLASSES]]
+                               for p in digits[0].probabilities[:model_contract.DIGIT_CLASSES]]
                               if single else None),
             "preview": previews[0] if single else None,
             "number": None if not_a_digit else "".join(map(str, answers)),

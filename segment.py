@@ -13,6 +13,9 @@ import dataclasses
 import numpy as np
 from PIL import Image
 
+import image_errors
+import image_ink
+import model_contract
 import number_reader
 import utils
 
@@ -141,7 +144,7 @@ def split_digits(ink, one_digit=False):
     with a detached bar, a 7 with a crossbar, a 4 in two strokes); specks are dropped.
     With `one_digit`, everything but the specks is one digit.
     """
-    left, top, right, bottom = utils.ink_bbox(ink)
+    left, top, right, bottom = image_ink.ink_bbox(ink)
     region = ink[top:bottom, left:right]
     if region.any(axis=0).all() and region.any(axis=1).all():
         return [((left, top, right, bottom), region)]  # no blank gap: one part, no specks
@@ -158,22 +161,22 @@ def split_digits(ink, one_digit=False):
     groups = ([list(range(len(kept)))] if one_digit
               else _group_into_digits([boxes[index] for index in kept]))
     if len(groups) > MAX_DIGITS:
-        raise utils.NothingDrawn(f"The drawing has more than {MAX_DIGITS} separate marks; "
-                                 "write one number, left to right.")
+        raise image_errors.NothingDrawn(f"The drawing has more than {MAX_DIGITS} separate "
+                                        "marks; write one number, left to right.")
     big_labels = np.asarray(Image.fromarray(labels.astype(np.int32)).resize(
         (region.shape[1], region.shape[0]), Image.Resampling.NEAREST))
     digits = []
     for group in groups:
         members = [kept[index] + 1 for index in group]
         digit_ink = np.where(np.isin(big_labels, members), region, 0).astype(np.uint8)
-        inside = utils.nonzero_box(digit_ink)
+        inside = image_ink.nonzero_box(digit_ink)
         if inside is None:
             continue
         x0, y0, x1, y1 = inside
         digits.append(((left + x0, top + y0, left + x1, top + y1), digit_ink[y0:y1, x0:x1]))
     if not digits:
-        raise utils.NothingDrawn("Nothing is drawn: the image is blank. Draw a digit and try "
-                                 "again.")
+        raise image_errors.NothingDrawn("Nothing is drawn: the image is blank. Draw a digit "
+                                        "and try again.")
     return digits
 
 
@@ -208,10 +211,11 @@ NOT_A_DIGIT_ABOVE = 0.9
 
 def answers(probabilities, not_a_digit_above=NOT_A_DIGIT_ABOVE):
     """float [N, 11] digit network outputs -> int [N]: the likeliest digit, or
-    utils.NOT_A_DIGIT where that has more than `not_a_digit_above`."""
+    model_contract.NOT_A_DIGIT where that has more than `not_a_digit_above`."""
     probabilities = np.asarray(probabilities)
-    return np.where(probabilities[..., utils.NOT_A_DIGIT] > not_a_digit_above,
-                    utils.NOT_A_DIGIT, probabilities[..., :utils.DIGIT_CLASSES].argmax(-1))
+    digits = probabilities[..., :model_contract.DIGIT_CLASSES]
+    return np.where(probabilities[..., model_contract.NOT_A_DIGIT] > not_a_digit_above,
+                    model_contract.NOT_A_DIGIT, digits.argmax(-1))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,13 +229,13 @@ class Digit:
     def value(self):
         """The digit read, or None where the network is sure enough it is not a digit."""
         answer = int(answers(self.probabilities))
-        return None if answer == utils.NOT_A_DIGIT else answer
+        return None if answer == model_contract.NOT_A_DIGIT else answer
 
     @property
     def confidence(self):
         """How likely the network finds what `value` says."""
         value = self.value
-        return float(self.probabilities[utils.NOT_A_DIGIT if value is None else value])
+        return float(self.probabilities[model_contract.NOT_A_DIGIT if value is None else value])
 
 
 def mnist_digits(ink, one_digit=False):
@@ -257,8 +261,8 @@ def read_digits(ink, score, read_strips, one_digit=False, gate=READER_GATE):
     Marks are split at blank gaps. A mark wider than `gate.wide` (ReaderGate) is read whole
     by the number reader, `read_strips`: float32 [N, STRIP_HEIGHT, STRIP_WIDTH] -> float32
     [N, COLUMNS, 11] (number_reader.py). A narrower one is read by the digit network,
-    `score`: float32 [N, 28, 28] -> float32 [N, 11] (utils.MODEL_OUTPUT), and by the reader
-    too if it may hold several digits (may_hold_several). Where the reader reads two digits
+    `score`: float32 [N, 28, 28] -> float32 [N, 11] (model_contract.MODEL_OUTPUT), and by the
+    reader too if it may hold several digits (may_hold_several). Where the reader reads two digits
     or more its reading stands (in a mark up to `gate.sure` wide, only if the reader is surer
     of it than the digit network is of any one digit), and otherwise the digit network's.
     Each network is called once, the digit network a second time only for a wide mark the
@@ -282,7 +286,7 @@ def read_digits(ink, score, read_strips, one_digit=False, gate=READER_GATE):
     for index, reading in readings.items():
         part = parts[index][1]
         if (reading is not None and part.shape[1] <= gate.sure * part.shape[0]
-                and reading[1] <= read_alone[index][1][:utils.DIGIT_CLASSES].max()):
+                and reading[1] <= read_alone[index][1][:model_contract.DIGIT_CLASSES].max()):
             readings[index] = None
     _score(score, parts, [index for index in wide if readings[index] is None], read_alone)
     digits, confidence = [], 1.0
@@ -320,14 +324,14 @@ def _reader_digits(box, part, strip, scale, columns):
         return None
     spans = number_reader.digit_spans(path, scale, part.shape[1], strip)
     images = number_reader.digit_images(strip, [in_strip for in_strip, _ in spans])
-    insides = [utils.nonzero_box(part[:, left:right]) for _, (left, right) in spans]
+    insides = [image_ink.nonzero_box(part[:, left:right]) for _, (left, right) in spans]
     if images is None or None in insides:
         return None
     digits = []
     for (label, first, last), (_, (left, _)), image, (x0, y0, x1, y1) in zip(
             path, spans, images, insides):
         surest = columns[first + int(columns[first:last + 1, label].argmax())]
-        digit_probabilities = surest[:number_reader.BLANK] / surest[:number_reader.BLANK].sum()
+        digit_probabilities = surest[:model_contract.BLANK] / surest[:model_contract.BLANK].sum()
         digits.append(Digit((box[0] + left + x0, box[1] + y0, box[0] + left + x1, box[1] + y1),
                             image, np.append(digit_probabilities, np.float32(0))))
     return digits, number_reader.sequence_probability(columns, [label for label, _, _ in path])

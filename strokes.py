@@ -12,7 +12,7 @@ import math
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
-import utils
+import hollow_strokes
 
 SUPERSAMPLE = 3  # draw at 3x and shrink, so edges are anti-aliased like a canvas
 CONVENTIONS = ("black_on_white", "white_on_black", "ink_on_transparent")
@@ -123,8 +123,8 @@ def digit_strokes(image, upscale=4, threshold=0.45, min_points=3):
 
 def _holes(mask):
     """Number of holes in a bool mask: 4-connected background regions that do not reach the
-    border (utils.background_regions numbers them from 2)."""
-    return max(int(utils.background_regions(mask).max()) - 1, 0)
+    border (hollow_strokes.background_regions numbers them from 2)."""
+    return max(int(hollow_strokes.background_regions(mask).max()) - 1, 0)
 
 
 def tracing_is_faithful(image, strokes, min_coverage=0.9):

@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 
 import learn_corrections
+import model_contract
 import number_reader
 import segment
 import training_data
-import utils
 from mnist_digits import load_mnist
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -40,7 +40,7 @@ import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
-NUM_CLASSES = utils.MODEL_CLASSES  # the ten digits and "not a digit"
+NUM_CLASSES = model_contract.MODEL_CLASSES  # the ten digits and "not a digit"
 
 
 # ---------------------------------------------------------------------------
@@ -53,7 +53,7 @@ def to_model_input(images):
 
 
 def targets(labels):
-    """int [N] labels (utils.NOT_A_DIGIT for a non-digit) -> float32 [N, 11] one-hot
+    """int [N] labels (model_contract.NOT_A_DIGIT for a non-digit) -> float32 [N, 11] one-hot
     target probabilities."""
     return np.eye(NUM_CLASSES, dtype=np.float32)[labels]
 
@@ -110,7 +110,7 @@ def make_training_dataset(x, y, is_rendering, batch_size, seed):
 # Model: about 5.3 million multiply-adds, a tenth of a millisecond on one CPU core
 # ---------------------------------------------------------------------------
 
-MODEL_SHAPE = (utils.MNIST_SIZE, utils.MNIST_SIZE, 1)  # the contract: utils.MODEL_INPUT
+MODEL_SHAPE = (model_contract.IMAGE_SIZE, model_contract.IMAGE_SIZE, 1)  # MODEL_INPUT, less N
 DROPOUT = 0.3
 # Batch-norm statistics average over the last ~10 batches rather than Keras's ~100, so that a
 # short run (a smoke test) is evaluated with statistics of its trained weights.
@@ -148,7 +148,7 @@ def conv_bn_relu(filters, padding="same"):
 def build_model():
     # Few channels at 28x28, where every filter costs the most; width grows as the map shrinks.
     return keras.Sequential([
-        keras.Input(MODEL_SHAPE, name=utils.MODEL_INPUT),
+        keras.Input(MODEL_SHAPE, name=model_contract.MODEL_INPUT),
         *conv_bn_relu(16),
         *conv_bn_relu(16),
         layers.MaxPooling2D(),                 # 28x28 -> 14x14
@@ -162,7 +162,7 @@ def build_model():
         layers.BatchNormalization(momentum=BN_MOMENTUM),
         layers.ReLU(),
         layers.Dropout(DROPOUT),
-        layers.Dense(NUM_CLASSES, activation="softmax", name=utils.MODEL_OUTPUT),
+        layers.Dense(NUM_CLASSES, activation="softmax", name=model_contract.MODEL_OUTPUT),
     ], name="mnist_cnn")
 
 
@@ -170,7 +170,7 @@ def build_model():
 # Number reader: a strip of ink in, a column of digit probabilities per 4 px out (CTC)
 # ---------------------------------------------------------------------------
 
-READER_SHAPE = (number_reader.STRIP_HEIGHT, number_reader.STRIP_WIDTH, 1)
+READER_SHAPE = (model_contract.STRIP_HEIGHT, model_contract.STRIP_WIDTH, 1)
 READER_EPOCHS = 8
 READER_BATCH = 64
 READER_LEARNING_RATE = 2e-3
@@ -180,9 +180,9 @@ READER_DROPOUT = 0.2
 def build_reader():
     """Convolutions down to a quarter of the strip's size, one that takes each column's
     whole height, two across neighbouring columns (the second reaching two columns further
-    each way), and a softmax per column over the ten digits and number_reader.BLANK."""
+    each way), and a softmax per column over the ten digits and model_contract.BLANK."""
     return keras.Sequential([
-        keras.Input(READER_SHAPE, name=number_reader.READER_INPUT),
+        keras.Input(READER_SHAPE, name=model_contract.READER_INPUT),
         *conv_bn_relu(16),
         layers.MaxPooling2D(),                                  # 28x112 -> 14x56
         *conv_bn_relu(32),
@@ -193,7 +193,7 @@ def build_reader():
         layers.Conv2D(128, (READER_SHAPE[0] // 4, 1), use_bias=False),   # -> 1x28
         FusedBatchNormalization(momentum=BN_MOMENTUM),
         layers.ReLU(),
-        layers.Reshape((number_reader.COLUMNS, 128)),
+        layers.Reshape((model_contract.COLUMNS, 128)),
         layers.Conv1D(128, 3, padding="same", use_bias=False),
         layers.BatchNormalization(momentum=BN_MOMENTUM),
         layers.ReLU(),
@@ -203,8 +203,8 @@ def build_reader():
         layers.Dropout(READER_DROPOUT),
         # A dense layer applied to each column, as a convolution of width 1: Keras exports a
         # Dense on [N, columns, features] with a shape computed on every call.
-        layers.Conv1D(number_reader.BLANK + 1, 1, activation="softmax",
-                      name=number_reader.READER_OUTPUT),
+        layers.Conv1D(model_contract.BLANK + 1, 1, activation="softmax",
+                      name=model_contract.READER_OUTPUT),
     ], name="number_reader")
 
 
@@ -216,8 +216,8 @@ def ctc_loss(labels, columns):
     # The log of a softmax is a set of logits whose own softmax is the same distribution.
     logits = tf.math.log(columns + 1e-7)
     return tf.nn.ctc_loss(tf.maximum(labels, 0), logits, lengths,
-                          tf.fill([tf.shape(columns)[0]], number_reader.COLUMNS),
-                          logits_time_major=False, blank_index=number_reader.BLANK)
+                          tf.fill([tf.shape(columns)[0]], model_contract.COLUMNS),
+                          logits_time_major=False, blank_index=model_contract.BLANK)
 
 
 def readings(columns):
@@ -260,7 +260,10 @@ PARITY_DIGITS = 1000      # evaluation digits both runtimes read
 PARITY_TOLERANCE = 1e-4   # the largest difference allowed in any probability
 
 
-def export_onnx(model, path, metadata, names=(utils.MODEL_INPUT, utils.MODEL_OUTPUT),
+DIGIT_NETWORK_NAMES = (model_contract.MODEL_INPUT, model_contract.MODEL_OUTPUT)
+
+
+def export_onnx(model, path, metadata, names=DIGIT_NETWORK_NAMES,
                 description="MNIST digit classifier: white ink on black, values in [0, 1]."):
     """Convert with Keras 3's own exporter, input and output named `names` (the digit
     network's by default), the batch dimension "N"; `metadata` goes into the model's
@@ -332,7 +335,7 @@ def _rename_value(graph, old, new):
             value.name = new
 
 
-def onnx_predict(path, images, batch_size=1000, names=(utils.MODEL_INPUT, utils.MODEL_OUTPUT)):
+def onnx_predict(path, images, batch_size=1000, names=DIGIT_NETWORK_NAMES):
     """float32 [N, 28, 28, 1] -> float32 [N, 10] probabilities from the ONNX model at `path`
     (or the output of another model whose input and output are `names`)."""
     import onnxruntime as ort
@@ -424,7 +427,7 @@ def train_number_reader(x_train, traced, y_train, x_eval, y_eval, args, out_dir)
     training_seconds = time.monotonic() - fit_started
 
     path = out_dir / "number.onnx"
-    names = (number_reader.READER_INPUT, number_reader.READER_OUTPUT)
+    names = (model_contract.READER_INPUT, model_contract.READER_OUTPUT)
     metadata = {**reader_metadata(reader, args), "pasted_numbers": pasted,
                 "non_digits": non_digits, "training_strips": len(strips),
                 "numbers_seconds": round(data_seconds),
@@ -439,9 +442,9 @@ def train_number_reader(x_train, traced, y_train, x_eval, y_eval, args, out_dir)
     set_onnx_metadata(path, {"evaluation_strips_read": f"{right.mean():.4f}"})
     keras_columns = reader.predict(to_model_input(eval_strips[:READER_PARITY_STRIPS]),
                                    batch_size=500, verbose=0)
-    same, difference, failed = check_parity(keras_columns.reshape(-1, number_reader.BLANK + 1),
-                                            columns[:READER_PARITY_STRIPS].reshape(
-                                                -1, number_reader.BLANK + 1))
+    labels = model_contract.BLANK + 1
+    same, difference, failed = check_parity(keras_columns.reshape(-1, labels),
+                                            columns[:READER_PARITY_STRIPS].reshape(-1, labels))
     print(f"Number reader: {100 * right.mean():.2f} % of {len(right)} evaluation strips read "
           f"exactly; by digits held: {by_length}; parity: same argmax everywhere: {same}, "
           f"max |keras - onnx| = {difference:.2e}")
@@ -464,7 +467,7 @@ ERROR_COLUMNS = 12
 def confusion_matrix(labels, predictions):
     """int64 [10, 11]: how many digits of each true class (rows) got each answer (columns,
     the last "not a digit")."""
-    matrix = np.zeros((utils.DIGIT_CLASSES, NUM_CLASSES), dtype=np.int64)
+    matrix = np.zeros((model_contract.DIGIT_CLASSES, NUM_CLASSES), dtype=np.int64)
     np.add.at(matrix, (labels, predictions), 1)
     return matrix
 
@@ -487,7 +490,7 @@ def write_report(out_dir, history, matrix, x_test, y_test, predictions, probabil
     ax_acc.set(title="Accuracy (%)", xlabel="epoch", ylim=(97, 100))
     ax_acc.legend()
     ax_cm.imshow(np.log1p(matrix), cmap="Blues")
-    for true in range(utils.DIGIT_CLASSES):
+    for true in range(model_contract.DIGIT_CLASSES):
         for predicted in range(NUM_CLASSES):
             if matrix[true, predicted]:
                 ax_cm.text(predicted, true, matrix[true, predicted], ha="center", va="center",
@@ -569,11 +572,11 @@ def held_out_report(probabilities, model, x_held, y_held, traced, labels, seed, 
         scanned = segment.answers(probabilities, threshold)
         on_canvas = segment.answers(drawn, threshold)
         row = {"scanned_right": float((scanned == y_held).mean()),
-               "scanned_refused": float((scanned == utils.NOT_A_DIGIT).mean()),
+               "scanned_refused": float((scanned == model_contract.NOT_A_DIGIT).mean()),
                "drawn_right": float((on_canvas == y_held[ok]).mean()),
-               "drawn_refused": float((on_canvas == utils.NOT_A_DIGIT).mean()),
+               "drawn_refused": float((on_canvas == model_contract.NOT_A_DIGIT).mean()),
                "non_digits_caught": float((segment.answers(others, threshold)
-                                           == utils.NOT_A_DIGIT).mean())}
+                                           == model_contract.NOT_A_DIGIT).mean())}
         print(f"{threshold:19.2f} | " + " | ".join(f"{100 * value:6.2f} %"
                                                     for value in row.values()))
         if threshold == segment.NOT_A_DIGIT_ABOVE:
@@ -613,7 +616,7 @@ def digit_training_data(x_train, y_train, args):
     started = time.monotonic()
     traced = training_data.trace_digits(x_train, args.cache)
     rendered, ok = training_data.render_canvas_digits(x_train, traced, args.seed, args.cache)
-    skipped = np.bincount(y_train[~ok], minlength=utils.DIGIT_CLASSES)
+    skipped = np.bincount(y_train[~ok], minlength=model_contract.DIGIT_CLASSES)
     print(f"Canvas renderings: {ok.sum()} of {len(ok)} digits; not rendered (tracing lost a "
           f"hole or ink) per class: {skipped.tolist()}")
     non_digits = training_data.render_non_digits(traced, y_train, args.non_digits, args.seed,
@@ -622,7 +625,7 @@ def digit_training_data(x_train, y_train, args):
     return DigitData(
         x=to_model_input(np.concatenate([x_train, rendered[ok], non_digits])),
         y=targets(np.concatenate([y_train, y_train[ok],
-                                  np.full(len(non_digits), utils.NOT_A_DIGIT)])),
+                                  np.full(len(non_digits), model_contract.NOT_A_DIGIT)])),
         is_rendering=np.concatenate([np.zeros(len(x_train), bool),
                                      np.ones(ok.sum() + len(non_digits), bool)]),
         traced=traced, renderings=int(ok.sum()), skipped=skipped, non_digits=len(non_digits),
@@ -688,7 +691,7 @@ def export_and_evaluate(model, history, metadata, x_test, y_test, evaluation, ar
           f"{same_argmax}, max |keras - onnx| = {difference:.2e}")
     matrix = confusion_matrix(y_test, predictions)
     write_report(out_dir, history.history, matrix, x_test, y_test, predictions, probabilities)
-    refused = int((predictions == utils.NOT_A_DIGIT).sum())
+    refused = int((predictions == model_contract.NOT_A_DIGIT).sum())
     print(f"{evaluation} answered 'not a digit': {refused}")
     report = {**metadata, "evaluation": evaluation, accuracy_key: accuracy,
               "errors": int((predictions != y_test).sum()), "refused_as_not_a_digit": refused,

@@ -16,6 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+import image_errors
+import image_ink
+import model_contract
 import strokes
 import training_non_digits
 import training_numbers
@@ -95,15 +98,15 @@ def draw_on_canvas(traced, rng):
 
 def render_canvas_digit(traced, rng):
     """A traced MNIST digit -> uint8 [28, 28]: the digit drawn on a canvas (draw_on_canvas)
-    and read by utils.ink_map and utils.to_mnist, the server's own path (the ink map of the
+    and read by image_ink.ink_map and utils.to_mnist, the server's own path (the ink map of the
     drawing is what the server makes of its PNG, which is lossless, only sooner); None when
     there is nothing faithful to draw."""
     if not traced:
         return None
     drawing = draw_on_canvas(traced, rng)
     try:
-        digit = utils.to_mnist(utils.ink_map(drawing))
-    except utils.ImageError:  # averaged away at 28x28: nothing to learn from
+        digit = utils.to_mnist(image_ink.ink_map(drawing))
+    except image_errors.ImageError:  # averaged away at 28x28: nothing to learn from
         return None
     return np.rint(digit * 255).astype(np.uint8)
 
@@ -131,7 +134,10 @@ def render_canvas_digits(images, traced, seed, cache_dir, processes=None):
     return result["images"], result["ok"]
 
 
-PIPELINE_CODE = ("strokes.py", "utils.py", "plain_png.py")
+# The code a rendering goes through: a change to any of it makes the cache stale.
+PIPELINE_CODE = ("strokes.py", "utils.py", "plain_png.py", "image_decoding.py",
+                 "image_ink.py", "hollow_strokes.py", "rank_filter.py", "image_errors.py",
+                 "model_contract.py")
 
 
 def computed_in_parallel(name, work, tasks, cache_dir, processes, key, code=PIPELINE_CODE):
@@ -193,7 +199,7 @@ def render_non_digits(traced, labels, count, seed, cache_dir, processes=None):
     chunk = 500
     by_class = [[traced[index] for index in np.flatnonzero(labels == digit)[:300]
                  if traced[index]] if digit != 1 else []
-                for digit in range(utils.DIGIT_CLASSES)]
+                for digit in range(model_contract.DIGIT_CLASSES)]
     tasks = [(start, min(chunk, count - start), by_class, seed)
              for start in range(0, count, chunk)]
     return computed_in_parallel(
@@ -222,7 +228,7 @@ def number_strips_of(images, traced, labels, count, seed, cache_dir, pasted=0, n
     the last, so all -1 for a non-digit). Cached."""
     rng = random.Random(seed)
     every_digit = [np.flatnonzero(labels == digit).tolist()
-                   for digit in range(utils.DIGIT_CLASSES)]
+                   for digit in range(model_contract.DIGIT_CLASSES)]
     faithful = [[index for index in indices if traced[index]] for indices in every_digit]
     written = [training_numbers.pick_digits(faithful, rng) for _ in range(count)]
     pasted_from = [training_numbers.pick_digits(every_digit, rng) for _ in range(pasted)]

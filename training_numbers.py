@@ -9,11 +9,13 @@ import random
 
 import numpy as np
 
+import image_errors
+import image_ink
+import model_contract
 import number_reader
 import segment
 import strokes
 import training_non_digits
-import utils
 
 CANVAS = (560, 280)                    # the page's canvas in number mode
 LENGTHS = (1, 2, 2, 3, 3, 3, 4, 4, 5)  # digits in a number, one of these at random
@@ -72,12 +74,12 @@ def number_strips(traced, labels, rng):
     [] when a mark cannot be labelled."""
     drawing, digits, pen = write_number(traced, rng)
     try:
-        marks = segment.split_digits(utils.ink_map(drawing))
+        marks = segment.split_digits(image_ink.ink_map(drawing))
         held = mark_labels([box for box, _ in marks], digits, pen)
         if held is None:
             return []
         strips = [number_reader.to_strip(mark)[0] for _, mark in marks]
-    except utils.ImageError:
+    except image_errors.ImageError:
         return []
     return [(np.rint(strip * 255).astype(np.uint8), [int(labels[k]) for k in digits_held])
             for strip, digits_held in zip(strips, held) if 0 < len(digits_held) <= MAX_LABELS]
@@ -108,10 +110,10 @@ def non_digit_strips(plan, rng):
     [placed] = strokes.move_onto_canvas([placed], pen, CANVAS, (rng.random(), rng.random()))
     drawing = strokes.draw_strokes(placed, CANVAS, pen, rng.choice(strokes.CONVENTIONS))
     try:
-        marks = segment.split_digits(utils.ink_map(drawing))
+        marks = segment.split_digits(image_ink.ink_map(drawing))
         return [(np.rint(number_reader.to_strip(mark)[0] * 255).astype(np.uint8), [])
                 for _, mark in marks]
-    except utils.ImageError:
+    except image_errors.ImageError:
         return []
 
 
@@ -129,7 +131,7 @@ def non_digits_chunk(task):
 
 def _as_arrays(found):
     """[(uint8 strip, [digits])] -> the dict of arrays strips_chunk returns."""
-    shape = (number_reader.STRIP_HEIGHT, number_reader.STRIP_WIDTH)
+    shape = (model_contract.STRIP_HEIGHT, model_contract.STRIP_WIDTH)
     return {"strips": np.array([strip for strip, _ in found], np.uint8).reshape(-1, *shape),
             "labels": np.array([digits + [-1] * (MAX_LABELS - len(digits))
                                 for _, digits in found], np.int8).reshape(-1, MAX_LABELS)}
@@ -151,7 +153,7 @@ def paste_number(images, rng):
 
     pieces = []
     for image in images:
-        x0, y0, x1, y1 = utils.nonzero_box(image)
+        x0, y0, x1, y1 = image_ink.nonzero_box(image)
         height = SCAN_HEIGHT * rng.uniform(*SIZE)
         width = max(1, round((x1 - x0) * height / (y1 - y0) * rng.uniform(*STRETCH)))
         pieces.append(np.asarray(Image.fromarray(np.ascontiguousarray(image[y0:y1, x0:x1]))
@@ -183,7 +185,7 @@ def pasted_strip(images, labels, rng):
     pasted (paste_number) and read whole, as one mark; [] when nothing readable is left."""
     try:
         strip, _ = number_reader.to_strip(paste_number(images, rng))
-    except utils.ImageError:
+    except image_errors.ImageError:
         return []
     return [(np.rint(strip * 255).astype(np.uint8), list(labels))]
 

@@ -83,12 +83,15 @@ def median_ms(work, calls):
 def stage_timings(calls):
     """{PNG kind: {stage: median ms over `calls` calls}} with the current model.
 
-    "decode + ink" is utils.read_ink (bytes to ink map); "Pillow decode" is what decoding the
+    "decode + ink" is image_ink.read_ink (bytes to ink map); "Pillow decode" is what decoding the
     same bytes with Pillow alone costs, and "Pillow + ink" the ink map from Pillow's image
-    (utils.ink_map of utils.open_image), what read_ink must not cost more than; "request path"
+    (image_ink.ink_map of image_decoding.open_image), what read_ink must not cost more than;
+    "request path"
     is Recognizer.read without the preview and the reply (decode + preprocess + inference, as
     Server-Timing).
     """
+    import image_decoding
+    import image_ink
     import segment
     import utils
     from recognizer import Recognizer
@@ -97,20 +100,21 @@ def stage_timings(calls):
     results = {}
     for kind, make_png in PNG_KINDS.items():
         data = make_png()
-        ink = utils.read_ink(data)
+        ink = image_ink.read_ink(data)
         parts = segment.split_digits(ink)
         digits = np.stack([utils.to_mnist(part) for _, part in parts])
         reply, _ = recognizer.read(data)
         assert reply["digit"] == 7, f"the benchmark's {kind} 7 is read as {reply['digit']}"
 
         def request_path():
-            found = segment.split_digits(utils.read_ink(data))
+            found = segment.split_digits(image_ink.read_ink(data))
             recognizer.probabilities(np.stack([utils.to_mnist(part) for _, part in found]))
 
         results[kind] = {
-            "Pillow decode": median_ms(lambda: utils.open_image(data), calls),
-            "Pillow + ink": median_ms(lambda: utils.ink_map(utils.open_image(data)), calls),
-            "decode + ink": median_ms(lambda: utils.read_ink(data), calls),
+            "Pillow decode": median_ms(lambda: image_decoding.open_image(data), calls),
+            "Pillow + ink": median_ms(
+                lambda: image_ink.ink_map(image_decoding.open_image(data)), calls),
+            "decode + ink": median_ms(lambda: image_ink.read_ink(data), calls),
             "split": median_ms(lambda: segment.split_digits(ink), calls),
             "to_mnist": median_ms(lambda: [utils.to_mnist(part) for _, part in parts], calls),
             "inference": median_ms(lambda: recognizer.probabilities(digits), calls),

@@ -1,4 +1,4 @@
-"""Choose utils.fill_outlines' thresholds on MNIST *training* digits.
+"""Choose hollow_strokes.fill_outlines' thresholds on MNIST *training* digits.
 
 Draws training digits twice: with a round pen, as training renders them (the fill must leave
 them alone), and with a double-line pen (the fill should make them solid again); reads both
@@ -15,13 +15,15 @@ import random
 
 import numpy as np
 
+import hollow_strokes
+import image_ink
 import mnist_digits
 import segment
 import strokes
 import utils
 from recognizer import Recognizer
 
-# utils.OutlineFill's (elongation, solidity, straight); inf: no straight gaps filled
+# hollow_strokes.OutlineFill's (elongation, solidity, straight); inf: no straight gaps filled
 SETTINGS = [(3.0, 0.65, math.inf), (4.0, 0.55, math.inf), (4.0, 0.65, math.inf),
             (4.0, 0.75, math.inf), (5.0, 0.65, math.inf), (4.0, 0.65, 6.0), (4.0, 0.65, 8.0),
             (4.0, 0.65, 10.0), (4.0, 0.65, 12.0)]
@@ -57,7 +59,7 @@ def main():
     for kind, indices in (("round pen", picked[:args.digits]),
                           ("double-line pen", picked[args.digits:])):
         drawn = [(drawing(x_train[i], rng, kind != "round pen"), y_train[i]) for i in indices]
-        kinds[kind] = ([utils.read_ink(strokes.png_bytes(image)) for image, _ in drawn
+        kinds[kind] = ([image_ink.read_ink(strokes.png_bytes(image)) for image, _ in drawn
                         if image is not None],
                        np.array([label for image, label in drawn if image is not None]))
     recognizer = Recognizer()
@@ -65,7 +67,7 @@ def main():
     def read(inks, fill):
         """(the model's answers, how many drawings `fill` changed) with the fill's settings
         `fill` in to_mnist (None: no fill)."""
-        changed = sum(fill is not None and utils.fill_outlines(work, fill) is not work
+        changed = sum(fill is not None and hollow_strokes.fill_outlines(work, fill) is not work
                       for work in map(utils.work_image, inks))
         digits = np.stack([utils.to_mnist(ink, fill) for ink in inks])
         return segment.answers(recognizer.probabilities(digits)), changed
@@ -73,13 +75,13 @@ def main():
     print(f"{'elongation':>10s} {'solidity':>8s} {'straight':>8s}  " + "  ".join(
         f"{kind + ': changed, read right':>36s}" for kind in kinds))
     for setting in [None] + SETTINGS:
-        fill = None if setting is None else utils.OutlineFill(*setting)
+        fill = None if setting is None else hollow_strokes.OutlineFill(*setting)
         cells = []
         for inks, labels in kinds.values():
             answers, changed = read(inks, fill)
             cells.append(f"{changed:5d} of {len(labels):5d}, "
                          f"{100 * (answers == labels).mean():6.2f} %")
-        chosen = " (shipped)" if fill == utils.OUTLINE_FILL else ""
+        chosen = " (shipped)" if fill == hollow_strokes.OUTLINE_FILL else ""
         name = "no fill" if setting is None else "{:10.1f} {:8.2f} {:8.1f}".format(*setting)
         print(f"{name:>28s}  " + "  ".join(f"{cell:>36s}" for cell in cells) + chosen)
 

@@ -1,4 +1,4 @@
-"""plain_png and utils.read_ink's own PNG decoding give exactly Pillow's pixels and ink maps.
+"""plain_png and image_ink.read_ink's own PNG decoding give exactly Pillow's pixels and ink maps.
 
 PNGs are written here row by row with each of PNG's five filters, so every path of the decoder
 (numpy for None, Sub, Up and Paeth rows that settle; Pillow for Average rows and Paeth rows
@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+import image_decoding
+import image_errors
+import image_ink
 import plain_png
-import utils
 from support.images import encode
 
 MODES = {"L": 0, "LA": 4, "RGB": 2, "RGBA": 6}  # mode -> PNG colour type
@@ -64,7 +66,7 @@ def test_every_band_decodes_to_pillows_pixels(mode, pattern):
     pixels = rng.integers(0, 256, (23, 37, len(mode)), dtype=np.uint8)
     data = filtered_png(pixels, mode, FILTER_PATTERNS[pattern])
     assert np.array_equal(pillow_pixels(data), pixels)  # the test's own encoder is right
-    _, scanlines = plain_png.scanlines(data, utils.MAX_IMAGE_PIXELS)
+    _, scanlines = plain_png.scanlines(data, image_decoding.MAX_IMAGE_PIXELS)
     for band in range(len(mode)):
         decoded = plain_png.decode_bands(scanlines, len(mode), [band])
         assert np.array_equal(decoded[:, :, 0], pixels[:, :, band]), \
@@ -79,7 +81,8 @@ def paeth_filtered(row, above, bands):
     own encoder: its second scanline without the filter byte."""
     pixels = np.stack([above, row]).reshape(2, -1, bands)
     mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[bands]
-    _, scanlines = plain_png.scanlines(filtered_png(pixels, mode, [0, 4]), utils.MAX_IMAGE_PIXELS)
+    _, scanlines = plain_png.scanlines(filtered_png(pixels, mode, [0, 4]),
+                                       image_decoding.MAX_IMAGE_PIXELS)
     return scanlines[1, 1:]
 
 
@@ -102,16 +105,16 @@ def test_paeth_rows_are_undone_exactly_or_left_to_pillow(bands):
     assert settled >= 30, f"only {settled} of 60 Paeth rows settled in numpy"
 
 
-def test_a_drawing_with_paeth_rows_is_decoded_without_pillow(monkeypatch):
+def test_a_drawings_paeth_rows_are_undone_in_numpy():
     image = drawn_seven("black on white").convert("RGB")
     pixels = np.asarray(image)
     data = filtered_png(pixels, "RGB", [2] * 39 + [4])  # 7 Paeth rows, as Pillow might write
-
-    def refuse(*args):
-        raise AssertionError("a Paeth row of a drawing went to Pillow")
-
-    monkeypatch.setattr(plain_png, "_unfilter_with_pillow", refuse)
-    _, scanlines = plain_png.scanlines(data, utils.MAX_IMAGE_PIXELS)
+    _, scanlines = plain_png.scanlines(data, image_decoding.MAX_IMAGE_PIXELS)
+    paeth_rows = np.flatnonzero(scanlines[:, 0] == 4)
+    assert len(paeth_rows) == 7
+    for row in paeth_rows:  # a row that does not settle in numpy would go to Pillow
+        undone = plain_png._undo_paeth(scanlines[row, 1:], pixels[row - 1].ravel(), 3)
+        assert undone is not None, f"Paeth row {row} of a drawing does not settle in numpy"
     assert np.array_equal(plain_png.decode_bands(scanlines, 3, [0, 1, 2]), pixels)
 
 
@@ -121,12 +124,12 @@ def test_opaque_and_grey_are_recognised_from_the_filtered_bytes(pattern):
     grey = rng.integers(0, 256, (19, 29, 1), dtype=np.uint8)
     pixels = np.concatenate([grey, grey, grey, np.full_like(grey, 255)], axis=2)
     _, scanlines = plain_png.scanlines(filtered_png(pixels, "RGBA", FILTER_PATTERNS[pattern]),
-                                    utils.MAX_IMAGE_PIXELS)
+                                    image_decoding.MAX_IMAGE_PIXELS)
     assert plain_png.is_opaque(scanlines, 4), "an opaque image was judged transparent"
     assert plain_png.is_grey(scanlines, 4), "a grey image was judged coloured"
     pixels[9, 14] = (10, 11, 10, 254)  # one pixel neither grey nor opaque
     _, scanlines = plain_png.scanlines(filtered_png(pixels, "RGBA", FILTER_PATTERNS[pattern]),
-                                    utils.MAX_IMAGE_PIXELS)
+                                    image_decoding.MAX_IMAGE_PIXELS)
     assert not plain_png.is_opaque(scanlines, 4)
     assert not plain_png.is_grey(scanlines, 4)
 
@@ -158,26 +161,23 @@ def test_read_ink_equals_ink_map_of_pillows_image(convention, mode, pattern):
     else:
         pixels = np.asarray(image).reshape(image.height, image.width, -1)
         data = filtered_png(pixels, mode, FILTER_PATTERNS[pattern])
-    assert np.array_equal(utils.read_ink(data), utils.ink_map(utils.open_image(data))), \
+    expected = image_ink.ink_map(image_decoding.open_image(data))
+    assert np.array_equal(image_ink.read_ink(data), expected), \
         f"read_ink differs from the Pillow path for {convention} {mode} ({pattern})"
 
 
 @pytest.mark.parametrize("convention", ["ink_on_transparent", "black_on_white"])
-def test_a_png_costly_to_undo_in_numpy_is_not_inflated_again(monkeypatch, draw_mnist_digit,
-                                                               convention):
+def test_a_png_costly_to_undo_in_numpy_is_read_from_the_rows_inflated_once(draw_mnist_digit,
+                                                                           convention):
     # Pillow writes an anti-aliased drawing with several Paeth rows: Pillow unfilters the
-    # rows zlib-ng inflated, without going back to the file's bytes.
+    # rows zlib-ng inflated. The ink comes from those rows alone, not the file's bytes.
     image, _ = draw_mnist_digit(0, convention=convention)
     data = encode(image if convention == "ink_on_transparent" else image.convert("RGB"), "PNG")
-    _, scanlines = plain_png.scanlines(data, utils.MAX_IMAGE_PIXELS)
+    mode, scanlines = plain_png.scanlines(data, image_decoding.MAX_IMAGE_PIXELS)
     assert not plain_png.cheap_to_decode(scanlines), "the test's PNG has too few Paeth rows"
-    expected = utils.ink_map(utils.open_image(data))
-
-    def refuse(*args):
-        raise AssertionError("the PNG was decoded again from its bytes")
-
-    monkeypatch.setattr(utils, "open_image", refuse)
-    assert np.array_equal(utils.read_ink(data), expected)
+    expected = image_ink.ink_map(image_decoding.open_image(data))
+    assert np.array_equal(image_ink.ink_from_scanlines(mode, scanlines), expected)
+    assert np.array_equal(image_ink.read_ink(data), expected)
 
 
 @pytest.mark.parametrize("damage", ["an unknown filter type", "a short IDAT", "bad zlib data"])
@@ -185,7 +185,7 @@ def test_a_damaged_plain_png_is_refused_as_invalid(damage):
     pixels = np.full((20, 30, 4), 255, np.uint8)
     data = filtered_png(pixels, "RGBA", [2])
     header_end = data.index(b"IDAT") - 4
-    _, scanlines = plain_png.scanlines(data, utils.MAX_IMAGE_PIXELS)
+    _, scanlines = plain_png.scanlines(data, image_decoding.MAX_IMAGE_PIXELS)
     raw = bytearray(scanlines.tobytes())
     if damage == "an unknown filter type":
         raw[len(scanlines) // 2 * scanlines.shape[1]] = 7  # the filter byte of a middle row
@@ -197,5 +197,5 @@ def test_a_damaged_plain_png_is_refused_as_invalid(damage):
     chunk = struct.pack(">I", len(body)) + b"IDAT" + body + struct.pack(
         ">I", zlib.crc32(b"IDAT" + body))
     damaged = data[:header_end] + chunk + data[data.index(b"IEND") - 4:]
-    with pytest.raises(utils.InvalidImage):
-        utils.read_ink(damaged)
+    with pytest.raises(image_errors.InvalidImage):
+        image_ink.read_ink(damaged)

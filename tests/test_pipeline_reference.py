@@ -72,9 +72,9 @@ def pipeline_images(data, one_digit):
     """What the service feeds the network for these bytes, split at blank gaps (the search
     for touching digits aside): uint8 [N, 28, 28]."""
     import segment
-    import utils
+    import image_ink
 
-    digits = segment.mnist_digits(utils.read_ink(data), one_digit)
+    digits = segment.mnist_digits(image_ink.read_ink(data), one_digit)
     return np.stack([np.rint(digit * 255).astype(np.uint8) for _, digit in digits])
 
 

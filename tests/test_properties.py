@@ -1,5 +1,5 @@
-"""Property-based tests: whatever arrives, the pipeline raises only utils.ImageError and the API
-never answers 5xx."""
+"""Property-based tests: whatever arrives, the pipeline raises only image_errors.ImageError and
+the API never answers 5xx."""
 
 import base64
 import io
@@ -12,7 +12,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
-import number_reader
+import image_decoding
+import image_errors
+import image_ink
+import model_contract
 import segment
 import utils
 from support.images import data_uri, encode
@@ -24,14 +27,15 @@ FEW = settings(MODERATE, max_examples=60)
 
 def unsure_of_everything(digits):
     """A stand-in network that is never sure, so every mark wide enough goes to the reader."""
-    return np.full((len(digits), utils.MODEL_CLASSES), 1 / utils.MODEL_CLASSES, np.float32)
+    classes = model_contract.MODEL_CLASSES
+    return np.full((len(digits), classes), 1 / classes, np.float32)
 
 
 def reads_two_threes(strips):
     """A stand-in number reader that reads every strip as 33, one 3 on each half."""
-    labels = np.full(number_reader.COLUMNS, number_reader.BLANK)
-    labels[[number_reader.COLUMNS // 4, 3 * number_reader.COLUMNS // 4]] = 3
-    columns = np.eye(number_reader.BLANK + 1, dtype=np.float32)[labels]
+    labels = np.full(model_contract.COLUMNS, model_contract.BLANK)
+    labels[[model_contract.COLUMNS // 4, 3 * model_contract.COLUMNS // 4]] = 3
+    columns = np.eye(model_contract.BLANK + 1, dtype=np.float32)[labels]
     return np.repeat(columns[np.newaxis], len(strips), axis=0)
 
 
@@ -44,7 +48,7 @@ def read_digits(ink, one_digit=False):
 
 def read_image(image, one_digit=False):
     """(ink map, [(box, digit)]) of a Pillow image."""
-    ink = utils.ink_map(image)
+    ink = image_ink.ink_map(image)
     return ink, read_digits(ink, one_digit)
 
 
@@ -75,7 +79,7 @@ def assert_read_or_refused(read, *arguments):
     raises an ImageError; nothing else."""
     try:
         ink, found = read(*arguments)
-    except utils.ImageError:
+    except image_errors.ImageError:
         return
     assert_digits_read(found, ink)
 
@@ -149,7 +153,7 @@ def test_to_mnist_on_any_ink_map_gives_a_digit_or_an_image_error(ink):
     # to_mnist's input is any uint8 ink map; faint ink must not turn into NaN or a crash.
     try:
         digit = utils.to_mnist(ink)
-    except utils.ImageError:
+    except image_errors.ImageError:
         return
     assert_mnist_shaped(digit)
 
@@ -166,8 +170,8 @@ def test_a_large_drawing_is_read_in_any_mode(mode, format):
     image = drawing.convert(mode) if mode != "I;16" else Image.fromarray(
         np.asarray(drawing, np.uint16) * 257)
     try:
-        ink, found = read_image(utils.open_image(encode(image, format)))
-    except utils.ImageError as error:
+        ink, found = read_image(image_decoding.open_image(encode(image, format)))
+    except image_errors.ImageError as error:
         pytest.fail(f"a clear 3000x2000 drawing in mode {mode} ({format}) was refused: {error}")
     assert len(found) == 1, f"the 1 was read as {len(found)} digits"
     assert_digits_read(found, ink)
@@ -202,7 +206,7 @@ def damaged_files(draw):
 
 def decode_and_read(data):
     """(ink map, [(box, digit)]) of image bytes, decoded as the server decodes them."""
-    ink = utils.read_ink(data, max_pixels=1_000_000)
+    ink = image_ink.read_ink(data, max_pixels=1_000_000)
     return ink, read_digits(ink)
 
 
@@ -223,8 +227,8 @@ def test_damaged_image_files_decode_or_raise_an_image_error(data):
                  st.builds(lambda data: data_uri(data), st.binary(max_size=256))))
 def test_any_text_decodes_to_bytes_or_raises_an_image_error(text):
     try:
-        assert isinstance(utils.decode_base64_image(text), bytes)
-    except utils.ImageError:
+        assert isinstance(image_decoding.decode_base64_image(text), bytes)
+    except image_errors.ImageError:
         pass
 
 
@@ -239,8 +243,8 @@ json_values = st.recursive(
 @given(json_values)
 def test_any_json_value_as_image_decodes_or_raises_an_image_error(value):
     try:
-        assert isinstance(utils.decode_base64_image(value), bytes)
-    except utils.ImageError:
+        assert isinstance(image_decoding.decode_base64_image(value), bytes)
+    except image_errors.ImageError:
         pass
 
 

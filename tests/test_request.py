@@ -6,7 +6,7 @@ import pytest
 from flask import Flask, request
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
-import utils
+import image_errors
 from app import read_request
 from support.images import data_uri
 
@@ -53,9 +53,10 @@ def test_every_form_gives_the_image_bytes_and_the_mode(bare_app, body, query, mo
     (dict(data=IMAGE, content_type="image/png"), {"mode": "5"}, BadRequest, "mode must be"),
     (dict(), None, BadRequest, "no image"),
     (dict(data=b"hello", content_type="text/plain"), None, UnsupportedMediaType, "text/plain"),
-    (dict(json={"image": "@@ not base64 @@"}), None, utils.InvalidImage, "base64"),
-    (dict(json={"image": 7}), None, utils.InvalidImage, "must be a string"),
-    (dict(data=b"<svg/>", content_type="image/svg+xml"), None, utils.UnsupportedImage, "SVG"),
+    (dict(json={"image": "@@ not base64 @@"}), None, image_errors.InvalidImage, "base64"),
+    (dict(json={"image": 7}), None, image_errors.InvalidImage, "must be a string"),
+    (dict(data=b"<svg/>", content_type="image/svg+xml"), None, image_errors.UnsupportedImage,
+     "SVG"),
 ], ids=["malformed JSON", "JSON array", "JSON without image", "form without image",
         "unknown mode", "unknown mode in the query", "empty body", "text/plain body",
         "bad base64", "image not a string", "SVG body"])

@@ -10,11 +10,12 @@ import math
 import numpy as np
 import pytest
 
-from support import drawn_numbers
+import image_ink
+import model_contract
 import number_reader
 import segment
 import strokes
-import utils
+from support import drawn_numbers
 
 CANVAS = drawn_numbers.CANVAS
 PEN = 16
@@ -108,7 +109,7 @@ def test_one_wide_or_many_stroked_digit_is_never_split(client, name, convention)
 
 class CountingNetwork:
     """Stands in for the digit network: answers every image with the same `confidence` for
-    `answer` (digit 3 unless told; utils.NOT_A_DIGIT for "not a digit"), and records each
+    `answer` (digit 3 unless told; model_contract.NOT_A_DIGIT for "not a digit"), and records each
     batch it was given."""
 
     def __init__(self, confidence, answer=3):
@@ -120,8 +121,9 @@ class CountingNetwork:
         assert digits.dtype == np.float32, f"the network was given {digits.dtype}"
         assert digits.shape[1:] == (28, 28), f"the network was given {digits.shape}"
         self.batches.append(len(digits))
-        probabilities = np.full((len(digits), utils.MODEL_CLASSES),
-                                (1 - self.confidence) / (utils.MODEL_CLASSES - 1), np.float32)
+        classes = model_contract.MODEL_CLASSES
+        probabilities = np.full((len(digits), classes), (1 - self.confidence) / (classes - 1),
+                                np.float32)
         probabilities[:, self.answer] = self.confidence
         return probabilities
 
@@ -137,7 +139,7 @@ class CountingReader:
 
     def __call__(self, strips):
         assert strips.dtype == np.float32, f"the reader was given {strips.dtype}"
-        assert strips.shape[1:] == (number_reader.STRIP_HEIGHT, number_reader.STRIP_WIDTH), \
+        assert strips.shape[1:] == (model_contract.STRIP_HEIGHT, model_contract.STRIP_WIDTH), \
             f"the reader was given {strips.shape}"
         self.batches.append(strips.copy())
         self.columns = [self.read(strip) for strip in strips]
@@ -146,17 +148,17 @@ class CountingReader:
     def read(self, strip):
         inked = np.flatnonzero(strip.any(axis=0))
         width = (inked[-1] + 1 - inked[0]) / len(self.digits)
-        labels = np.full(number_reader.COLUMNS, number_reader.BLANK)
+        labels = np.full(model_contract.COLUMNS, model_contract.BLANK)
         for index, digit in enumerate(self.digits):
             middle = inked[0] + (index + 0.5) * width
-            labels[int(middle) // number_reader.DOWNSAMPLE] = digit
-        columns = np.full((number_reader.COLUMNS, number_reader.BLANK + 1), 0.001, np.float32)
-        columns[np.arange(number_reader.COLUMNS), labels] = 0.99
+            labels[int(middle) // model_contract.DOWNSAMPLE] = digit
+        columns = np.full((model_contract.COLUMNS, model_contract.BLANK + 1), 0.001, np.float32)
+        columns[np.arange(model_contract.COLUMNS), labels] = 0.99
         return columns
 
 
 def read(png, network, reader, one_digit=False):
-    return segment.read_digits(utils.read_ink(png), network, reader, one_digit)
+    return segment.read_digits(image_ink.read_ink(png), network, reader, one_digit)
 
 
 def test_a_narrow_digit_the_network_is_sure_of_is_not_read_again(draw_mnist_digit):
@@ -178,7 +180,7 @@ def test_a_wide_mark_goes_to_the_reader_alone_and_its_reading_stands(touching):
     assert [int(d.probabilities.argmax()) for d in digits] == [2, 7, 7, 1]
     assert confidence == pytest.approx(number_reader.sequence_probability(
         reader.columns[0], [2, 7, 7, 1]))
-    (box, _), = segment.split_digits(utils.read_ink(png))
+    (box, _), = segment.split_digits(image_ink.read_ink(png))
     lefts = [d.box[0] for d in digits]
     assert lefts == sorted(lefts) and len(set(lefts)) == 4, f"boxes {[d.box for d in digits]}"
     for digit in digits:
@@ -191,7 +193,7 @@ def test_the_reader_sees_the_mark_whole(touching):
     reader = CountingReader([2, 7, 7, 1])
     png = touching("2771")
     read(png, CountingNetwork(confidence=0.999), reader)
-    (_, mark), = segment.split_digits(utils.read_ink(png))
+    (_, mark), = segment.split_digits(image_ink.read_ink(png))
     np.testing.assert_array_equal(reader.batches[0][0], number_reader.to_strip(mark)[0])
 
 
@@ -212,7 +214,7 @@ def test_a_narrow_mark_the_network_is_unsure_of_goes_to_the_reader(touching):
 
 def test_in_a_narrow_mark_the_surer_network_wins(touching):
     png = touching("14")
-    (_, mark), = segment.split_digits(utils.read_ink(png))
+    (_, mark), = segment.split_digits(image_ink.read_ink(png))
     gate = segment.READER_GATE
     assert gate.read * mark.shape[0] < mark.shape[1] <= gate.sure * mark.shape[0], \
         "the test's 14 is not of the width tested"
@@ -242,23 +244,24 @@ def test_a_mark_the_network_calls_no_digit_has_no_value_unless_the_reader_reads_
     where it reads several, their reading stands (to the digit network, several digits are
     not one digit), and a reader's digits are never "not a digit"."""
     png = touching("14")
-    digits, confidence = read(png, CountingNetwork(0.9999, utils.NOT_A_DIGIT),
+    digits, confidence = read(png, CountingNetwork(0.9999, model_contract.NOT_A_DIGIT),
                               CountingReader([1]))
     assert [d.value for d in digits] == [None]
     assert confidence == pytest.approx(0.9999)
-    digits, _ = read(png, CountingNetwork(0.85, utils.NOT_A_DIGIT), CountingReader([1]))
+    digits, _ = read(png, CountingNetwork(0.85, model_contract.NOT_A_DIGIT), CountingReader([1]))
     assert digits[0].value is not None, "'not a digit' at 0.85 is not sure enough"
-    digits, _ = read(png, CountingNetwork(0.9999, utils.NOT_A_DIGIT), CountingReader([1, 4]))
+    digits, _ = read(png, CountingNetwork(0.9999, model_contract.NOT_A_DIGIT),
+                     CountingReader([1, 4]))
     assert [d.value for d in digits] == [1, 4]
-    assert all(d.probabilities.shape == (utils.MODEL_CLASSES,) for d in digits)
-    assert all(d.probabilities[utils.NOT_A_DIGIT] == 0 for d in digits)
+    assert all(d.probabilities.shape == (model_contract.MODEL_CLASSES,) for d in digits)
+    assert all(d.probabilities[model_contract.NOT_A_DIGIT] == 0 for d in digits)
 
 
 def test_a_gate_given_as_a_value_decides_which_marks_the_reader_reads(touching):
     png = touching("2771")
     never = segment.ReaderGate(wide=100.0, read=100.0, unsure_below=0.0)
     network, reader = CountingNetwork(confidence=0.5), CountingReader([2, 7, 7, 1])
-    digits, _ = segment.read_digits(utils.read_ink(png), network, reader, gate=never)
+    digits, _ = segment.read_digits(image_ink.read_ink(png), network, reader, gate=never)
     assert reader.batches == [] and [d.value for d in digits] == [3]
-    digits, _ = segment.read_digits(utils.read_ink(png), network, reader)
+    digits, _ = segment.read_digits(image_ink.read_ink(png), network, reader)
     assert len(reader.batches) == 1 and [d.value for d in digits] == [2, 7, 7, 1]

@@ -278,10 +278,10 @@ def test_renderings_are_cached_and_keyed_by_their_digits(tmp_path, mnist, traced
 @pytest.mark.parametrize("seed", range(4))
 def test_a_written_numbers_strips_are_its_marks_as_the_server_splits_them(mnist, traced,
                                                                             seed):
+    import image_ink
     import number_reader
     import segment
     import training_numbers
-    import utils
 
     (_, y_train), _ = mnist
     picked = [index for index in range(seed * 50, 600) if traced[index]][:3]
@@ -290,7 +290,7 @@ def test_a_written_numbers_strips_are_its_marks_as_the_server_splits_them(mnist,
     found = training_numbers.number_strips([traced[k] for k in picked], y_train[picked], rng)
     rng.setstate(state)
     drawing, _, _ = training_numbers.write_number([traced[k] for k in picked], rng)
-    marks = segment.split_digits(utils.ink_map(drawing))
+    marks = segment.split_digits(image_ink.ink_map(drawing))
     assert len(found) == len(marks), "a mark of the number has no strip, or one too many"
     assert sum(len(digits) for _, digits in found) == 3, "a digit of the number is in no strip"
     assert [d for _, digits in found for d in digits] == y_train[picked].tolist(), \
@@ -323,13 +323,13 @@ def test_repeated_digits_are_well_represented():
 
 
 def test_pasted_numbers_are_labelled_strips(mnist):
-    import number_reader
+    import model_contract
     import training_numbers
 
     (x_train, y_train), _ = mnist
     numbers = [(x_train[k:k + 3], y_train[k:k + 3].tolist()) for k in range(0, 60, 3)]
     found = training_numbers.pasted_chunk((0, numbers, 1))
-    assert found["strips"].shape == (20, number_reader.STRIP_HEIGHT, number_reader.STRIP_WIDTH)
+    assert found["strips"].shape == (20, model_contract.STRIP_HEIGHT, model_contract.STRIP_WIDTH)
     assert (found["strips"].reshape(20, -1).max(axis=1) == 255).all()
     assert found["labels"][:, :3].tolist() == [labels for _, labels in numbers]
     assert (found["labels"][:, 3:] == -1).all()
@@ -353,24 +353,24 @@ def test_non_digits_are_of_every_kind_and_drawn_through_the_pipeline(mnist, trac
 
 
 def test_non_digit_strips_hold_no_digits():
-    import number_reader
+    import model_contract
     import training_numbers
 
     found = training_numbers.non_digits_chunk((0, 20, 3))
     assert len(found["strips"]) >= 20, "a non-digit was lost"
-    assert found["strips"].shape[1:] == (number_reader.STRIP_HEIGHT, number_reader.STRIP_WIDTH)
+    assert found["strips"].shape[1:] == (model_contract.STRIP_HEIGHT, model_contract.STRIP_WIDTH)
     assert (found["strips"].reshape(len(found["strips"]), -1).max(axis=1) == 255).all()
     assert (found["labels"] == -1).all()
 
 
 def test_number_strips_are_cached_and_hold_every_length(mnist, traced, tmp_path):
-    import number_reader
+    import model_contract
     import training_numbers
 
     (x_train, y_train), _ = mnist
     strips, labels = training_data.number_strips_of(x_train[:600], traced, y_train[:600], 200,
                                                   seed=2, cache_dir=tmp_path, processes=2)
-    assert strips.shape == (len(labels), number_reader.STRIP_HEIGHT, number_reader.STRIP_WIDTH)
+    assert strips.shape == (len(labels), model_contract.STRIP_HEIGHT, model_contract.STRIP_WIDTH)
     assert labels.shape == (len(strips), training_numbers.MAX_LABELS)
     lengths = set((labels >= 0).sum(axis=1).tolist())
     assert lengths >= {1, 2, 3, 4}, f"strips hold only {sorted(lengths)} digits"
@@ -523,19 +523,19 @@ def test_the_exported_reader_reads_strips_in_batches_as_keras_does(smoke_run, sm
     import onnxruntime as ort
     import tensorflow as tf
 
-    import number_reader
+    import model_contract
 
     reader = ort.InferenceSession(str(smoke_run.out / "number.onnx"),
                                   providers=["CPUExecutionProvider"])
     [given], [answer] = reader.get_inputs(), reader.get_outputs()
-    assert (given.name, given.shape) == (number_reader.READER_INPUT,
-                                         number_reader.READER_SIGNATURE["input"]["shape"])
-    assert (answer.name, answer.shape) == (number_reader.READER_OUTPUT,
-                                           number_reader.READER_SIGNATURE["output"]["shape"])
-    strips = np.random.default_rng(0).random((7, number_reader.STRIP_HEIGHT,
-                                              number_reader.STRIP_WIDTH, 1), np.float32)
+    assert (given.name, given.shape) == (model_contract.READER_INPUT,
+                                         model_contract.READER_SIGNATURE["input"]["shape"])
+    assert (answer.name, answer.shape) == (model_contract.READER_OUTPUT,
+                                           model_contract.READER_SIGNATURE["output"]["shape"])
+    strips = np.random.default_rng(0).random((7, model_contract.STRIP_HEIGHT,
+                                              model_contract.STRIP_WIDTH, 1), np.float32)
     columns = reader.run(None, {given.name: strips})[0]
-    assert columns.shape == (7, number_reader.COLUMNS, number_reader.BLANK + 1)
+    assert columns.shape == (7, model_contract.COLUMNS, model_contract.BLANK + 1)
     np.testing.assert_allclose(columns.sum(axis=2), 1, atol=1e-5)
     keras_reader = tf.keras.models.load_model(smoke_run.out / "number.keras", compile=False)
     assert np.abs(keras_reader.predict(strips, verbose=0) - columns).max() <= 1e-4

@@ -7,6 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
+import hollow_strokes
+import image_decoding
+import image_errors
+import image_ink
+import rank_filter
 import segment
 import strokes
 import utils
@@ -21,7 +26,7 @@ def centre_of_mass(digit):
 
 def read_bytes(data):
     """What the model sees for an image file read as one digit, as recognizer.py reads it."""
-    [(_, digit)] = segment.mnist_digits(utils.read_ink(data), one_digit=True)
+    [(_, digit)] = segment.mnist_digits(image_ink.read_ink(data), one_digit=True)
     return digit
 
 
@@ -92,7 +97,7 @@ def test_longer_side_is_scaled_to_20_pixels_keeping_the_aspect_ratio():
 def test_a_one_pixel_dot_is_nothing_drawn():
     dot = Image.new("L", (280, 280), 255)
     dot.putpixel((140, 140), 0)
-    with pytest.raises(utils.NothingDrawn):
+    with pytest.raises(image_errors.NothingDrawn):
         read(dot)
 
 
@@ -114,15 +119,15 @@ def test_stroke_width_is_evened_out_towards_mnists(draw_mnist_digit, pen):
 def test_a_huge_image_is_reduced_before_the_ink_is_looked_for(draw_mnist_digit):
     image = draw_mnist_digit(3, canvas=(4000, 3000), height=2000, pen=150)[0]
     data = encode(image, "PNG")
-    assert max(utils.open_image(data).size) <= 2 * utils.WORK_LIMIT
+    assert max(image_decoding.open_image(data).size) <= 2 * image_decoding.WORK_LIMIT
     reference = read(draw_mnist_digit(3, height=200, pen=15)[0])
     assert np.abs(read_bytes(data) - reference).mean() < 0.05, "the reduced image reads differently"
 
 
 def test_pixel_limit_is_checked_before_decoding():
     data = encode(Image.new("L", (3000, 3000), 0), "PNG")
-    with pytest.raises(utils.ImageTooLarge):
-        utils.open_image(data, max_pixels=1_000_000)
+    with pytest.raises(image_errors.ImageTooLarge):
+        image_decoding.open_image(data, max_pixels=1_000_000)
 
 
 @pytest.mark.parametrize("text", [
@@ -131,29 +136,30 @@ def test_pixel_limit_is_checked_before_decoding():
 ])
 def test_data_uris_and_bare_base64_decode(text):
     payload = b"\x89PNG\r\n\x1a\nrest"
-    assert utils.decode_base64_image(text.format(b64=base64.b64encode(payload).decode())) == payload
+    text = text.format(b64=base64.b64encode(payload).decode())
+    assert image_decoding.decode_base64_image(text) == payload
 
 
 @pytest.mark.parametrize("text, error", [
-    ("data:image/png;base64,!!!!", utils.InvalidImage),
-    ("", utils.InvalidImage),
-    ("data:image/png,rawtext", utils.InvalidImage),
-    ("data:text/html;base64,PGI+", utils.UnsupportedImage),
-    ("data:image/svg+xml;base64,PHN2Zy8+", utils.UnsupportedImage),
+    ("data:image/png;base64,!!!!", image_errors.InvalidImage),
+    ("", image_errors.InvalidImage),
+    ("data:image/png,rawtext", image_errors.InvalidImage),
+    ("data:text/html;base64,PGI+", image_errors.UnsupportedImage),
+    ("data:image/svg+xml;base64,PHN2Zy8+", image_errors.UnsupportedImage),
 ])
 def test_bad_base64_raises_a_clear_error(text, error):
     with pytest.raises(error):
-        utils.decode_base64_image(text)
+        image_decoding.decode_base64_image(text)
 
 
 @pytest.mark.parametrize("refused", [
-    lambda: utils.decode_base64_image("data:application/pdf;base64,JVBERi0="),
-    lambda: utils.open_image(b"not an image at all"),
+    lambda: image_decoding.decode_base64_image("data:application/pdf;base64,JVBERi0="),
+    lambda: image_decoding.open_image(b"not an image at all"),
 ], ids=["data URI of another type", "bytes Pillow cannot read"])
 def test_refusals_name_every_accepted_format(refused):
-    with pytest.raises(utils.ImageError) as error:
+    with pytest.raises(image_errors.ImageError) as error:
         refused()
-    for name in utils.ACCEPTED_FORMATS:
+    for name in image_decoding.ACCEPTED_FORMATS:
         assert name.lower() in str(error.value).lower(), \
             f"the message does not name {name}: {error.value}"
 
@@ -164,7 +170,7 @@ def test_exif_rotation_is_applied():
     rotated = upright.rotate(90, expand=True)  # stored lying down ...
     exif = Image.Exif()
     exif[0x0112] = 8  # ... with EXIF saying "rotate 90 degrees clockwise to view"
-    image = utils.open_image(encode(rotated.convert("RGB"), "JPEG", exif=exif))
+    image = image_decoding.open_image(encode(rotated.convert("RGB"), "JPEG", exif=exif))
     assert image.size == (60, 200)
 
 
@@ -204,8 +210,8 @@ def test_an_opaque_sheet_with_a_transparent_margin_is_read_by_its_ink_not_its_ou
 def test_the_ink_box_is_left_top_right_bottom_as_in_the_api():
     ink = np.zeros((100, 200), np.uint8)
     ink[10:40, 50:60] = 255
-    assert utils.ink_bbox(ink) == (50, 10, 60, 40)
-    assert utils.nonzero_box(np.zeros((5, 5), np.uint8)) is None
+    assert image_ink.ink_bbox(ink) == (50, 10, 60, 40)
+    assert image_ink.nonzero_box(np.zeros((5, 5), np.uint8)) is None
 
 
 @pytest.mark.parametrize("size", [1, 3, 5, 7, 9])
@@ -216,9 +222,9 @@ def test_square_filter_is_pillows_max_and_min_filter(size):
         ink = ((rng.random((height, width)) < rng.random())
                * rng.integers(0, 256, (height, width))).astype(np.uint8)
         image = Image.fromarray(ink)
-        np.testing.assert_array_equal(utils.square_filter(ink, size, True),
+        np.testing.assert_array_equal(rank_filter.square_filter(ink, size, True),
                                       np.asarray(image.filter(ImageFilter.MaxFilter(size))))
-        np.testing.assert_array_equal(utils.square_filter(ink, size, False),
+        np.testing.assert_array_equal(rank_filter.square_filter(ink, size, False),
                                       np.asarray(image.filter(ImageFilter.MinFilter(size))))
 
 
@@ -265,7 +271,7 @@ def test_background_regions_number_the_outside_one_and_each_hole_from_two():
     for _ in range(100):
         mask = rng.random(tuple(rng.integers(3, 30, 2))) < rng.uniform(0.2, 0.7)
         mask[0, 0] = False  # some background on the edge
-        labels = utils.background_regions(mask)
+        labels = hollow_strokes.background_regions(mask)
         found = [{tuple(p) for p in np.argwhere(labels == label)}
                  for label in range(1, labels.max() + 1)]
         assert ((labels == 0) == mask).all()
@@ -290,7 +296,7 @@ EIGHT = [[(30, 30), (42, 22), (42, 10), (30, 4), (18, 10), (18, 22), (30, 30), (
 def test_a_hollow_stroke_is_filled_into_the_stroke_it_outlines():
     hollow = work_size_ink(strokes.draw_hollow_strokes, SEVEN, 14, 2.5)
     solid = work_size_ink(strokes.draw_strokes, SEVEN, 14)
-    filled = np.asarray(utils.fill_outlines(Image.fromarray(hollow))) > 0
+    filled = np.asarray(hollow_strokes.fill_outlines(Image.fromarray(hollow))) > 0
     assert (filled & (solid >= 128)).sum() >= 0.98 * (solid >= 128).sum()
     assert (filled & (solid == 0)).sum() == 0
     assert ((hollow > 0) & (solid >= 128)).sum() < 0.7 * (solid >= 128).sum()  # it was hollow
@@ -299,9 +305,9 @@ def test_a_hollow_stroke_is_filled_into_the_stroke_it_outlines():
 def test_a_straight_hollow_stroke_is_filled_too():
     one = [[(30, 8), (30, 52)]]
     hollow = work_size_ink(strokes.draw_hollow_strokes, one, 7, 2)
-    filled = np.asarray(utils.fill_outlines(Image.fromarray(hollow))) > 0
-    assert utils.background_regions(hollow > 0).max() == 2  # a hollow 1 is a thin ring ...
-    assert utils.background_regions(filled).max() == 1      # ... filled into a bar
+    filled = np.asarray(hollow_strokes.fill_outlines(Image.fromarray(hollow))) > 0
+    assert hollow_strokes.background_regions(hollow > 0).max() == 2  # a hollow 1 is a thin ring ...
+    assert hollow_strokes.background_regions(filled).max() == 1      # ... filled into a bar
     solid = work_size_ink(strokes.draw_strokes, one, 7)
     assert (filled & (solid >= 128)).sum() >= 0.98 * (solid >= 128).sum()
 
@@ -310,15 +316,15 @@ def test_a_straight_hollow_stroke_is_filled_too():
 @pytest.mark.parametrize("pen", [2, 4])
 def test_a_digits_own_loops_stay_open(loops, pen):
     ink = work_size_ink(strokes.draw_strokes, loops, pen)
-    assert utils.background_regions(ink >= 128).max() >= 2  # it has a loop to keep
-    assert (np.asarray(utils.fill_outlines(Image.fromarray(ink))) == ink).all()
+    assert hollow_strokes.background_regions(ink >= 128).max() >= 2  # it has a loop to keep
+    assert (np.asarray(hollow_strokes.fill_outlines(Image.fromarray(ink))) == ink).all()
 
 
 def test_a_hollow_zero_is_filled_around_its_loop_and_the_loop_stays_open():
     hollow = work_size_ink(strokes.draw_hollow_strokes, ROUND_ZERO, 12, 2)
-    assert utils.background_regions(hollow > 0).max() == 3  # the gap and the loop
-    filled = np.asarray(utils.fill_outlines(Image.fromarray(hollow))) > 0
-    assert utils.background_regions(filled).max() == 2  # the loop alone
+    assert hollow_strokes.background_regions(hollow > 0).max() == 3  # the gap and the loop
+    filled = np.asarray(hollow_strokes.fill_outlines(Image.fromarray(hollow))) > 0
+    assert hollow_strokes.background_regions(filled).max() == 2  # the loop alone
     assert filled.sum() > 1.5 * (hollow > 0).sum()
 
 
@@ -327,7 +333,7 @@ def test_a_hollow_digit_reaches_the_model_as_the_solid_digit(mnist_test):
     solid = read(strokes.draw_strokes(placed, (280, 280), 26, "black_on_white"))
     hollow_drawing = strokes.draw_hollow_strokes(placed, (280, 280), 26, 3, "black_on_white")
     hollow = read(hollow_drawing)
-    [(_, hollow_ink)] = segment.split_digits(utils.read_ink(encode(hollow_drawing, "PNG")),
+    [(_, hollow_ink)] = segment.split_digits(image_ink.read_ink(encode(hollow_drawing, "PNG")),
                                              one_digit=True)
     unfilled = utils.to_mnist(hollow_ink, fill=None)
     difference = np.abs(hollow - solid).mean()
