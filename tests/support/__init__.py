@@ -15,19 +15,20 @@ READER_PATH = ROOT / "model" / "number.onnx"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-def unavailable(reason):
+def unavailable(reason, in_ci=IN_CI):
     """This test cannot run here: skipped on a developer machine, a failure in CI."""
     import pytest
 
-    if IN_CI:
+    if in_ci:
         pytest.fail(f"{reason} (CI must run every test)", pytrace=False)
     pytest.skip(reason)
 
 
-def require(module):
-    """Import `module` for a test that needs it; if it is not installed, the test is unavailable."""
+def require(module, in_ci=IN_CI):
+    """Import `module` for a test that needs it; if it is not installed, the test is unavailable
+    (a failure `in_ci`)."""
     try:
         return importlib.import_module(module)
     except ImportError as error:
         unavailable(f"{module} cannot be imported ({error}); `make test` installs what the tests "
-                    "need")
+                    "need", in_ci)
