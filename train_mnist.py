@@ -356,16 +356,26 @@ def set_onnx_metadata(path, updates):
     onnx.save(onnx_model, str(path))
 
 
-def check_parity(keras_probabilities, onnx_probabilities):
-    """Compare Keras's and onnxruntime's float [N, 10] probabilities for the same N digits.
+@dataclasses.dataclass(frozen=True)
+class Parity:
+    """How far onnxruntime's answers are from Keras's for the same inputs."""
+    same_argmax: bool       # both pick the same class in every row
+    max_difference: float   # the largest absolute difference of a probability
+    failed: bool            # a different class anywhere, or a difference over PARITY_TOLERANCE
 
-    Returns (whether both pick the same digit for every one, the largest absolute difference of
-    a probability, whether the check fails: a different digit anywhere, or a difference over
-    PARITY_TOLERANCE).
-    """
+
+def check_parity(keras_probabilities, onnx_probabilities):
+    """Compare Keras's and onnxruntime's float [N, classes] probabilities for the same N
+    inputs -> Parity."""
     same_argmax = bool((keras_probabilities.argmax(1) == onnx_probabilities.argmax(1)).all())
     difference = float(np.abs(keras_probabilities - onnx_probabilities).max())
-    return same_argmax, difference, not same_argmax or difference > PARITY_TOLERANCE
+    return Parity(same_argmax, difference, not same_argmax or difference > PARITY_TOLERANCE)
+
+
+def parity_report(parity):
+    """A Parity as report.json's fields."""
+    return {"parity_max_abs_difference": parity.max_difference,
+            "parity_same_argmax": parity.same_argmax, "parity_failed": parity.failed}
 
 
 # ---------------------------------------------------------------------------
@@ -443,15 +453,14 @@ def train_number_reader(x_train, traced, y_train, x_eval, y_eval, args, out_dir)
     keras_columns = reader.predict(to_model_input(eval_strips[:READER_PARITY_STRIPS]),
                                    batch_size=500, verbose=0)
     labels = model_contract.BLANK + 1
-    same, difference, failed = check_parity(keras_columns.reshape(-1, labels),
-                                            columns[:READER_PARITY_STRIPS].reshape(-1, labels))
+    parity = check_parity(keras_columns.reshape(-1, labels),
+                          columns[:READER_PARITY_STRIPS].reshape(-1, labels))
     print(f"Number reader: {100 * right.mean():.2f} % of {len(right)} evaluation strips read "
-          f"exactly; by digits held: {by_length}; parity: same argmax everywhere: {same}, "
-          f"max |keras - onnx| = {difference:.2e}")
+          f"exactly; by digits held: {by_length}; parity: same argmax everywhere: "
+          f"{parity.same_argmax}, max |keras - onnx| = {parity.max_difference:.2e}")
     reader.save(out_dir / "number.keras")
     report = {**metadata, "strips_read": float(right.mean()), "strips_read_by_length": by_length,
-              "evaluation_strips": len(right), "parity_max_abs_difference": difference,
-              "parity_same_argmax": same, "parity_failed": failed,
+              "evaluation_strips": len(right), **parity_report(parity),
               "loss": [float(value) for value in history.history["loss"]]}
     return report
 
@@ -673,7 +682,7 @@ def digit_metadata(model, data, x_train, args, training_seconds):
 def export_and_evaluate(model, history, metadata, x_test, y_test, evaluation, args, out_dir):
     """Export the digit network to model.onnx, read the evaluation digits with onnxruntime as
     the server answers, check Keras agrees, write report.png and misclassified.png ->
-    (the report's dict, the ONNX probabilities, whether the parity check failed)."""
+    (the report's dict, the ONNX probabilities)."""
     onnx_path = out_dir / "model.onnx"
     export_onnx(model, onnx_path, metadata)
     model.save(out_dir / "model.keras")
@@ -685,21 +694,20 @@ def export_and_evaluate(model, history, metadata, x_test, y_test, evaluation, ar
     set_onnx_metadata(onnx_path, {accuracy_key: f"{accuracy:.4f}"})
 
     keras_probabilities = model.predict(x_test_float[:PARITY_DIGITS], batch_size=500, verbose=0)
-    same_argmax, difference, parity_failed = check_parity(keras_probabilities,
-                                                          probabilities[:PARITY_DIGITS])
+    parity = check_parity(keras_probabilities, probabilities[:PARITY_DIGITS])
     print(f"Parity on the first {PARITY_DIGITS} of the {evaluation}: same argmax everywhere: "
-          f"{same_argmax}, max |keras - onnx| = {difference:.2e}")
+          f"{parity.same_argmax}, max |keras - onnx| = {parity.max_difference:.2e}")
     matrix = confusion_matrix(y_test, predictions)
     write_report(out_dir, history.history, matrix, x_test, y_test, predictions, probabilities)
     refused = int((predictions == model_contract.NOT_A_DIGIT).sum())
     print(f"{evaluation} answered 'not a digit': {refused}")
     report = {**metadata, "evaluation": evaluation, accuracy_key: accuracy,
               "errors": int((predictions != y_test).sum()), "refused_as_not_a_digit": refused,
-              "parity_max_abs_difference": difference, "parity_same_argmax": same_argmax,
+              **parity_report(parity),
               "history": {key: [float(v) for v in values]
                           for key, values in history.history.items()},
               "confusion_matrix": matrix.tolist()}
-    return report, probabilities, parity_failed
+    return report, probabilities
 
 
 def main(argv=None):
@@ -720,7 +728,7 @@ def main(argv=None):
     model, history = train_digit_network(data, x_test, y_test, args)
     training_seconds = time.monotonic() - fit_started
     metadata = digit_metadata(model, data, x_train, args, training_seconds)
-    report, probabilities, parity_failed = export_and_evaluate(
+    report, probabilities = export_and_evaluate(
         model, history, metadata, x_test, y_test, evaluation, args, out_dir)
     report["renderings_skipped_per_class"] = data.skipped.tolist()
     if args.validation:
@@ -733,9 +741,17 @@ def main(argv=None):
         report["corrections"] = learn_corrections.report_after(held_out, out_dir / "model.onnx")
     (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     print_summary(report, time.monotonic() - started, out_dir)
-    if parity_failed or report["number_reader"]["parity_failed"]:
-        print(f"Parity check FAILED: onnxruntime and Keras disagree (tolerance "
-              f"{PARITY_TOLERANCE}).", file=sys.stderr)
+    return exit_status(report)
+
+
+def exit_status(report):
+    """1 if onnxruntime and Keras disagree on either network in the run's report, else 0."""
+    failed = [name for name, part in [("digit network", report),
+                                      ("number reader", report["number_reader"])]
+              if part["parity_failed"]]
+    if failed:
+        print(f"Parity check FAILED: onnxruntime and Keras disagree on the "
+              f"{' and the '.join(failed)} (tolerance {PARITY_TOLERANCE}).", file=sys.stderr)
         return 1
     return 0
 
