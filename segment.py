@@ -9,6 +9,7 @@ Pure functions over numpy arrays and Pillow images. The networks come in as call
 """
 
 import dataclasses
+import typing
 
 import numpy as np
 from PIL import Image
@@ -29,6 +30,12 @@ MAX_DIGITS = 12
 # ---------------------------------------------------------------------------
 # Several digits: split a number written left to right
 # ---------------------------------------------------------------------------
+
+class Mark(typing.NamedTuple):
+    """One part of a drawing split at blank gaps: a digit, or touching digits."""
+    box: tuple        # (x0, y0, x1, y1) in the image's pixels, right and bottom exclusive
+    ink: np.ndarray   # uint8 [h, w]: the ink inside `box`, other marks' strokes removed
+
 
 def _components(mask):
     """8-connected components of a bool [h, w] mask, found on runs of ink in each row.
@@ -137,17 +144,16 @@ def _group_into_digits(boxes):
 
 
 def split_digits(ink, one_digit=False):
-    """uint8 [H, W] ink map -> [(box, digit_ink)], one per digit, left to right.
+    """uint8 [H, W] ink map -> [Mark], one per digit, left to right.
 
-    `box` is (x0, y0, x1, y1) in the image's pixels; `digit_ink` is the uint8 ink inside it
-    with other digits' strokes removed. Strokes that overlap horizontally stay one digit (a 5
+    Strokes that overlap horizontally stay one digit (a 5
     with a detached bar, a 7 with a crossbar, a 4 in two strokes); specks are dropped.
     With `one_digit`, everything but the specks is one digit.
     """
     left, top, right, bottom = image_ink.ink_bbox(ink)
     region = ink[top:bottom, left:right]
     if region.any(axis=0).all() and region.any(axis=1).all():
-        return [((left, top, right, bottom), region)]  # no blank gap: one part, no specks
+        return [Mark((left, top, right, bottom), region)]  # no blank gap: one part, no specks
     scale = min(1.0, SEGMENT_SIZE / max(region.shape))
     small_size = (max(1, round(region.shape[1] * scale)), max(1, round(region.shape[0] * scale)))
     mask = np.asarray(utils.resize(Image.fromarray(region), small_size,
@@ -173,7 +179,7 @@ def split_digits(ink, one_digit=False):
         if inside is None:
             continue
         x0, y0, x1, y1 = inside
-        digits.append(((left + x0, top + y0, left + x1, top + y1), digit_ink[y0:y1, x0:x1]))
+        digits.append(Mark((left + x0, top + y0, left + x1, top + y1), digit_ink[y0:y1, x0:x1]))
     if not digits:
         raise image_errors.NothingDrawn("Nothing is drawn: the image is blank. Draw a digit "
                                         "and try again.")
@@ -218,6 +224,12 @@ def answers(probabilities, not_a_digit_above=NOT_A_DIGIT_ABOVE):
                     model_contract.NOT_A_DIGIT, digits.argmax(-1))
 
 
+class Reading(typing.NamedTuple):
+    """A drawing's digits as read, and how likely the whole reading is."""
+    digits: list         # [Digit], left to right
+    probability: float   # the product of each mark's reading's probability
+
+
 @dataclasses.dataclass(frozen=True)
 class Digit:
     """One mark read in a drawing: a digit, or not a digit."""
@@ -256,7 +268,7 @@ def may_hold_several(part, probabilities, gate=READER_GATE):
 
 
 def read_digits(ink, score, read_strips, one_digit=False, gate=READER_GATE):
-    """uint8 [H, W] ink map -> ([Digit], left to right; the probability of the whole reading).
+    """uint8 [H, W] ink map -> Reading: its Digits, left to right, and their probability.
 
     Marks are split at blank gaps. A mark wider than `gate.wide` (ReaderGate) is read whole
     by the number reader, `read_strips`: float32 [N, STRIP_HEIGHT, STRIP_WIDTH] -> float32
@@ -278,15 +290,16 @@ def read_digits(ink, score, read_strips, one_digit=False, gate=READER_GATE):
     to_read = [] if one_digit else [index for index, (_, part) in enumerate(parts)
                                     if index in wide
                                     or may_hold_several(part, read_alone[index][1], gate)]
-    strips = {index: number_reader.to_strip(parts[index][1]) for index in to_read}
+    strips = {index: number_reader.to_strip(parts[index].ink) for index in to_read}
     columns = dict(zip(to_read, read_strips(np.stack([strips[index][0] for index in to_read]))
                        if to_read else []))
     readings = {index: _reader_digits(*parts[index], *strips[index], columns[index])
                 for index in to_read}
     for index, reading in readings.items():
-        part = parts[index][1]
+        part = parts[index].ink
         if (reading is not None and part.shape[1] <= gate.sure * part.shape[0]
-                and reading[1] <= read_alone[index][1][:model_contract.DIGIT_CLASSES].max()):
+                and reading.probability
+                <= read_alone[index][1][:model_contract.DIGIT_CLASSES].max()):
             readings[index] = None
     _score(score, parts, [index for index in wide if readings[index] is None], read_alone)
     digits, confidence = [], 1.0
@@ -296,10 +309,9 @@ def read_digits(ink, score, read_strips, one_digit=False, gate=READER_GATE):
             digits.append(Digit(box, digit, probabilities))
             confidence *= digits[-1].confidence
         else:
-            read, probability = readings[index]
-            digits += read
-            confidence *= probability
-    return digits, confidence
+            digits += readings[index].digits
+            confidence *= readings[index].probability
+    return Reading(digits, confidence)
 
 
 def _score(score, parts, indices, found):
@@ -307,15 +319,15 @@ def _score(score, parts, indices, found):
     are none); store (28x28 digit, probabilities) of each in `found`."""
     if not indices:
         return
-    digits = [utils.to_mnist(parts[index][1]) for index in indices]
+    digits = [utils.to_mnist(parts[index].ink) for index in indices]
     for index, digit, probabilities in zip(indices, digits, score(np.stack(digits))):
         found[index] = (digit, probabilities)
 
 
 def _reader_digits(box, part, strip, scale, columns):
-    """The number reader's reading of one mark -> ([Digit], the reading's probability), or
-    None when it reads fewer than two digits, or when some digit's columns hold no ink (the
-    reading cannot be placed on the drawing). Each digit's box is around the mark's ink
+    """The number reader's reading of one mark -> Reading, or None when it reads fewer than
+    two digits, or when some digit's columns hold no ink (the reading cannot be placed on
+    the drawing). Each digit's box is around the mark's ink
     (`part`) in its columns (number_reader.digit_spans), its image the strip's, its
     probabilities those of its surest output column, without the blank (the reader has no
     "not a digit")."""
@@ -334,4 +346,5 @@ def _reader_digits(box, part, strip, scale, columns):
         digit_probabilities = surest[:model_contract.BLANK] / surest[:model_contract.BLANK].sum()
         digits.append(Digit((box[0] + left + x0, box[1] + y0, box[0] + left + x1, box[1] + y1),
                             image, np.append(digit_probabilities, np.float32(0))))
-    return digits, number_reader.sequence_probability(columns, [label for label, _, _ in path])
+    return Reading(digits, number_reader.sequence_probability(columns,
+                                                             [label for label, _, _ in path]))
