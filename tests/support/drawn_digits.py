@@ -31,7 +31,7 @@ SLANT_DEGREES = (-10, 15)
 HOLLOW_PEN_SHARES = (0.1, 0.2)
 HOLLOW_LINE_WIDTHS = (2, 5)
 # Handwriting fonts from Debian. femkeklaver is reported on its own: its digits are hollow
-# sketched outlines, not pen strokes (see the README's "Hollow lettering").
+# sketched outlines, not pen strokes (see docs/pipeline.md, "Hollow lettering").
 HOLLOW_FONT_GLOBS = ["/usr/share/fonts/truetype/femkeklaver/*.ttf"]
 FONT_GLOBS = ["/usr/share/fonts/truetype/fifthhorseman/dkg*.ttf",
               "/usr/share/fonts/truetype/breip/*.ttf",

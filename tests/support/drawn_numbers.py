@@ -10,8 +10,9 @@ number canvas, in one of the three colour conventions:
 The layout is checked on the drawing itself and, where it misses, redrawn with the digits
 moved closer (or further apart) by a fixed step, all before anything is read. Which digits
 are used depends on the images alone (drawn_digits.faithful_indices), never on a reply.
+The evaluation's figures are in docs/evaluation.md.
 
-    python -m tests.support.drawn_numbers           # the evaluation on MNIST test digits (README)
+    python -m tests.support.drawn_numbers           # the evaluation on MNIST test digits
     python -m tests.support.drawn_numbers --train   # the same on MNIST training digits
 """
 
