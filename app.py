@@ -159,7 +159,7 @@ def read_request(request):
     `mode` is "number" (read every digit, the default) or "digit" (one digit, never split),
     from the JSON body or a form field, else from the query string. A malformed request raises
     a werkzeug HTTPException (BadRequest, UnsupportedMediaType); image data the service cannot
-    use raises a image_errors.ImageError.
+    use raises an image_errors.ImageError.
     """
     data, mode = _read_body(request)
     mode = mode or request.args.get("mode")
@@ -220,7 +220,8 @@ def read_correction(request):
 
     Malformed requests raise BadRequest or UnsupportedMediaType; a label that is not the
     digits of one digit (digit mode) or of a number of up to segment.MAX_DIGITS digits
-    raises UnprocessableEntity; image data the service cannot use raises a image_errors.ImageError.
+    raises UnprocessableEntity; image data the service cannot use raises an
+    image_errors.ImageError.
     """
     if request.mimetype != "application/json":
         raise UnsupportedMediaType(f"Content type '{request.mimetype or 'none'}' is not accepted:"

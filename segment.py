@@ -146,9 +146,9 @@ def _group_into_digits(boxes):
 def split_digits(ink, one_digit=False):
     """uint8 [H, W] ink map -> [Mark], one per digit, left to right.
 
-    Strokes that overlap horizontally stay one digit (a 5
-    with a detached bar, a 7 with a crossbar, a 4 in two strokes); specks are dropped.
-    With `one_digit`, everything but the specks is one digit.
+    Strokes that overlap horizontally stay one digit (a 5 with a detached bar, a 7 with a
+    crossbar, a 4 in two strokes); specks are dropped. With `one_digit`, everything but the
+    specks is one digit.
     """
     left, top, right, bottom = image_ink.ink_bbox(ink)
     region = ink[top:bottom, left:right]
@@ -274,9 +274,9 @@ def read_digits(ink, score, read_strips, one_digit=False, gate=READER_GATE):
     by the number reader, `read_strips`: float32 [N, STRIP_HEIGHT, STRIP_WIDTH] -> float32
     [N, COLUMNS, 11] (number_reader.py). A narrower one is read by the digit network,
     `score`: float32 [N, 28, 28] -> float32 [N, 11] (model_contract.MODEL_OUTPUT), and by the
-    reader too if it may hold several digits (may_hold_several). Where the reader reads two digits
-    or more its reading stands (in a mark up to `gate.sure` wide, only if the reader is surer
-    of it than the digit network is of any one digit), and otherwise the digit network's.
+    reader too if it may hold several digits (may_hold_several). Where the reader reads two
+    digits or more its reading stands (in a mark up to `gate.sure` wide, only if the reader is
+    surer of it than the digit network is of any one digit), and otherwise the digit network's.
     Each network is called once, the digit network a second time only for a wide mark the
     reader reads as one digit. With `one_digit`, the drawing is one digit and the reader is
     not asked.
@@ -327,10 +327,9 @@ def _score(score, parts, indices, found):
 def _reader_digits(box, part, strip, scale, columns):
     """The number reader's reading of one mark -> Reading, or None when it reads fewer than
     two digits, or when some digit's columns hold no ink (the reading cannot be placed on
-    the drawing). Each digit's box is around the mark's ink
-    (`part`) in its columns (number_reader.digit_spans), its image the strip's, its
-    probabilities those of its surest output column, without the blank (the reader has no
-    "not a digit")."""
+    the drawing). Each digit's box is around the mark's ink (`part`) in its columns
+    (number_reader.digit_spans), its image the strip's, its probabilities those of its surest
+    output column, without the blank (the reader has no "not a digit")."""
     path = number_reader.best_path(columns)
     if len(path) < 2:
         return None

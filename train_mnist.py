@@ -336,8 +336,8 @@ def _rename_value(graph, old, new):
 
 
 def onnx_predict(path, images, batch_size=1000, names=DIGIT_NETWORK_NAMES):
-    """float32 [N, 28, 28, 1] -> float32 [N, 10] probabilities from the ONNX model at `path`
-    (or the output of another model whose input and output are `names`)."""
+    """float32 [N, 28, 28, 1] -> float32 [N, 11] probabilities from the ONNX digit network at
+    `path` (or the output of another model whose input and output are `names`)."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

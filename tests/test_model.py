@@ -55,7 +55,7 @@ def test_metadata_tells_how_the_model_was_made(session):
     assert int(metadata["non_digits"]) >= 10_000, "the model was not taught what is no digit"
 
 
-MNIST_FLOOR = 0.99  # measured 99.37 % as the server answers (the shipped model's report.json)
+MNIST_FLOOR = 0.993  # measured 99.37 % as the server answers (the shipped model's report.json)
 
 
 def test_shipped_model_reads_mnist_test_digits_above_the_floor(session, mnist_test):
