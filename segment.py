@@ -199,7 +199,7 @@ class ReaderGate:
     read: float = 0.85         # wider than this (two touching digits often are no wider than
                                # one) ...
     unsure_below: float = 0.8  # ... or read by the digit network with less confidence than
-    min_read: float = 0.45     # this, and at least this wide: read by both networks
+    min_read: float = 0.45     # this in any one digit, and at least this wide: read by both
     sure: float = 1.1          # up to this wide, the reader's digits stand only where it is
                                # surer of its reading than the digit network is of any one
                                # digit (its "not a digit" does not count: to it, several
@@ -261,9 +261,11 @@ def mnist_digits(ink, one_digit=False):
 def may_hold_several(part, probabilities, gate=READER_GATE):
     """Whether a mark (uint8 [h, w] ink) the digit network reads with `probabilities` goes to
     the number reader too: one as wide as two touching digits can be, or one the network is
-    unsure of that is wide enough for two (ReaderGate `gate`)."""
+    unsure of that is wide enough for two (ReaderGate `gate`). Unsure means of every digit:
+    two touching digits are often what the network calls "not a digit", and sure of it."""
     height, width = part.shape
-    return width > gate.read * height or (probabilities.max() < gate.unsure_below
+    surest_digit = probabilities[:model_contract.DIGIT_CLASSES].max()
+    return width > gate.read * height or (surest_digit < gate.unsure_below
                                           and width >= gate.min_read * height)
 
 

@@ -257,6 +257,18 @@ def test_a_mark_the_network_calls_no_digit_has_no_value_unless_the_reader_reads_
     assert all(d.probabilities[model_contract.NOT_A_DIGIT] == 0 for d in digits)
 
 
+@pytest.mark.parametrize("surest, goes_to_reader", [
+    ("digit 3 at 0.9", False), ("digit 3 at 0.7", True), ("not a digit at 0.9", True)])
+def test_a_narrow_mark_goes_to_the_reader_when_no_digit_is_likely(surest, goes_to_reader):
+    # 0.6 x its height wide: wide enough for two touching digits, narrower than gate.read
+    part = np.zeros((100, 60), np.uint8)
+    probabilities = np.full(model_contract.MODEL_CLASSES, 0.01, np.float32)
+    probabilities[model_contract.NOT_A_DIGIT if surest.startswith("not") else 3] = \
+        float(surest.split()[-1])
+    assert segment.may_hold_several(part, probabilities) == goes_to_reader, \
+        f"a mark read as {surest} {'should' if goes_to_reader else 'should not'} go to the reader"
+
+
 def test_a_gate_given_as_a_value_decides_which_marks_the_reader_reads(touching):
     png = touching("2771")
     never = segment.ReaderGate(wide=100.0, read=100.0, unsure_below=0.0)
