@@ -35,12 +35,15 @@ RUN python -m compileall -q -j 0 -x /site-packages/ \
     "$(python -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')"
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
-# Only what serving reads, root-owned so the server cannot rewrite its code or model: the app and
-# the modules it imports, gunicorn's settings, the command line (predict.py), pages and the models.
-# Modules are named one by one: a new one ships only when it is added here.
-COPY app.py recognizer.py segment.py number_reader.py model_contract.py utils.py \
-     image_errors.py image_decoding.py image_ink.py hollow_strokes.py rank_filter.py plain_png.py \
-     body_deadline.py gunicorn.conf.py predict.py corrections.py rate_limit.py ./
+# Only what serving reads, root-owned so the server cannot rewrite its code or model: the app,
+# the MNIST recipe, gunicorn's settings and the command line (predict.py) at the root, and the
+# serving packages whole (what was drawn, what it says, the corrections, the server's pieces).
+# The training package is never copied: the image has no TensorFlow to run it.
+COPY app.py utils.py gunicorn.conf.py predict.py ./
+COPY drawing/ drawing/
+COPY reading/ reading/
+COPY corrections/ corrections/
+COPY server/ server/
 COPY templates/ templates/
 COPY static/ static/
 COPY model/model.onnx model/number.onnx model/

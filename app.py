@@ -1,5 +1,5 @@
 """The web service: the drawing page and a JSON API around the ONNX digit recognizer, and the
-corrections people save when it reads them wrong (corrections.py)."""
+corrections people save when it reads them wrong (the corrections package)."""
 
 import logging
 import os
@@ -11,15 +11,12 @@ from werkzeug.exceptions import (BadRequest, HTTPException, RequestEntityTooLarg
                                  TooManyRequests, UnprocessableEntity, UnsupportedMediaType)
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-import corrections
-import image_decoding
-import image_errors
-import image_ink
-import model_contract
-import segment
-from body_deadline import TIMED_OUT
-from rate_limit import RateLimiter
-from recognizer import Recognizer
+from corrections import store
+from corrections.rate_limit import RateLimiter
+from drawing import decoding, errors, image_ink
+from reading import contract, segment
+from reading.recognizer import Recognizer
+from server.body_deadline import TIMED_OUT
 
 ROOT = Path(__file__).resolve().parent
 MEGABYTE = 1024 * 1024
@@ -30,14 +27,14 @@ LABEL_PATTERN = {"digit": re.compile(r"[0-9]"),  # what a person may say they wr
 ANSWER_PATTERN = re.compile(rf"[0-9]{{1,{segment.MAX_DIGITS}}}|not a digit")  # what it can read
 
 ERROR_STATUS = {
-    image_errors.InvalidImage: 400,
-    image_errors.ImageTooLarge: 413,
-    image_errors.UnsupportedImage: 415,
-    image_errors.NothingDrawn: 422,
+    errors.InvalidImage: 400,
+    errors.ImageTooLarge: 413,
+    errors.UnsupportedImage: 415,
+    errors.NothingDrawn: 422,
 }
 STORE_ERROR_STATUS = {
-    corrections.StoreFull: 507,
-    corrections.StoreUnavailable: 503,
+    store.StoreFull: 507,
+    store.StoreUnavailable: 503,
 }
 
 SECURITY_HEADERS = {
@@ -68,7 +65,7 @@ def create_app(config=None):
         READER_PATH=os.environ.get("READER_PATH", ""),  # empty: number.onnx beside MODEL_PATH
         MAX_CONTENT_LENGTH=2 * MEGABYTE,
         MAX_FORM_MEMORY_SIZE=2 * MEGABYTE,
-        MAX_IMAGE_PIXELS=image_decoding.MAX_IMAGE_PIXELS,
+        MAX_IMAGE_PIXELS=decoding.MAX_IMAGE_PIXELS,
         CORS_ORIGINS=os.environ.get("CORS_ORIGINS", ""),
         # The corrections' store: SQLite in the instance folder unless this is set
         DATABASE_URL=os.environ.get("DATABASE_URL", ""),
@@ -82,7 +79,7 @@ def create_app(config=None):
     app.json.sort_keys = False
     app.extensions["recognizer"] = Recognizer(app.config["MODEL_PATH"],
                                               app.config["READER_PATH"] or None)
-    corrections.init_app(app)
+    store.init_app(app)
     app.extensions["corrections_limit"] = RateLimiter(app.config["CORRECTIONS_PER_MINUTE"])
     if app.config["TRUSTED_PROXIES"]:
         # The client is the address the nearest trusted proxy saw, not the proxy itself.
@@ -120,10 +117,10 @@ def healthz():
 def model_info():
     recognizer = current_app.extensions["recognizer"]
     return jsonify(metadata=recognizer.metadata, sha256=recognizer.sha256,
-                   **model_contract.MODEL_SIGNATURE,
+                   **contract.MODEL_SIGNATURE,
                    reader={"metadata": recognizer.reader_metadata,
                            "sha256": recognizer.reader_sha256,
-                           **model_contract.READER_SIGNATURE})
+                           **contract.READER_SIGNATURE})
 
 
 @routes.post("/predict")
@@ -145,7 +142,7 @@ def save_correction():
     # kept: decoded and prepared as /predict does (the network's reading is not needed).
     ink = image_ink.read_ink(correction.image, current_app.config["MAX_IMAGE_PIXELS"])
     segment.mnist_digits(ink, one_digit=correction.mode == "digit")
-    correction_id, is_new = corrections.save(correction)
+    correction_id, is_new = store.save(correction)
     return jsonify(id=correction_id), 201 if is_new else 200
 
 
@@ -159,7 +156,7 @@ def read_request(request):
     `mode` is "number" (read every digit, the default) or "digit" (one digit, never split),
     from the JSON body or a form field, else from the query string. A malformed request raises
     a werkzeug HTTPException (BadRequest, UnsupportedMediaType); image data the service cannot
-    use raises an image_errors.ImageError.
+    use raises an errors.ImageError.
     """
     data, mode = _read_body(request)
     mode = mode or request.args.get("mode")
@@ -177,8 +174,8 @@ def _read_body(request):
         return _read_form(request)
     if mimetype.startswith("image/"):
         if mimetype == "image/svg+xml":
-            raise image_errors.UnsupportedImage("SVG is not supported; send a raster image such "
-                                                "as PNG.")
+            raise errors.UnsupportedImage("SVG is not supported; send a raster image such "
+                                          "as PNG.")
         return request.get_data(), None
     if not mimetype and not request.content_length:
         raise BadRequest('The request has no image. Send JSON {"image": "<data URI>"}, a form, '
@@ -195,7 +192,7 @@ def _read_json(request):
     if not isinstance(payload, dict) or "image" not in payload:
         raise BadRequest('The body must be a JSON object like '
                          '{"image": "data:image/png;base64,..."}.')
-    return image_decoding.decode_base64_image(payload["image"]), payload.get("mode")
+    return decoding.decode_base64_image(payload["image"]), payload.get("mode")
 
 
 def _read_form(request):
@@ -207,7 +204,7 @@ def _read_form(request):
     if text is None:
         raise BadRequest("Send the image as a file in the form field 'image', or as a data URI "
                          "in the field 'image' or 'data'.")
-    return image_decoding.decode_base64_image(text), mode
+    return decoding.decode_base64_image(text), mode
 
 
 # ---------------------------------------------------------------------------
@@ -215,13 +212,13 @@ def _read_form(request):
 # ---------------------------------------------------------------------------
 
 def read_correction(request):
-    """The corrections.Correction a /corrections request sends: JSON {"image", "label",
+    """The store.Correction a /corrections request sends: JSON {"image", "label",
     "answer", "mode"}, the image as for /predict, "mode" "number" unless given.
 
     Malformed requests raise BadRequest or UnsupportedMediaType; a label that is not the
     digits of one digit (digit mode) or of a number of up to segment.MAX_DIGITS digits
     raises UnprocessableEntity; image data the service cannot use raises an
-    image_errors.ImageError.
+    errors.ImageError.
     """
     if request.mimetype != "application/json":
         raise UnsupportedMediaType(f"Content type '{request.mimetype or 'none'}' is not accepted:"
@@ -240,7 +237,7 @@ def read_correction(request):
     if not isinstance(answer, str) or not ANSWER_PATTERN.fullmatch(answer):
         raise BadRequest(f"answer must be what the app read: a string of 1 to "
                          f"{segment.MAX_DIGITS} digits, or \"not a digit\".")
-    image = image_decoding.decode_base64_image(payload["image"])
+    image = decoding.decode_base64_image(payload["image"])
     label = payload["label"]
     if not isinstance(label, str) or not LABEL_PATTERN[mode].fullmatch(label):
         raise UnprocessableEntity(
@@ -248,8 +245,8 @@ def read_correction(request):
             if mode == "digit" else
             f"label must be the number you wrote: 1 to {segment.MAX_DIGITS} digits 0-9, as a "
             "string like \"2024\".")
-    return corrections.Correction(image=image, label=label, answer=answer, mode=mode,
-                                  model_sha256=current_app.extensions["recognizer"].sha256)
+    return store.Correction(image=image, label=label, answer=answer, mode=mode,
+                            model_sha256=current_app.extensions["recognizer"].sha256)
 
 
 def refuse_too_many_corrections():
@@ -292,8 +289,8 @@ def add_headers(response):
 
 def register_error_handlers(app):
     """Answer every error as JSON {"error": message}: never an HTML page or a traceback."""
-    app.register_error_handler(image_errors.ImageError, image_error)
-    app.register_error_handler(corrections.StoreError, store_error)
+    app.register_error_handler(errors.ImageError, image_error)
+    app.register_error_handler(store.StoreError, store_error)
     app.register_error_handler(RequestEntityTooLarge, body_too_large)
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(Exception, unexpected_error)

@@ -58,7 +58,7 @@ if os.path.isdir("/dev/shm"):
 def post_worker_init(worker):
     """Wrap the app in the body deadline, in each gevent worker once it has the app."""
     if worker.cfg.worker_class_str == "gevent":  # not when overridden with -k
-        from body_deadline import BodyDeadline
+        from server.body_deadline import BodyDeadline
 
         worker.wsgi = BodyDeadline(worker.wsgi, _BODY_SECONDS,
                                    worker.wsgi.config["MAX_CONTENT_LENGTH"])

@@ -12,12 +12,11 @@ from pathlib import Path
 
 from PIL import Image
 
-import image_decoding
-import image_errors
-from recognizer import DEFAULT_MODEL, Recognizer
+from drawing import decoding, errors
+from reading.recognizer import DEFAULT_MODEL, Recognizer
 
 IMAGE_SUFFIXES = frozenset(suffix for suffix, name in Image.registered_extensions().items()
-                           if name in image_decoding.ACCEPTED_FORMATS)
+                           if name in decoding.ACCEPTED_FORMATS)
 
 
 def image_paths(arguments):
@@ -43,7 +42,7 @@ def main(argv=None):
     for path in image_paths(args.paths):
         try:
             reply, _ = recognizer.read(path.read_bytes())
-        except (OSError, image_errors.ImageError) as error:
+        except (OSError, errors.ImageError) as error:
             failures += 1
             message = error.strerror if isinstance(error, OSError) else str(error)
             if args.json:

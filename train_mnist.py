@@ -2,7 +2,7 @@
 
 `main`, at the end, reads top to bottom: load MNIST (mnist_digits.py), draw every training
 digit again on a canvas and draw non-digits, all read back through the server's own pipeline
-(training_data.py), train the digit network on the scans, the drawings and the non-digits,
+(renders.py), train the digit network on the scans, the drawings and the non-digits,
 export it to ONNX, evaluate it and check that onnxruntime agrees with Keras; then write
 numbers with the training digits (training_numbers.py), train the number reader on them with
 CTC loss, export and check it alike, and write a report beside the models. Each section's
@@ -27,20 +27,17 @@ from pathlib import Path
 
 import numpy as np
 
-import learn_corrections
-import model_contract
-import number_reader
-import segment
-import training_data
-from mnist_digits import load_mnist
+from reading import contract, number_reader, segment
+from training import learn_corrections, renders
+from training.mnist_digits import load_mnist
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import tensorflow as tf  # noqa: E402
 import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
-NUM_CLASSES = model_contract.MODEL_CLASSES  # the ten digits and "not a digit"
+NUM_CLASSES = contract.MODEL_CLASSES  # the ten digits and "not a digit"
 
 
 # ---------------------------------------------------------------------------
@@ -53,7 +50,7 @@ def to_model_input(images):
 
 
 def targets(labels):
-    """int [N] labels (model_contract.NOT_A_DIGIT for a non-digit) -> float32 [N, 11] one-hot
+    """int [N] labels (contract.NOT_A_DIGIT for a non-digit) -> float32 [N, 11] one-hot
     target probabilities."""
     return np.eye(NUM_CLASSES, dtype=np.float32)[labels]
 
@@ -110,7 +107,7 @@ def make_training_dataset(x, y, is_rendering, batch_size, seed):
 # Model: about 5.3 million multiply-adds, a tenth of a millisecond on one CPU core
 # ---------------------------------------------------------------------------
 
-MODEL_SHAPE = (model_contract.IMAGE_SIZE, model_contract.IMAGE_SIZE, 1)  # MODEL_INPUT, less N
+MODEL_SHAPE = (contract.IMAGE_SIZE, contract.IMAGE_SIZE, 1)  # MODEL_INPUT, less N
 DROPOUT = 0.3
 # Batch-norm statistics average over the last ~10 batches rather than Keras's ~100, so that a
 # short run (a smoke test) is evaluated with statistics of its trained weights.
@@ -148,7 +145,7 @@ def conv_bn_relu(filters, padding="same"):
 def build_model():
     # Few channels at 28x28, where every filter costs the most; width grows as the map shrinks.
     return keras.Sequential([
-        keras.Input(MODEL_SHAPE, name=model_contract.MODEL_INPUT),
+        keras.Input(MODEL_SHAPE, name=contract.MODEL_INPUT),
         *conv_bn_relu(16),
         *conv_bn_relu(16),
         layers.MaxPooling2D(),                 # 28x28 -> 14x14
@@ -162,7 +159,7 @@ def build_model():
         layers.BatchNormalization(momentum=BN_MOMENTUM),
         layers.ReLU(),
         layers.Dropout(DROPOUT),
-        layers.Dense(NUM_CLASSES, activation="softmax", name=model_contract.MODEL_OUTPUT),
+        layers.Dense(NUM_CLASSES, activation="softmax", name=contract.MODEL_OUTPUT),
     ], name="mnist_cnn")
 
 
@@ -170,7 +167,7 @@ def build_model():
 # Number reader: a strip of ink in, a column of digit probabilities per 4 px out (CTC)
 # ---------------------------------------------------------------------------
 
-READER_SHAPE = (model_contract.STRIP_HEIGHT, model_contract.STRIP_WIDTH, 1)
+READER_SHAPE = (contract.STRIP_HEIGHT, contract.STRIP_WIDTH, 1)
 READER_EPOCHS = 8
 READER_BATCH = 64
 READER_LEARNING_RATE = 2e-3
@@ -180,9 +177,9 @@ READER_DROPOUT = 0.2
 def build_reader():
     """Convolutions down to a quarter of the strip's size, one that takes each column's
     whole height, two across neighbouring columns (the second reaching two columns further
-    each way), and a softmax per column over the ten digits and model_contract.BLANK."""
+    each way), and a softmax per column over the ten digits and contract.BLANK."""
     return keras.Sequential([
-        keras.Input(READER_SHAPE, name=model_contract.READER_INPUT),
+        keras.Input(READER_SHAPE, name=contract.READER_INPUT),
         *conv_bn_relu(16),
         layers.MaxPooling2D(),                                  # 28x112 -> 14x56
         *conv_bn_relu(32),
@@ -193,7 +190,7 @@ def build_reader():
         layers.Conv2D(128, (READER_SHAPE[0] // 4, 1), use_bias=False),   # -> 1x28
         FusedBatchNormalization(momentum=BN_MOMENTUM),
         layers.ReLU(),
-        layers.Reshape((model_contract.COLUMNS, 128)),
+        layers.Reshape((contract.COLUMNS, 128)),
         layers.Conv1D(128, 3, padding="same", use_bias=False),
         layers.BatchNormalization(momentum=BN_MOMENTUM),
         layers.ReLU(),
@@ -203,8 +200,8 @@ def build_reader():
         layers.Dropout(READER_DROPOUT),
         # A dense layer applied to each column, as a convolution of width 1: Keras exports a
         # Dense on [N, columns, features] with a shape computed on every call.
-        layers.Conv1D(model_contract.BLANK + 1, 1, activation="softmax",
-                      name=model_contract.READER_OUTPUT),
+        layers.Conv1D(contract.BLANK + 1, 1, activation="softmax",
+                      name=contract.READER_OUTPUT),
     ], name="number_reader")
 
 
@@ -216,8 +213,8 @@ def ctc_loss(labels, columns):
     # The log of a softmax is a set of logits whose own softmax is the same distribution.
     logits = tf.math.log(columns + 1e-7)
     return tf.nn.ctc_loss(tf.maximum(labels, 0), logits, lengths,
-                          tf.fill([tf.shape(columns)[0]], model_contract.COLUMNS),
-                          logits_time_major=False, blank_index=model_contract.BLANK)
+                          tf.fill([tf.shape(columns)[0]], contract.COLUMNS),
+                          logits_time_major=False, blank_index=contract.BLANK)
 
 
 def readings(columns):
@@ -260,7 +257,7 @@ PARITY_DIGITS = 1000      # evaluation digits both runtimes read
 PARITY_TOLERANCE = 1e-4   # the largest difference allowed in any probability
 
 
-DIGIT_NETWORK_NAMES = (model_contract.MODEL_INPUT, model_contract.MODEL_OUTPUT)
+DIGIT_NETWORK_NAMES = (contract.MODEL_INPUT, contract.MODEL_OUTPUT)
 
 
 def export_onnx(model, path, metadata, names=DIGIT_NETWORK_NAMES,
@@ -408,16 +405,16 @@ def train_number_reader(x_train, traced, y_train, x_eval, y_eval, args, out_dir)
     number.onnx in `out_dir`, and return its report: accuracy on numbers written with the
     evaluation digits (strips read exactly, by their number of digits), parity, timings."""
     started = time.monotonic()
-    pasted = args.numbers * training_data.PASTED_NUMBERS // training_data.NUMBERS
-    non_digits = args.numbers * training_data.READER_NON_DIGITS // training_data.NUMBERS
-    strips, labels = training_data.number_strips_of(x_train, traced, y_train, args.numbers,
-                                                    args.seed, args.cache, pasted, non_digits)
+    pasted = args.numbers * renders.PASTED_NUMBERS // renders.NUMBERS
+    non_digits = args.numbers * renders.READER_NON_DIGITS // renders.NUMBERS
+    strips, labels = renders.number_strips_of(x_train, traced, y_train, args.numbers,
+                                              args.seed, args.cache, pasted, non_digits)
     # As many evaluation numbers as training numbers up to EVALUATION_NUMBERS, written with
     # the first evaluation digits (four per number are plenty to choose from).
     count = min(EVALUATION_NUMBERS, args.numbers)
     x_eval, y_eval = x_eval[:4 * count], y_eval[:4 * count]
-    eval_strips, eval_labels = training_data.number_strips_of(
-        x_eval, training_data.trace_digits(x_eval, args.cache), y_eval, count, args.seed + 1,
+    eval_strips, eval_labels = renders.number_strips_of(
+        x_eval, renders.trace_digits(x_eval, args.cache), y_eval, count, args.seed + 1,
         args.cache)
     data_seconds = time.monotonic() - started
     lengths = (labels >= 0).sum(axis=1)
@@ -437,7 +434,7 @@ def train_number_reader(x_train, traced, y_train, x_eval, y_eval, args, out_dir)
     training_seconds = time.monotonic() - fit_started
 
     path = out_dir / "number.onnx"
-    names = (model_contract.READER_INPUT, model_contract.READER_OUTPUT)
+    names = (contract.READER_INPUT, contract.READER_OUTPUT)
     metadata = {**reader_metadata(reader, args), "pasted_numbers": pasted,
                 "non_digits": non_digits, "training_strips": len(strips),
                 "numbers_seconds": round(data_seconds),
@@ -452,7 +449,7 @@ def train_number_reader(x_train, traced, y_train, x_eval, y_eval, args, out_dir)
     set_onnx_metadata(path, {"evaluation_strips_read": f"{right.mean():.4f}"})
     keras_columns = reader.predict(to_model_input(eval_strips[:READER_PARITY_STRIPS]),
                                    batch_size=500, verbose=0)
-    labels = model_contract.BLANK + 1
+    labels = contract.BLANK + 1
     parity = check_parity(keras_columns.reshape(-1, labels),
                           columns[:READER_PARITY_STRIPS].reshape(-1, labels))
     print(f"Number reader: {100 * right.mean():.2f} % of {len(right)} evaluation strips read "
@@ -476,7 +473,7 @@ ERROR_COLUMNS = 12
 def confusion_matrix(labels, predictions):
     """int64 [10, 11]: how many digits of each true class (rows) got each answer (columns,
     the last "not a digit")."""
-    matrix = np.zeros((model_contract.DIGIT_CLASSES, NUM_CLASSES), dtype=np.int64)
+    matrix = np.zeros((contract.DIGIT_CLASSES, NUM_CLASSES), dtype=np.int64)
     np.add.at(matrix, (labels, predictions), 1)
     return matrix
 
@@ -499,7 +496,7 @@ def write_report(out_dir, history, matrix, x_test, y_test, predictions, probabil
     ax_acc.set(title="Accuracy (%)", xlabel="epoch", ylim=(97, 100))
     ax_acc.legend()
     ax_cm.imshow(np.log1p(matrix), cmap="Blues")
-    for true in range(model_contract.DIGIT_CLASSES):
+    for true in range(contract.DIGIT_CLASSES):
         for predicted in range(NUM_CLASSES):
             if matrix[true, predicted]:
                 ax_cm.text(predicted, true, matrix[true, predicted], ha="center", va="center",
@@ -537,12 +534,12 @@ def parse_args(argv=None):
     parser.add_argument("--epochs", type=int, default=10, help="digit network's epochs")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=3e-3, help="peak learning rate")
-    parser.add_argument("--non-digits", type=int, default=training_data.NON_DIGITS,
+    parser.add_argument("--non-digits", type=int, default=renders.NON_DIGITS,
                         help="letters, signs, shapes and scribbles drawn for the network's "
                              "'not a digit' class")
     parser.add_argument("--reader-epochs", type=int, default=READER_EPOCHS,
                         help="number reader's epochs")
-    parser.add_argument("--numbers", type=int, default=training_data.NUMBERS,
+    parser.add_argument("--numbers", type=int, default=renders.NUMBERS,
                         help="numbers written with the training digits for the number reader "
                              "(and as many pasted from the scans)")
     parser.add_argument("--seed", type=int, default=1)
@@ -568,11 +565,11 @@ def held_out_report(probabilities, model, x_held, y_held, traced, labels, seed, 
     `probabilities`) and drawn on a canvas, and `non_digits` non-digits drawn with another
     seed, read with segment.answers at several thresholds of "not a digit"; printed, and the
     shipped threshold's figures returned."""
-    rendered, ok = training_data.render_canvas_digits(
-        x_held, training_data.trace_digits(x_held, cache_dir), seed + 1, cache_dir)
+    rendered, ok = renders.render_canvas_digits(
+        x_held, renders.trace_digits(x_held, cache_dir), seed + 1, cache_dir)
     drawn = model.predict(to_model_input(rendered[ok]), batch_size=1000, verbose=0)
-    non_digit_images = training_data.render_non_digits(traced, labels, non_digits, seed + 1000,
-                                                       cache_dir)
+    non_digit_images = renders.render_non_digits(traced, labels, non_digits, seed + 1000,
+                                                 cache_dir)
     others = model.predict(to_model_input(non_digit_images), batch_size=1000, verbose=0)
     print("'not a digit' above | scanned: right, refused | drawn: right, refused | "
           "non-digits caught")
@@ -581,13 +578,13 @@ def held_out_report(probabilities, model, x_held, y_held, traced, labels, seed, 
         scanned = segment.answers(probabilities, threshold)
         on_canvas = segment.answers(drawn, threshold)
         row = {"scanned_right": float((scanned == y_held).mean()),
-               "scanned_refused": float((scanned == model_contract.NOT_A_DIGIT).mean()),
+               "scanned_refused": float((scanned == contract.NOT_A_DIGIT).mean()),
                "drawn_right": float((on_canvas == y_held[ok]).mean()),
-               "drawn_refused": float((on_canvas == model_contract.NOT_A_DIGIT).mean()),
+               "drawn_refused": float((on_canvas == contract.NOT_A_DIGIT).mean()),
                "non_digits_caught": float((segment.answers(others, threshold)
-                                           == model_contract.NOT_A_DIGIT).mean())}
+                                           == contract.NOT_A_DIGIT).mean())}
         print(f"{threshold:19.2f} | " + " | ".join(f"{100 * value:6.2f} %"
-                                                    for value in row.values()))
+                                                   for value in row.values()))
         if threshold == segment.NOT_A_DIGIT_ABOVE:
             figures = row
     return figures
@@ -613,7 +610,7 @@ class DigitData:
     x: np.ndarray             # float32 [N, 28, 28, 1]: scans, then renderings, then non-digits
     y: np.ndarray             # float32 [N, 11] target probabilities
     is_rendering: np.ndarray  # bool [N]: drawn on a canvas (not augmented)
-    traced: list              # the training digits' tracings (training_data.trace_digits)
+    traced: list              # the training digits' tracings (renders.trace_digits)
     renderings: int           # digits drawn on a canvas
     skipped: np.ndarray       # per class, digits not drawn (their tracing lost a hole or ink)
     non_digits: int
@@ -623,18 +620,18 @@ class DigitData:
 def digit_training_data(x_train, y_train, args):
     """The scans, each training digit drawn on a canvas, and the non-digits -> DigitData."""
     started = time.monotonic()
-    traced = training_data.trace_digits(x_train, args.cache)
-    rendered, ok = training_data.render_canvas_digits(x_train, traced, args.seed, args.cache)
-    skipped = np.bincount(y_train[~ok], minlength=model_contract.DIGIT_CLASSES)
+    traced = renders.trace_digits(x_train, args.cache)
+    rendered, ok = renders.render_canvas_digits(x_train, traced, args.seed, args.cache)
+    skipped = np.bincount(y_train[~ok], minlength=contract.DIGIT_CLASSES)
     print(f"Canvas renderings: {ok.sum()} of {len(ok)} digits; not rendered (tracing lost a "
           f"hole or ink) per class: {skipped.tolist()}")
-    non_digits = training_data.render_non_digits(traced, y_train, args.non_digits, args.seed,
-                                                 args.cache)
+    non_digits = renders.render_non_digits(traced, y_train, args.non_digits, args.seed,
+                                           args.cache)
     print(f"Non-digits drawn: {len(non_digits)} ({time.monotonic() - started:.0f} s in all)")
     return DigitData(
         x=to_model_input(np.concatenate([x_train, rendered[ok], non_digits])),
         y=targets(np.concatenate([y_train, y_train[ok],
-                                  np.full(len(non_digits), model_contract.NOT_A_DIGIT)])),
+                                  np.full(len(non_digits), contract.NOT_A_DIGIT)])),
         is_rendering=np.concatenate([np.zeros(len(x_train), bool),
                                      np.ones(ok.sum() + len(non_digits), bool)]),
         traced=traced, renderings=int(ok.sum()), skipped=skipped, non_digits=len(non_digits),
@@ -699,7 +696,7 @@ def export_and_evaluate(model, history, metadata, x_test, y_test, evaluation, ar
           f"{parity.same_argmax}, max |keras - onnx| = {parity.max_difference:.2e}")
     matrix = confusion_matrix(y_test, predictions)
     write_report(out_dir, history.history, matrix, x_test, y_test, predictions, probabilities)
-    refused = int((predictions == model_contract.NOT_A_DIGIT).sum())
+    refused = int((predictions == contract.NOT_A_DIGIT).sum())
     print(f"{evaluation} answered 'not a digit': {refused}")
     report = {**metadata, "evaluation": evaluation, accuracy_key: accuracy,
               "errors": int((predictions != y_test).sum()), "refused_as_not_a_digit": refused,

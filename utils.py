@@ -10,15 +10,14 @@ import base64
 import numpy as np
 from PIL import Image
 
-import plain_png
-from hollow_strokes import OUTLINE_FILL, fill_outlines
-from image_errors import NothingDrawn
-from image_ink import ink_bbox
-from model_contract import IMAGE_SIZE
-from rank_filter import square_filter
+from drawing import plain_png
+from drawing.errors import NothingDrawn
+from drawing.hollow_strokes import OUTLINE_FILL, fill_outlines
+from drawing.image_ink import ink_bbox
+from drawing.rank_filter import square_filter
 
 MNIST_BOX = 20                   # MNIST fits each digit into 20x20 ...
-MNIST_SIZE = IMAGE_SIZE          # ... inside a 28x28 field ...
+MNIST_SIZE = 28                  # ... inside a 28x28 field ...
 MNIST_CENTRE = 14.0              # ... with the centre of mass here (measured on MNIST itself)
 WORK_SIZE = 60                   # longer side at which stroke width is measured and adjusted
 MNIST_STROKE = 2.6               # median stroke width of MNIST digits, in 20-px-box pixels

@@ -85,16 +85,15 @@ def stage_timings(calls):
 
     "decode + ink" is image_ink.read_ink (bytes to ink map); "Pillow decode" is what decoding the
     same bytes with Pillow alone costs, and "Pillow + ink" the ink map from Pillow's image
-    (image_ink.ink_map of image_decoding.open_image), what read_ink must not cost more than;
+    (image_ink.ink_map of decoding.open_image), what read_ink must not cost more than;
     "request path"
     is Recognizer.read without the preview and the reply (decode + preprocess + inference, as
     Server-Timing).
     """
-    import image_decoding
-    import image_ink
-    import segment
     import utils
-    from recognizer import Recognizer
+    from drawing import decoding, image_ink
+    from reading import segment
+    from reading.recognizer import Recognizer
 
     recognizer = Recognizer()
     results = {}
@@ -111,9 +110,9 @@ def stage_timings(calls):
             recognizer.probabilities(np.stack([utils.to_mnist(part) for _, part in found]))
 
         results[kind] = {
-            "Pillow decode": median_ms(lambda: image_decoding.open_image(data), calls),
+            "Pillow decode": median_ms(lambda: decoding.open_image(data), calls),
             "Pillow + ink": median_ms(
-                lambda: image_ink.ink_map(image_decoding.open_image(data)), calls),
+                lambda: image_ink.ink_map(decoding.open_image(data)), calls),
             "decode + ink": median_ms(lambda: image_ink.read_ink(data), calls),
             "split": median_ms(lambda: segment.split_digits(ink), calls),
             "to_mnist": median_ms(lambda: [utils.to_mnist(part) for _, part in parts], calls),

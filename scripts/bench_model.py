@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from recognizer import onnx_session  # the server's own session settings
+from reading.recognizer import onnx_session  # the server's own session settings
 from tests.support import ROOT
 
 

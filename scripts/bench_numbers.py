@@ -14,10 +14,9 @@ import argparse
 import statistics
 import time
 
-import mnist_digits
-import strokes
-from recognizer import Recognizer
+from reading.recognizer import Recognizer
 from tests.support import drawn_digits, drawn_numbers
+from training import mnist_digits, strokes
 
 
 def median_ms(function, data, repeats):

@@ -27,16 +27,15 @@ def main(argv=None):
     from playwright.sync_api import sync_playwright
     from werkzeug.serving import make_server
 
-    import mnist_digits
-    import strokes
     from app import create_app
     from tests.support.browser import CHROMIUM, DIGIT_HEIGHT, LAUNCH_ARGS, draw_with_mouse
+    from training import mnist_digits, strokes
 
     (_, _), (x_test, _) = mnist_digits.load_mnist()
     polylines = strokes.place_strokes(strokes.digit_strokes(x_test[args.index]),
                                       DIGIT_HEIGHT * 280, (140, 140))
     server = make_server("127.0.0.1", 0, create_app({"MODEL_PATH": str(ROOT / "model" /
-                                                                        "model.onnx")}))
+                                                                       "model.onnx")}))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         with sync_playwright() as playwright:

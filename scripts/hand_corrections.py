@@ -16,9 +16,9 @@ import random
 import tempfile
 from pathlib import Path
 
-import strokes
 from tests.support import MODEL_PATH
 from tests.support.images import data_uri
+from training import strokes
 
 # A digital display's segments in a unit box, y downwards: top, upper right, lower right,
 # bottom, lower left, upper left, middle.
@@ -76,10 +76,10 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=23)
     args = parser.parse_args(argv)
     from app import create_app
-    import corrections
+    from corrections import store
 
     rng = random.Random(args.seed)
-    database = Path(tempfile.mkdtemp(prefix="hand-corrections-")) / "corrections.sqlite3"
+    database = Path(tempfile.mkdtemp(prefix="hand-corrections-")) / "store.sqlite3"
     app = create_app({"MODEL_PATH": str(MODEL_PATH), "DATABASE_URL": f"sqlite:///{database}",
                       "CORRECTIONS_PER_MINUTE": 0})
     client = app.test_client()
@@ -105,7 +105,7 @@ def main(argv=None):
     for name in drawn:
         print(f"{name:30} {misread[name]:3} of {drawn[name]:3} misread, saved as corrections")
     with app.app_context():
-        written = corrections.export(corrections.connection(), args.out)
+        written = store.export(store.connection(), args.out)
     print(f"Wrote {written} corrections to {args.out}")
 
 

@@ -29,11 +29,9 @@ def main(argv=None):
     from playwright.sync_api import sync_playwright
     from werkzeug.serving import make_server
 
-    import mnist_digits
-    import strokes
     from app import create_app
-    from tests.support.browser import (CHROMIUM, DIGIT_HEIGHT, LAUNCH_ARGS, draw_with_mouse,
-                                       predict)
+    from tests.support.browser import CHROMIUM, DIGIT_HEIGHT, LAUNCH_ARGS, draw_with_mouse, predict
+    from training import mnist_digits, strokes
 
     (_, _), (x_test, y_test) = mnist_digits.load_mnist()
     polylines = strokes.place_strokes(strokes.digit_strokes(x_test[args.index]),

@@ -15,13 +15,11 @@ import random
 
 import numpy as np
 
-import hollow_strokes
-import image_ink
-import mnist_digits
-import segment
-import strokes
 import utils
-from recognizer import Recognizer
+from drawing import hollow_strokes, image_ink
+from reading import segment
+from reading.recognizer import Recognizer
+from training import mnist_digits, strokes
 
 # hollow_strokes.OutlineFill's (elongation, solidity, straight); inf: no straight gaps filled
 SETTINGS = [(3.0, 0.65, math.inf), (4.0, 0.55, math.inf), (4.0, 0.65, math.inf),

@@ -10,7 +10,7 @@ from support import MODEL_PATH
 def mnist():
     """MNIST as ((x_train, y_train), (x_test, y_test)), uint8, by the training script's loader
     (numpy only: no TensorFlow needed)."""
-    import mnist_digits
+    from training import mnist_digits
 
     return mnist_digits.load_mnist()
 
@@ -23,7 +23,7 @@ def mnist_test(mnist):
 @pytest.fixture(scope="session")
 def draw_mnist_digit(mnist_test):
     """Draw MNIST test digit `index` as a person would on a canvas; returns (RGBA image, label)."""
-    import strokes
+    from training import strokes
 
     def draw(index, canvas=(280, 280), height=200, centre=None, pen=18,
              convention="ink_on_transparent", slant=0.0):

@@ -206,7 +206,7 @@ def test_a_number_is_read_left_to_right(client, draw_mnist_digit):
     ("1 broken in two", [[(0.55, 0.1), (0.5, 0.45)], [(0.49, 0.58), (0.45, 0.92)]]),
 ])
 def test_one_digit_in_several_strokes_is_not_split(client, name, strokes_of_one_digit):
-    import strokes
+    from training import strokes
 
     placed = strokes.place_strokes(strokes_of_one_digit, 200, (140, 140))
     image = strokes.draw_strokes(placed, (280, 280), 16)

@@ -138,7 +138,7 @@ def first_of_each_digit(mnist_test):
 def digit_strokes(mnist_test):
     """digit_strokes(index, canvas, centre) -> MNIST test digit `index` as pen strokes in
     pixels of a canvas of size `canvas`, centred at `centre` (default: the canvas centre)."""
-    import strokes
+    from training import strokes
 
     def place(index, canvas=(280, 280), centre=None):
         traced = strokes.digit_strokes(mnist_test[0][index])
@@ -315,7 +315,7 @@ def test_a_photo_dropped_on_the_canvas_is_read(page, draw_mnist_digit, first_of_
 # ---------------------------------------------------------------------------
 
 def test_number_mode_widens_the_canvas_and_digit_mode_restores_it(page, digit_strokes,
-                                                                   first_of_each_digit):
+                                                                  first_of_each_digit):
     page.check(NUMBER_MODE)
     assert page.eval_on_selector(CANVAS, "c => [c.width, c.height]") == [560, 280]
     draw_with_mouse(page, digit_strokes(first_of_each_digit[8], canvas=WIDE, centre=(150, 140)))
@@ -426,7 +426,7 @@ def touching_number(mnist_test, first_of_each_digit):
     """touching_number(digits) -> (strokes in number-canvas px, the number): the first MNIST
     test image of each digit, written left to right with the ink of neighbours overlapping."""
     from support import drawn_numbers
-    import strokes
+    from training import strokes
 
     def write(digits):
         traced = [strokes.digit_strokes(mnist_test[0][first_of_each_digit[int(d)]])
@@ -502,7 +502,7 @@ def test_a_new_stroke_cancels_the_request_in_flight(page, digit_strokes, first_o
 
 @pytest.mark.parametrize("mode", [DIGIT_MODE, NUMBER_MODE])
 def test_on_a_phone_the_answer_is_on_screen_with_the_canvas(open_page, digit_strokes,
-                                                           first_of_each_digit, mode):
+                                                            first_of_each_digit, mode):
     page = open_page(viewport=TALL_PHONE, device_scale_factor=3, is_mobile=True,
                      has_touch=True)
     page.check(mode)
@@ -536,10 +536,10 @@ def test_on_a_phone_the_answer_is_on_screen_with_the_canvas(open_page, digit_str
 
 def stored_correction(app, correction_id):
     """(image bytes, label, answer, mode) of a stored correction, read from the app's store."""
-    import corrections
+    from corrections import store
 
     with app.app_context():
-        found = [row for row in corrections.rows(corrections.connection())
+        found = [row for row in store.rows(store.connection())
                  if row[0] == correction_id]
     assert found, f"correction {correction_id} is not in the store"
     _, image, label, answer, mode, _ = found[0]

@@ -7,7 +7,7 @@ import sys
 import pytest
 from PIL import Image
 
-import image_decoding
+from drawing import decoding
 from support import ROOT
 from support.images import encode, number_on_a_canvas
 
@@ -61,8 +61,8 @@ def test_cli_picks_from_folders_the_files_of_every_format_the_service_reads():
     import predict
 
     formats = {Image.registered_extensions()[suffix] for suffix in predict.IMAGE_SUFFIXES}
-    assert formats == set(image_decoding.ACCEPTED_FORMATS), \
-        f"the CLI picks up {sorted(formats)}; the service reads {image_decoding.ACCEPTED_FORMATS}"
+    assert formats == set(decoding.ACCEPTED_FORMATS), \
+        f"the CLI picks up {sorted(formats)}; the service reads {decoding.ACCEPTED_FORMATS}"
 
 
 def test_cli_says_when_a_drawing_is_not_a_digit(tmp_path):

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-import corrections
+from corrections import store
 from support import MODEL_PATH
 from support.bad_requests import (BLANK, DECLARES_TOO_MANY, NOT_A_STRING, NOT_BASE64, SVG,
                                   SVG_WITH_SCRIPT, TOO_LONG, UNREADABLE, Answer, as_json, big,
@@ -27,7 +27,7 @@ def make_app(database_url, **config):
 
 def stored(app):
     with app.app_context():
-        return corrections.count(corrections.connection())
+        return store.count(store.connection())
 
 
 def correction(image=SEVEN, label="1", answer="7", mode="digit"):
@@ -63,8 +63,8 @@ def test_a_correction_keeps_the_bytes_the_label_the_answer_the_mode_and_the_mode
     client.post("/corrections", json={"image": base64.b64encode(sent).decode(),
                                       "label": "2024", "answer": "7", "mode": "number"})
     with app.app_context():
-        [(_, image, label, answer, mode, created)] = corrections.rows(corrections.connection())
-        model = corrections.connection().execute(
+        [(_, image, label, answer, mode, created)] = store.rows(store.connection())
+        model = store.connection().execute(
             "SELECT model_sha256 FROM corrections").fetchone()[0]
     assert image == sent, "the stored image is not the bytes that were sent"
     assert (label, answer, mode) == ("2024", "7", "number")

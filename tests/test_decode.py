@@ -13,10 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-import image_decoding
-import image_errors
-import image_ink
-import plain_png
+from drawing import decoding, errors, image_ink, plain_png
 from support.images import encode
 
 MODES = {"L": 0, "LA": 4, "RGB": 2, "RGBA": 6}  # mode -> PNG colour type
@@ -66,7 +63,7 @@ def test_every_band_decodes_to_pillows_pixels(mode, pattern):
     pixels = rng.integers(0, 256, (23, 37, len(mode)), dtype=np.uint8)
     data = filtered_png(pixels, mode, FILTER_PATTERNS[pattern])
     assert np.array_equal(pillow_pixels(data), pixels)  # the test's own encoder is right
-    _, scanlines = plain_png.scanlines(data, image_decoding.MAX_IMAGE_PIXELS)
+    _, scanlines = plain_png.scanlines(data, decoding.MAX_IMAGE_PIXELS)
     for band in range(len(mode)):
         decoded = plain_png.decode_bands(scanlines, len(mode), [band])
         assert np.array_equal(decoded[:, :, 0], pixels[:, :, band]), \
@@ -82,7 +79,7 @@ def paeth_filtered(row, above, bands):
     pixels = np.stack([above, row]).reshape(2, -1, bands)
     mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[bands]
     _, scanlines = plain_png.scanlines(filtered_png(pixels, mode, [0, 4]),
-                                       image_decoding.MAX_IMAGE_PIXELS)
+                                       decoding.MAX_IMAGE_PIXELS)
     return scanlines[1, 1:]
 
 
@@ -109,7 +106,7 @@ def test_a_drawings_paeth_rows_are_undone_in_numpy():
     image = drawn_seven("black on white").convert("RGB")
     pixels = np.asarray(image)
     data = filtered_png(pixels, "RGB", [2] * 39 + [4])  # 7 Paeth rows, as Pillow might write
-    _, scanlines = plain_png.scanlines(data, image_decoding.MAX_IMAGE_PIXELS)
+    _, scanlines = plain_png.scanlines(data, decoding.MAX_IMAGE_PIXELS)
     paeth_rows = np.flatnonzero(scanlines[:, 0] == 4)
     assert len(paeth_rows) == 7
     for row in paeth_rows:  # a row that does not settle in numpy would go to Pillow
@@ -124,12 +121,12 @@ def test_opaque_and_grey_are_recognised_from_the_filtered_bytes(pattern):
     grey = rng.integers(0, 256, (19, 29, 1), dtype=np.uint8)
     pixels = np.concatenate([grey, grey, grey, np.full_like(grey, 255)], axis=2)
     _, scanlines = plain_png.scanlines(filtered_png(pixels, "RGBA", FILTER_PATTERNS[pattern]),
-                                    image_decoding.MAX_IMAGE_PIXELS)
+                                       decoding.MAX_IMAGE_PIXELS)
     assert plain_png.is_opaque(scanlines, 4), "an opaque image was judged transparent"
     assert plain_png.is_grey(scanlines, 4), "a grey image was judged coloured"
     pixels[9, 14] = (10, 11, 10, 254)  # one pixel neither grey nor opaque
     _, scanlines = plain_png.scanlines(filtered_png(pixels, "RGBA", FILTER_PATTERNS[pattern]),
-                                    image_decoding.MAX_IMAGE_PIXELS)
+                                       decoding.MAX_IMAGE_PIXELS)
     assert not plain_png.is_opaque(scanlines, 4)
     assert not plain_png.is_grey(scanlines, 4)
 
@@ -161,7 +158,7 @@ def test_read_ink_equals_ink_map_of_pillows_image(convention, mode, pattern):
     else:
         pixels = np.asarray(image).reshape(image.height, image.width, -1)
         data = filtered_png(pixels, mode, FILTER_PATTERNS[pattern])
-    expected = image_ink.ink_map(image_decoding.open_image(data))
+    expected = image_ink.ink_map(decoding.open_image(data))
     assert np.array_equal(image_ink.read_ink(data), expected), \
         f"read_ink differs from the Pillow path for {convention} {mode} ({pattern})"
 
@@ -173,9 +170,9 @@ def test_a_png_costly_to_undo_in_numpy_is_read_from_the_rows_inflated_once(draw_
     # rows zlib-ng inflated. The ink comes from those rows alone, not the file's bytes.
     image, _ = draw_mnist_digit(0, convention=convention)
     data = encode(image if convention == "ink_on_transparent" else image.convert("RGB"), "PNG")
-    mode, scanlines = plain_png.scanlines(data, image_decoding.MAX_IMAGE_PIXELS)
+    mode, scanlines = plain_png.scanlines(data, decoding.MAX_IMAGE_PIXELS)
     assert not plain_png.cheap_to_decode(scanlines), "the test's PNG has too few Paeth rows"
-    expected = image_ink.ink_map(image_decoding.open_image(data))
+    expected = image_ink.ink_map(decoding.open_image(data))
     assert np.array_equal(image_ink.ink_from_scanlines(mode, scanlines), expected)
     assert np.array_equal(image_ink.read_ink(data), expected)
 
@@ -185,7 +182,7 @@ def test_a_damaged_plain_png_is_refused_as_invalid(damage):
     pixels = np.full((20, 30, 4), 255, np.uint8)
     data = filtered_png(pixels, "RGBA", [2])
     header_end = data.index(b"IDAT") - 4
-    _, scanlines = plain_png.scanlines(data, image_decoding.MAX_IMAGE_PIXELS)
+    _, scanlines = plain_png.scanlines(data, decoding.MAX_IMAGE_PIXELS)
     raw = bytearray(scanlines.tobytes())
     if damage == "an unknown filter type":
         raw[len(scanlines) // 2 * scanlines.shape[1]] = 7  # the filter byte of a middle row
@@ -197,5 +194,5 @@ def test_a_damaged_plain_png_is_refused_as_invalid(damage):
     chunk = struct.pack(">I", len(body)) + b"IDAT" + body + struct.pack(
         ">I", zlib.crc32(b"IDAT" + body))
     damaged = data[:header_end] + chunk + data[data.index(b"IEND") - 4:]
-    with pytest.raises(image_errors.InvalidImage):
+    with pytest.raises(errors.InvalidImage):
         image_ink.read_ink(damaged)

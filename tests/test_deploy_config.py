@@ -195,16 +195,36 @@ def dockerfile_copied_sources():
     return sources
 
 
-def test_the_image_copies_by_name_the_modules_serving_imports_and_no_other():
+SERVING_PACKAGES = ("drawing", "reading", "corrections", "server")
+
+
+def test_the_image_copies_the_serving_packages_whole_and_the_modules_serving_imports():
     sources = dockerfile_copied_sources()
     everything = [source for source in sources if "*" in source or source in (".", "./")]
-    assert not everything, (f"The Dockerfile copies {everything}: name each module, so a new "
-                            "one ships only when someone decides it should.")
-    copied = {source for source in sources if source.endswith(".py")}
+    assert not everything, (f"The Dockerfile copies {everything}: name each module and package, "
+                            "so a new one ships only when someone decides it should.")
+    copied_modules = {source for source in sources if source.endswith(".py")}
+    copied_packages = {source.rstrip("/") for source in sources
+                       if (ROOT / source / "__init__.py").is_file()}
     needed = served_modules()
-    assert not needed - copied, f"The image lacks modules serving needs: {sorted(needed - copied)}"
-    assert not copied - needed, \
-        f"The image carries modules serving never imports: {sorted(copied - needed)}"
+    needed_modules = {name for name in needed if "/" not in name}
+    needed_packages = {name.split("/")[0] for name in needed if "/" in name}
+    assert copied_modules == needed_modules, (
+        f"The image's top-level modules {sorted(copied_modules)} are not the ones serving "
+        f"imports, {sorted(needed_modules)}")
+    assert copied_packages == needed_packages == set(SERVING_PACKAGES), (
+        f"The image copies the packages {sorted(copied_packages)}; serving imports "
+        f"{sorted(needed_packages)}")
+    for package in SERVING_PACKAGES:
+        unused = {path.relative_to(ROOT).as_posix() for path in (ROOT / package).glob("*.py")}
+        assert not unused - needed, f"Serving never imports {sorted(unused - needed)}"
+
+
+def test_the_image_never_copies_training_code():
+    sources = dockerfile_copied_sources()
+    assert not [source for source in sources
+                if source.startswith(("training", "train_mnist", "tests", "scripts"))], sources
+    assert "training" in (ROOT / ".dockerignore").read_text().split()
 
 
 @pytest.mark.parametrize("kept_out", [".git", ".venv", "tests", "**/__pycache__",

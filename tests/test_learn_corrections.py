@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-import corrections
-import learn_corrections
-from recognizer import Recognizer
+from corrections import store
+from reading.recognizer import Recognizer
 from support import MODEL_PATH
 from support.images import data_uri, encode, number_on_a_canvas, numbered_seven
+from training import learn_corrections
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def export(tmp_path_factory, draw_mnist_digit):
     from app import create_app
 
     folder = tmp_path_factory.mktemp("export")
-    database = folder.parent / "corrections.sqlite3"
+    database = folder.parent / "store.sqlite3"
     app = create_app({"MODEL_PATH": str(MODEL_PATH), "DATABASE_URL": f"sqlite:///{database}",
                       "CORRECTIONS_PER_MINUTE": 0})
     client = app.test_client()
@@ -37,7 +37,7 @@ def export(tmp_path_factory, draw_mnist_digit):
                                                  "answer": "21",
                                                  "mode": "number"}).status_code == 201
     with app.app_context():
-        corrections.export(corrections.connection(), folder)
+        store.export(store.connection(), folder)
     return folder
 
 

@@ -5,8 +5,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-import model_contract
-import segment
+from reading import contract, segment
 from support import MODEL_PATH, READER_PATH, require
 
 REQUIRED_METADATA = ["mnist_test_accuracy", "training_date", "epochs", "seed",
@@ -94,7 +93,7 @@ def reader():
 
 def test_reader_takes_strips_and_gives_columns(reader):
     [given], [answer] = reader.get_inputs(), reader.get_outputs()
-    signature = model_contract.READER_SIGNATURE
+    signature = contract.READER_SIGNATURE
     assert (given.name, given.shape) == (signature["input"]["name"], signature["input"]["shape"])
     assert (answer.name, answer.shape) == (signature["output"]["name"],
                                            signature["output"]["shape"])
@@ -104,9 +103,9 @@ def test_reader_takes_strips_and_gives_columns(reader):
 @pytest.mark.parametrize("batch", [1, 5])
 def test_reader_columns_are_distributions_for_any_batch_size(reader, batch):
     strips = np.random.default_rng(batch).random(
-        (batch, model_contract.STRIP_HEIGHT, model_contract.STRIP_WIDTH, 1), np.float32)
-    columns = reader.run(None, {model_contract.READER_INPUT: strips})[0]
-    assert columns.shape == (batch, model_contract.COLUMNS, model_contract.BLANK + 1)
+        (batch, contract.STRIP_HEIGHT, contract.STRIP_WIDTH, 1), np.float32)
+    columns = reader.run(None, {contract.READER_INPUT: strips})[0]
+    assert columns.shape == (batch, contract.COLUMNS, contract.BLANK + 1)
     np.testing.assert_allclose(columns.sum(axis=2), 1.0, atol=1e-5)
 
 
@@ -123,10 +122,10 @@ def test_shipped_reader_agrees_with_its_keras_original(reader):
     require("train_mnist")
 
     strips = np.random.default_rng(0).random(
-        (50, model_contract.STRIP_HEIGHT, model_contract.STRIP_WIDTH, 1), np.float32) ** 8
+        (50, contract.STRIP_HEIGHT, contract.STRIP_WIDTH, 1), np.float32) ** 8
     keras_reader = tf.keras.models.load_model(READER_PATH.with_name("number.keras"),
                                               compile=False)
     keras_columns = keras_reader.predict(strips, verbose=0)
-    onnx_columns = reader.run(None, {model_contract.READER_INPUT: strips})[0]
+    onnx_columns = reader.run(None, {contract.READER_INPUT: strips})[0]
     assert (keras_columns.argmax(2) == onnx_columns.argmax(2)).all()
     assert np.abs(keras_columns - onnx_columns).max() <= 1e-4

@@ -8,8 +8,8 @@ The floors sit a little below what `python -m tests.support.non_digits` and
 import pytest
 from PIL import Image, ImageDraw
 
-import strokes
 from support import drawn_digits, non_digits
+from training import strokes
 
 # (digit mode, number mode); measured 53.01 / 46.07 %, 52.22 / 48.30 %, 79.20 / 71.60 % and
 # 78.80 / 65.00 % of the whole evaluation (python -m tests.support.non_digits)

@@ -5,12 +5,11 @@ import itertools
 import numpy as np
 import pytest
 
-import image_errors
-import model_contract
-import number_reader
 import utils
+from drawing import errors
+from reading import contract, number_reader
 
-BLANK = model_contract.BLANK
+BLANK = contract.BLANK
 
 
 def columns_for(labels, sure=0.9):
@@ -31,7 +30,7 @@ def test_a_blank_between_equal_digits_keeps_both():
 
 
 def test_all_blank_reads_nothing():
-    assert number_reader.best_path(columns_for([BLANK] * model_contract.COLUMNS)) == []
+    assert number_reader.best_path(columns_for([BLANK] * contract.COLUMNS)) == []
 
 
 def brute_force(columns):
@@ -63,12 +62,12 @@ def test_a_reading_longer_than_the_columns_allow_has_no_chance():
 def test_the_spans_part_the_strip_and_the_mark_between_the_digits_columns():
     path = [(4, 1, 3), (2, 6, 7), (9, 10, 12)]  # centred at 10, 28 and 46 px of the strip
     scale = 0.5  # strip px per mark px
-    strip = np.zeros((model_contract.STRIP_HEIGHT, model_contract.STRIP_WIDTH), np.float32)
+    strip = np.zeros((contract.STRIP_HEIGHT, contract.STRIP_WIDTH), np.float32)
     strip[5:20, 4:52] = 1  # ink centred at 28 px, as the runs are: no lag
     spans = number_reader.digit_spans(path, scale, 120, strip)
     in_strip = [span for span, _ in spans]
     in_mark = [span for _, span in spans]
-    for edges, end in ((in_strip, model_contract.STRIP_WIDTH), (in_mark, 120)):
+    for edges, end in ((in_strip, contract.STRIP_WIDTH), (in_mark, 120)):
         assert edges[0][0] == 0 and edges[-1][1] == end
         assert all(left < right for left, right in edges)
         assert all(a[1] == b[0] for a, b in zip(edges, edges[1:]))
@@ -78,25 +77,25 @@ def test_the_spans_part_the_strip_and_the_mark_between_the_digits_columns():
 
 def test_the_spans_follow_the_ink_when_the_reader_reads_late():
     path = [(4, 5, 5), (2, 9, 9)]  # centred at 22 and 38 px, mean 30 px
-    strip = np.zeros((model_contract.STRIP_HEIGHT, model_contract.STRIP_WIDTH), np.float32)
+    strip = np.zeros((contract.STRIP_HEIGHT, contract.STRIP_WIDTH), np.float32)
     strip[5:20, 4:36] = 1  # ink centred at 20 px: the reader reads 10 px late
     [(first, _), (second, _)] = number_reader.digit_spans(path, 1.0, 200, strip)
-    assert first == (0, 20) and second == (20, model_contract.STRIP_WIDTH)
+    assert first == (0, 20) and second == (20, contract.STRIP_WIDTH)
 
 
 def test_a_digit_read_beside_the_ink_still_gets_some_of_it():
     # the reader places its third digit at column 20 (80 px), right of the ink (4 to 40 px)
     path = [(5, 2, 3), (1, 7, 7), (1, 20, 20)]
-    strip = np.zeros((model_contract.STRIP_HEIGHT, model_contract.STRIP_WIDTH), np.float32)
+    strip = np.zeros((contract.STRIP_HEIGHT, contract.STRIP_WIDTH), np.float32)
     strip[4:24, number_reader.MARGIN:40] = 1
     spans = number_reader.digit_spans(path, 0.1, 360, strip)
     for (left, right), _ in spans:
         assert strip[:, left:right].sum(axis=0).astype(bool).sum() >= number_reader.MIN_SPAN
-    assert spans[-1][0][1] == model_contract.STRIP_WIDTH and spans[-1][1][1] == 360
+    assert spans[-1][0][1] == contract.STRIP_WIDTH and spans[-1][1][1] == 360
 
 
 def test_a_digits_image_is_its_columns_of_the_strip_centred_the_mnist_way():
-    strip = np.zeros((model_contract.STRIP_HEIGHT, model_contract.STRIP_WIDTH), np.float32)
+    strip = np.zeros((contract.STRIP_HEIGHT, contract.STRIP_WIDTH), np.float32)
     strip[4:24, 10:14] = 1.0   # a bar, 20 px tall
     strip[4:24, 30:60] = 0.5   # a block 30 px wide: narrowed to 20
     bar, block = number_reader.digit_images(strip, [(0, 20), (20, 70)])
@@ -114,7 +113,7 @@ def test_a_strip_is_the_mark_at_mnists_height_on_the_left():
     mark = np.zeros((200, 300), np.uint8)
     mark[20:180, 30:270:40] = 255  # six upright bars, 160 px tall
     strip, scale = number_reader.to_strip(mark)
-    assert strip.shape == (model_contract.STRIP_HEIGHT, model_contract.STRIP_WIDTH)
+    assert strip.shape == (contract.STRIP_HEIGHT, contract.STRIP_WIDTH)
     assert strip.dtype == np.float32 and strip.max() == 1.0 and strip.min() == 0.0
     rows = np.flatnonzero(strip.any(axis=1))
     columns = np.flatnonzero(strip.any(axis=0))
@@ -129,10 +128,10 @@ def test_a_mark_too_long_for_the_strip_is_narrowed_to_fit():
     mark[10:40, 5:1995] = 255
     strip, scale = number_reader.to_strip(mark)
     columns = np.flatnonzero(strip.any(axis=0))
-    assert (columns[0], columns[-1] + 1) == (number_reader.MARGIN, model_contract.STRIP_WIDTH)
-    assert scale == pytest.approx((model_contract.STRIP_WIDTH - number_reader.MARGIN) / 1990)
+    assert (columns[0], columns[-1] + 1) == (number_reader.MARGIN, contract.STRIP_WIDTH)
+    assert scale == pytest.approx((contract.STRIP_WIDTH - number_reader.MARGIN) / 1990)
 
 
 def test_a_blank_mark_is_nothing_drawn():
-    with pytest.raises(image_errors.NothingDrawn):
+    with pytest.raises(errors.NothingDrawn):
         number_reader.to_strip(np.zeros((40, 40), np.uint8))

@@ -9,6 +9,7 @@ from PIL import Image
 
 from support.images import PHOTO_SIZE, encode, photo_of
 
+
 @pytest.fixture(scope="module")
 def written_digits(draw_mnist_digit, mnist_test):
     """The first test digit of each class, written with a pen on a photo-sized page."""

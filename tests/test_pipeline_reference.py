@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import strokes
 from support import MODEL_PATH
 from support.images import PHOTO_SIZE, canvas_png, encode, photo_of
+from training import strokes
 
 REFERENCE = Path(__file__).resolve().parent / "data" / "pipeline_reference.npz"
 GREY_TOLERANCE = 4           # 0-255 grey levels a pixel may move ...
@@ -71,8 +71,8 @@ def drawings(draw_mnist_digit, mnist_test):
 def pipeline_images(data, one_digit):
     """What the service feeds the network for these bytes, split at blank gaps (the search
     for touching digits aside): uint8 [N, 28, 28]."""
-    import segment
-    import image_ink
+    from drawing import image_ink
+    from reading import segment
 
     digits = segment.mnist_digits(image_ink.read_ink(data), one_digit)
     return np.stack([np.rint(digit * 255).astype(np.uint8) for _, digit in digits])
@@ -96,7 +96,7 @@ def cases(draw_mnist_digit, mnist_test):
 
 @pytest.fixture(scope="module")
 def recognizer():
-    from recognizer import Recognizer
+    from reading.recognizer import Recognizer
 
     return Recognizer(MODEL_PATH)
 

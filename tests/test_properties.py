@@ -1,4 +1,4 @@
-"""Property-based tests: whatever arrives, the pipeline raises only image_errors.ImageError and
+"""Property-based tests: whatever arrives, the pipeline raises only errors.ImageError and
 the API never answers 5xx."""
 
 import base64
@@ -12,12 +12,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
-import image_decoding
-import image_errors
-import image_ink
-import model_contract
-import segment
 import utils
+from drawing import decoding, errors, image_ink
+from reading import contract, segment
 from support.images import data_uri, encode
 
 MODERATE = settings(max_examples=150, deadline=None,
@@ -27,15 +24,15 @@ FEW = settings(MODERATE, max_examples=60)
 
 def unsure_of_everything(digits):
     """A stand-in network that is never sure, so every mark wide enough goes to the reader."""
-    classes = model_contract.MODEL_CLASSES
+    classes = contract.MODEL_CLASSES
     return np.full((len(digits), classes), 1 / classes, np.float32)
 
 
 def reads_two_threes(strips):
     """A stand-in number reader that reads every strip as 33, one 3 on each half."""
-    labels = np.full(model_contract.COLUMNS, model_contract.BLANK)
-    labels[[model_contract.COLUMNS // 4, 3 * model_contract.COLUMNS // 4]] = 3
-    columns = np.eye(model_contract.BLANK + 1, dtype=np.float32)[labels]
+    labels = np.full(contract.COLUMNS, contract.BLANK)
+    labels[[contract.COLUMNS // 4, 3 * contract.COLUMNS // 4]] = 3
+    columns = np.eye(contract.BLANK + 1, dtype=np.float32)[labels]
     return np.repeat(columns[np.newaxis], len(strips), axis=0)
 
 
@@ -79,7 +76,7 @@ def assert_read_or_refused(read, *arguments):
     raises an ImageError; nothing else."""
     try:
         ink, found = read(*arguments)
-    except image_errors.ImageError:
+    except errors.ImageError:
         return
     assert_digits_read(found, ink)
 
@@ -153,7 +150,7 @@ def test_to_mnist_on_any_ink_map_gives_a_digit_or_an_image_error(ink):
     # to_mnist's input is any uint8 ink map; faint ink must not turn into NaN or a crash.
     try:
         digit = utils.to_mnist(ink)
-    except image_errors.ImageError:
+    except errors.ImageError:
         return
     assert_mnist_shaped(digit)
 
@@ -170,8 +167,8 @@ def test_a_large_drawing_is_read_in_any_mode(mode, format):
     image = drawing.convert(mode) if mode != "I;16" else Image.fromarray(
         np.asarray(drawing, np.uint16) * 257)
     try:
-        ink, found = read_image(image_decoding.open_image(encode(image, format)))
-    except image_errors.ImageError as error:
+        ink, found = read_image(decoding.open_image(encode(image, format)))
+    except errors.ImageError as error:
         pytest.fail(f"a clear 3000x2000 drawing in mode {mode} ({format}) was refused: {error}")
     assert len(found) == 1, f"the 1 was read as {len(found)} digits"
     assert_digits_read(found, ink)
@@ -227,8 +224,8 @@ def test_damaged_image_files_decode_or_raise_an_image_error(data):
                  st.builds(lambda data: data_uri(data), st.binary(max_size=256))))
 def test_any_text_decodes_to_bytes_or_raises_an_image_error(text):
     try:
-        assert isinstance(image_decoding.decode_base64_image(text), bytes)
-    except image_errors.ImageError:
+        assert isinstance(decoding.decode_base64_image(text), bytes)
+    except errors.ImageError:
         pass
 
 
@@ -243,8 +240,8 @@ json_values = st.recursive(
 @given(json_values)
 def test_any_json_value_as_image_decodes_or_raises_an_image_error(value):
     try:
-        assert isinstance(image_decoding.decode_base64_image(value), bytes)
-    except image_errors.ImageError:
+        assert isinstance(decoding.decode_base64_image(value), bytes)
+    except errors.ImageError:
         pass
 
 

@@ -6,7 +6,7 @@ import multiprocessing
 
 import pytest
 
-from rate_limit import WINDOW_SECONDS, RateLimiter
+from corrections.rate_limit import WINDOW_SECONDS, RateLimiter
 
 
 class Clock:

@@ -6,8 +6,8 @@ import pytest
 from flask import Flask, request
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
-import image_errors
 from app import read_request
+from drawing import errors
 from support.images import data_uri
 
 IMAGE = b"\x89PNG\r\n\x1a\n any bytes: read_request does not decode the image"
@@ -53,9 +53,9 @@ def test_every_form_gives_the_image_bytes_and_the_mode(bare_app, body, query, mo
     (dict(data=IMAGE, content_type="image/png"), {"mode": "5"}, BadRequest, "mode must be"),
     (dict(), None, BadRequest, "no image"),
     (dict(data=b"hello", content_type="text/plain"), None, UnsupportedMediaType, "text/plain"),
-    (dict(json={"image": "@@ not base64 @@"}), None, image_errors.InvalidImage, "base64"),
-    (dict(json={"image": 7}), None, image_errors.InvalidImage, "must be a string"),
-    (dict(data=b"<svg/>", content_type="image/svg+xml"), None, image_errors.UnsupportedImage,
+    (dict(json={"image": "@@ not base64 @@"}), None, errors.InvalidImage, "base64"),
+    (dict(json={"image": 7}), None, errors.InvalidImage, "must be a string"),
+    (dict(data=b"<svg/>", content_type="image/svg+xml"), None, errors.UnsupportedImage,
      "SVG"),
 ], ids=["malformed JSON", "JSON array", "JSON without image", "form without image",
         "unknown mode", "unknown mode in the query", "empty body", "text/plain body",

@@ -10,12 +10,10 @@ import math
 import numpy as np
 import pytest
 
-import image_ink
-import model_contract
-import number_reader
-import segment
-import strokes
+from drawing import image_ink
+from reading import contract, number_reader, segment
 from support import drawn_numbers
+from training import strokes
 
 CANVAS = drawn_numbers.CANVAS
 PEN = 16
@@ -109,7 +107,7 @@ def test_one_wide_or_many_stroked_digit_is_never_split(client, name, convention)
 
 class CountingNetwork:
     """Stands in for the digit network: answers every image with the same `confidence` for
-    `answer` (digit 3 unless told; model_contract.NOT_A_DIGIT for "not a digit"), and records each
+    `answer` (digit 3 unless told; contract.NOT_A_DIGIT for "not a digit"), and records each
     batch it was given."""
 
     def __init__(self, confidence, answer=3):
@@ -121,7 +119,7 @@ class CountingNetwork:
         assert digits.dtype == np.float32, f"the network was given {digits.dtype}"
         assert digits.shape[1:] == (28, 28), f"the network was given {digits.shape}"
         self.batches.append(len(digits))
-        classes = model_contract.MODEL_CLASSES
+        classes = contract.MODEL_CLASSES
         probabilities = np.full((len(digits), classes), (1 - self.confidence) / (classes - 1),
                                 np.float32)
         probabilities[:, self.answer] = self.confidence
@@ -139,7 +137,7 @@ class CountingReader:
 
     def __call__(self, strips):
         assert strips.dtype == np.float32, f"the reader was given {strips.dtype}"
-        assert strips.shape[1:] == (model_contract.STRIP_HEIGHT, model_contract.STRIP_WIDTH), \
+        assert strips.shape[1:] == (contract.STRIP_HEIGHT, contract.STRIP_WIDTH), \
             f"the reader was given {strips.shape}"
         self.batches.append(strips.copy())
         self.columns = [self.read(strip) for strip in strips]
@@ -148,12 +146,12 @@ class CountingReader:
     def read(self, strip):
         inked = np.flatnonzero(strip.any(axis=0))
         width = (inked[-1] + 1 - inked[0]) / len(self.digits)
-        labels = np.full(model_contract.COLUMNS, model_contract.BLANK)
+        labels = np.full(contract.COLUMNS, contract.BLANK)
         for index, digit in enumerate(self.digits):
             middle = inked[0] + (index + 0.5) * width
-            labels[int(middle) // model_contract.DOWNSAMPLE] = digit
-        columns = np.full((model_contract.COLUMNS, model_contract.BLANK + 1), 0.001, np.float32)
-        columns[np.arange(model_contract.COLUMNS), labels] = 0.99
+            labels[int(middle) // contract.DOWNSAMPLE] = digit
+        columns = np.full((contract.COLUMNS, contract.BLANK + 1), 0.001, np.float32)
+        columns[np.arange(contract.COLUMNS), labels] = 0.99
         return columns
 
 
@@ -244,17 +242,17 @@ def test_a_mark_the_network_calls_no_digit_has_no_value_unless_the_reader_reads_
     where it reads several, their reading stands (to the digit network, several digits are
     not one digit), and a reader's digits are never "not a digit"."""
     png = touching("14")
-    digits, confidence = read(png, CountingNetwork(0.9999, model_contract.NOT_A_DIGIT),
+    digits, confidence = read(png, CountingNetwork(0.9999, contract.NOT_A_DIGIT),
                               CountingReader([1]))
     assert [d.value for d in digits] == [None]
     assert confidence == pytest.approx(0.9999)
-    digits, _ = read(png, CountingNetwork(0.85, model_contract.NOT_A_DIGIT), CountingReader([1]))
+    digits, _ = read(png, CountingNetwork(0.85, contract.NOT_A_DIGIT), CountingReader([1]))
     assert digits[0].value is not None, "'not a digit' at 0.85 is not sure enough"
-    digits, _ = read(png, CountingNetwork(0.9999, model_contract.NOT_A_DIGIT),
+    digits, _ = read(png, CountingNetwork(0.9999, contract.NOT_A_DIGIT),
                      CountingReader([1, 4]))
     assert [d.value for d in digits] == [1, 4]
-    assert all(d.probabilities.shape == (model_contract.MODEL_CLASSES,) for d in digits)
-    assert all(d.probabilities[model_contract.NOT_A_DIGIT] == 0 for d in digits)
+    assert all(d.probabilities.shape == (contract.MODEL_CLASSES,) for d in digits)
+    assert all(d.probabilities[contract.NOT_A_DIGIT] == 0 for d in digits)
 
 
 @pytest.mark.parametrize("surest, goes_to_reader", [
@@ -262,8 +260,8 @@ def test_a_mark_the_network_calls_no_digit_has_no_value_unless_the_reader_reads_
 def test_a_narrow_mark_goes_to_the_reader_when_no_digit_is_likely(surest, goes_to_reader):
     # 0.6 x its height wide: wide enough for two touching digits, narrower than gate.read
     part = np.zeros((100, 60), np.uint8)
-    probabilities = np.full(model_contract.MODEL_CLASSES, 0.01, np.float32)
-    probabilities[model_contract.NOT_A_DIGIT if surest.startswith("not") else 3] = \
+    probabilities = np.full(contract.MODEL_CLASSES, 0.01, np.float32)
+    probabilities[contract.NOT_A_DIGIT if surest.startswith("not") else 3] = \
         float(surest.split()[-1])
     assert segment.may_hold_several(part, probabilities) == goes_to_reader, \
         f"a mark read as {surest} {'should' if goes_to_reader else 'should not'} go to the reader"

@@ -19,9 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import mnist_digits
-import training_data
 from support import ROOT, require, unavailable
+from training import mnist_digits, renders
 
 # Digits per class in MNIST's training and test sets (LeCun et al.).
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -184,7 +183,7 @@ def test_a_download_is_kept_only_when_its_sha256_is_right(tmp_path):
 
 
 def test_loading_mnist_needs_no_tensorflow():
-    code = ("import sys, mnist_digits; mnist_digits.load_mnist(); "
+    code = ("import sys; from training import mnist_digits; mnist_digits.load_mnist(); "
             "print(sorted({'tensorflow', 'keras'} & set(sys.modules)))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                             text=True, timeout=120)
@@ -207,12 +206,12 @@ def test_a_missing_tool_fails_in_ci_and_skips_elsewhere(in_ci, outcome):
 def traced(mnist, tmp_path_factory):
     """Tracings of the first 600 training digits."""
     (x_train, _), _ = mnist
-    return training_data.trace_digits(x_train[:600], tmp_path_factory.mktemp("traces"),
-                                    processes=2)
+    return renders.trace_digits(x_train[:600], tmp_path_factory.mktemp("traces"),
+                                processes=2)
 
 
 def test_tracings_keep_their_strokes_through_the_cache(mnist, traced, tmp_path):
-    from strokes import digit_strokes, tracing_is_faithful
+    from training.strokes import digit_strokes, tracing_is_faithful
 
     (x_train, _), _ = mnist
     assert len(traced) == 600
@@ -228,11 +227,11 @@ def test_tracings_keep_their_strokes_through_the_cache(mnist, traced, tmp_path):
 @pytest.mark.parametrize("index", range(6))
 def test_a_rendering_is_what_the_server_makes_of_the_same_drawing(client, traced,
                                                                   index):
-    from strokes import png_bytes
+    from training.strokes import png_bytes
 
     assert traced[index], f"training digit {index} did not trace faithfully"
-    drawing = training_data.draw_on_canvas(traced[index], random.Random(index))
-    rendering = training_data.render_canvas_digit(traced[index], random.Random(index))
+    drawing = renders.draw_on_canvas(traced[index], random.Random(index))
+    rendering = renders.render_canvas_digit(traced[index], random.Random(index))
     response = client.post("/predict?mode=digit", data=png_bytes(drawing),
                            content_type="image/png")
     assert response.status_code == 200, response.get_json()
@@ -245,8 +244,8 @@ def test_a_rendering_is_what_the_server_makes_of_the_same_drawing(client, traced
 def test_renderings_are_cached_and_keyed_by_their_digits(tmp_path, mnist, traced):
     (x_train, y_train), _ = mnist
     digits = x_train[:40]
-    rendered, ok = training_data.render_canvas_digits(digits, traced[:40], seed=3,
-                                                    cache_dir=tmp_path, processes=2)
+    rendered, ok = renders.render_canvas_digits(digits, traced[:40], seed=3,
+                                                cache_dir=tmp_path, processes=2)
     assert rendered.shape == (40, 28, 28)
     assert rendered.dtype == np.uint8
     assert ok.sum() >= 30, f"only {ok.sum()} of 40 digits could be rendered"
@@ -256,12 +255,12 @@ def test_renderings_are_cached_and_keyed_by_their_digits(tmp_path, mnist, traced
     marked = rendered.copy()
     marked[0, 0, 0] = 7  # a pixel no rendering made: it can only come back from the cache
     np.savez(cache, images=marked, ok=ok)
-    again, ok_again = training_data.render_canvas_digits(digits, traced[:40], seed=3,
-                                                       cache_dir=tmp_path)
+    again, ok_again = renders.render_canvas_digits(digits, traced[:40], seed=3,
+                                                   cache_dir=tmp_path)
     assert np.array_equal(again, marked), \
         "the second call rendered again instead of reading the cache"
     assert np.array_equal(ok_again, ok), "the cache gave back other successes than were stored"
-    training_data.render_canvas_digits(x_train[40:80], traced[40:80], seed=3, cache_dir=tmp_path)
+    renders.render_canvas_digits(x_train[40:80], traced[40:80], seed=3, cache_dir=tmp_path)
     assert len(list(tmp_path.iterdir())) == 2, "other digits need a cache file of their own"
 
 
@@ -271,19 +270,18 @@ def test_renderings_are_cached_and_keyed_by_their_digits(tmp_path, mnist, traced
 
 @pytest.mark.parametrize("seed", range(4))
 def test_a_written_numbers_strips_are_its_marks_as_the_server_splits_them(mnist, traced,
-                                                                            seed):
-    import image_ink
-    import number_reader
-    import segment
-    import training_numbers
+                                                                          seed):
+    from drawing import image_ink
+    from reading import number_reader, segment
+    from training import number_strips
 
     (_, y_train), _ = mnist
     picked = [index for index in range(seed * 50, 600) if traced[index]][:3]
     rng = random.Random(seed)
     state = rng.getstate()
-    found = training_numbers.number_strips([traced[k] for k in picked], y_train[picked], rng)
+    found = number_strips.number_strips([traced[k] for k in picked], y_train[picked], rng)
     rng.setstate(state)
-    drawing, _, _ = training_numbers.write_number([traced[k] for k in picked], rng)
+    drawing, _, _ = number_strips.write_number([traced[k] for k in picked], rng)
     marks = segment.split_digits(image_ink.ink_map(drawing))
     assert len(found) == len(marks), "a mark of the number has no strip, or one too many"
     assert sum(len(digits) for _, digits in found) == 3, "a digit of the number is in no strip"
@@ -295,35 +293,35 @@ def test_a_written_numbers_strips_are_its_marks_as_the_server_splits_them(mnist,
 
 
 def test_a_digit_reaching_over_two_marks_labels_neither():
-    import training_numbers
+    from training import number_strips
 
     boxes = [(0, 0, 100, 100), (150, 0, 250, 100)]
     digits = [[[(10, 10), (90, 90)]], [[(120, 10), (200, 90)]]]  # the second starts in the gap
-    assert training_numbers.mark_labels(boxes, digits, pen=10) is None
+    assert number_strips.mark_labels(boxes, digits, pen=10) is None
     digits[1] = [[(160, 10), (240, 90)]]
-    assert training_numbers.mark_labels(boxes, digits, pen=10) == [[0], [1]]
+    assert number_strips.mark_labels(boxes, digits, pen=10) == [[0], [1]]
 
 
 def test_repeated_digits_are_well_represented():
-    import training_numbers
+    from training import number_strips
 
     rng = random.Random(0)
     by_class = [[digit] for digit in range(10)]  # "index" d is a d
-    numbers = [training_numbers.pick_digits(by_class, rng) for _ in range(3000)]
+    numbers = [number_strips.pick_digits(by_class, rng) for _ in range(3000)]
     longer = [n for n in numbers if len(n) > 1]
     repeats = sum(any(a == b for a, b in zip(n, n[1:])) for n in longer)
     assert repeats > 0.3 * len(longer), f"{repeats} of {len(longer)} numbers repeat a digit"
-    assert {len(n) for n in numbers} == set(training_numbers.LENGTHS)
+    assert {len(n) for n in numbers} == set(number_strips.LENGTHS)
 
 
 def test_pasted_numbers_are_labelled_strips(mnist):
-    import model_contract
-    import training_numbers
+    from reading import contract
+    from training import number_strips
 
     (x_train, y_train), _ = mnist
     numbers = [(x_train[k:k + 3], y_train[k:k + 3].tolist()) for k in range(0, 60, 3)]
-    found = training_numbers.pasted_chunk((0, numbers, 1))
-    assert found["strips"].shape == (20, model_contract.STRIP_HEIGHT, model_contract.STRIP_WIDTH)
+    found = number_strips.pasted_chunk((0, numbers, 1))
+    assert found["strips"].shape == (20, contract.STRIP_HEIGHT, contract.STRIP_WIDTH)
     assert (found["strips"].reshape(20, -1).max(axis=1) == 255).all()
     assert found["labels"][:, :3].tolist() == [labels for _, labels in numbers]
     assert (found["labels"][:, 3:] == -1).all()
@@ -332,46 +330,46 @@ def test_pasted_numbers_are_labelled_strips(mnist):
 def test_non_digits_are_of_every_kind_and_drawn_through_the_pipeline(mnist, traced, tmp_path):
     import random
 
-    import training_non_digits
+    from training import non_digit_strokes
 
     rng = random.Random(0)
-    kinds = {training_non_digits.non_digit(rng, lambda: (traced[0], traced[1]))[0]
+    kinds = {non_digit_strokes.non_digit(rng, lambda: (traced[0], traced[1]))[0]
              for _ in range(200)}
-    assert kinds == set(training_non_digits.KINDS)
+    assert kinds == set(non_digit_strokes.KINDS)
     (x_train, y_train), _ = mnist
-    drawn = training_data.render_non_digits(traced, y_train[:len(traced)], 40, seed=1,
-                                          cache_dir=tmp_path, processes=2)
+    drawn = renders.render_non_digits(traced, y_train[:len(traced)], 40, seed=1,
+                                      cache_dir=tmp_path, processes=2)
     assert drawn.shape == (40, 28, 28) and drawn.dtype == np.uint8
     assert (drawn.reshape(40, -1).max(axis=1) == 255).all(), "a non-digit without ink"
     assert len({image.tobytes() for image in drawn}) == 40, "the same non-digit twice"
 
 
 def test_non_digit_strips_hold_no_digits():
-    import model_contract
-    import training_numbers
+    from reading import contract
+    from training import number_strips
 
-    found = training_numbers.non_digits_chunk((0, 20, 3))
+    found = number_strips.non_digits_chunk((0, 20, 3))
     assert len(found["strips"]) >= 20, "a non-digit was lost"
-    assert found["strips"].shape[1:] == (model_contract.STRIP_HEIGHT, model_contract.STRIP_WIDTH)
+    assert found["strips"].shape[1:] == (contract.STRIP_HEIGHT, contract.STRIP_WIDTH)
     assert (found["strips"].reshape(len(found["strips"]), -1).max(axis=1) == 255).all()
     assert (found["labels"] == -1).all()
 
 
 def test_number_strips_are_cached_and_hold_every_length(mnist, traced, tmp_path):
-    import model_contract
-    import training_numbers
+    from reading import contract
+    from training import number_strips
 
     (x_train, y_train), _ = mnist
-    strips, labels = training_data.number_strips_of(x_train[:600], traced, y_train[:600], 200,
-                                                  seed=2, cache_dir=tmp_path, processes=2)
-    assert strips.shape == (len(labels), model_contract.STRIP_HEIGHT, model_contract.STRIP_WIDTH)
-    assert labels.shape == (len(strips), training_numbers.MAX_LABELS)
+    strips, labels = renders.number_strips_of(x_train[:600], traced, y_train[:600], 200,
+                                              seed=2, cache_dir=tmp_path, processes=2)
+    assert strips.shape == (len(labels), contract.STRIP_HEIGHT, contract.STRIP_WIDTH)
+    assert labels.shape == (len(strips), number_strips.MAX_LABELS)
     lengths = set((labels >= 0).sum(axis=1).tolist())
     assert lengths >= {1, 2, 3, 4}, f"strips hold only {sorted(lengths)} digits"
     assert 0 not in lengths, "a strip without digits among numbers alone"
     [cache] = tmp_path.iterdir()
-    again, _ = training_data.number_strips_of(x_train[:600], traced, y_train[:600], 200, seed=2,
-                                            cache_dir=tmp_path)
+    again, _ = renders.number_strips_of(x_train[:600], traced, y_train[:600], 200, seed=2,
+                                        cache_dir=tmp_path)
     np.testing.assert_array_equal(again, strips)
     assert list(tmp_path.iterdir()) == [cache], "the same numbers were not read from the cache"
 
@@ -518,19 +516,19 @@ def test_the_exported_reader_reads_strips_in_batches_as_keras_does(smoke_run, sm
     import onnxruntime as ort
     import tensorflow as tf
 
-    import model_contract
+    from reading import contract
 
     reader = ort.InferenceSession(str(smoke_run.out / "number.onnx"),
                                   providers=["CPUExecutionProvider"])
     [given], [answer] = reader.get_inputs(), reader.get_outputs()
-    assert (given.name, given.shape) == (model_contract.READER_INPUT,
-                                         model_contract.READER_SIGNATURE["input"]["shape"])
-    assert (answer.name, answer.shape) == (model_contract.READER_OUTPUT,
-                                           model_contract.READER_SIGNATURE["output"]["shape"])
-    strips = np.random.default_rng(0).random((7, model_contract.STRIP_HEIGHT,
-                                              model_contract.STRIP_WIDTH, 1), np.float32)
+    assert (given.name, given.shape) == (contract.READER_INPUT,
+                                         contract.READER_SIGNATURE["input"]["shape"])
+    assert (answer.name, answer.shape) == (contract.READER_OUTPUT,
+                                           contract.READER_SIGNATURE["output"]["shape"])
+    strips = np.random.default_rng(0).random((7, contract.STRIP_HEIGHT,
+                                              contract.STRIP_WIDTH, 1), np.float32)
     columns = reader.run(None, {given.name: strips})[0]
-    assert columns.shape == (7, model_contract.COLUMNS, model_contract.BLANK + 1)
+    assert columns.shape == (7, contract.COLUMNS, contract.BLANK + 1)
     np.testing.assert_allclose(columns.sum(axis=2), 1, atol=1e-5)
     keras_reader = tf.keras.models.load_model(smoke_run.out / "number.keras", compile=False)
     assert np.abs(keras_reader.predict(strips, verbose=0) - columns).max() <= 1e-4
@@ -564,7 +562,7 @@ def test_the_exported_model_records_its_run_and_its_real_accuracy(smoke_model, m
     assert metadata["training_digits"] == str(SMOKE_DIGITS)
     x_test, y_test = mnist_test
     all_test = (x_test.astype(np.float32) / 255.0)[..., np.newaxis]
-    import segment
+    from reading import segment
 
     accuracy = (segment.answers(smoke_model.run(["probabilities"], {"image": all_test})[0])
                 == y_test).mean()

@@ -7,15 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-import hollow_strokes
-import image_decoding
-import image_errors
-import image_ink
-import rank_filter
-import segment
-import strokes
 import utils
+from drawing import decoding, errors, hollow_strokes, image_ink, rank_filter
+from reading import segment
 from support.images import encode
+from training import strokes
 
 
 def centre_of_mass(digit):
@@ -97,7 +93,7 @@ def test_longer_side_is_scaled_to_20_pixels_keeping_the_aspect_ratio():
 def test_a_one_pixel_dot_is_nothing_drawn():
     dot = Image.new("L", (280, 280), 255)
     dot.putpixel((140, 140), 0)
-    with pytest.raises(image_errors.NothingDrawn):
+    with pytest.raises(errors.NothingDrawn):
         read(dot)
 
 
@@ -119,15 +115,15 @@ def test_stroke_width_is_evened_out_towards_mnists(draw_mnist_digit, pen):
 def test_a_huge_image_is_reduced_before_the_ink_is_looked_for(draw_mnist_digit):
     image = draw_mnist_digit(3, canvas=(4000, 3000), height=2000, pen=150)[0]
     data = encode(image, "PNG")
-    assert max(image_decoding.open_image(data).size) <= 2 * image_decoding.WORK_LIMIT
+    assert max(decoding.open_image(data).size) <= 2 * decoding.WORK_LIMIT
     reference = read(draw_mnist_digit(3, height=200, pen=15)[0])
     assert np.abs(read_bytes(data) - reference).mean() < 0.05, "the reduced image reads differently"
 
 
 def test_pixel_limit_is_checked_before_decoding():
     data = encode(Image.new("L", (3000, 3000), 0), "PNG")
-    with pytest.raises(image_errors.ImageTooLarge):
-        image_decoding.open_image(data, max_pixels=1_000_000)
+    with pytest.raises(errors.ImageTooLarge):
+        decoding.open_image(data, max_pixels=1_000_000)
 
 
 @pytest.mark.parametrize("text", [
@@ -137,29 +133,29 @@ def test_pixel_limit_is_checked_before_decoding():
 def test_data_uris_and_bare_base64_decode(text):
     payload = b"\x89PNG\r\n\x1a\nrest"
     text = text.format(b64=base64.b64encode(payload).decode())
-    assert image_decoding.decode_base64_image(text) == payload
+    assert decoding.decode_base64_image(text) == payload
 
 
 @pytest.mark.parametrize("text, error", [
-    ("data:image/png;base64,!!!!", image_errors.InvalidImage),
-    ("", image_errors.InvalidImage),
-    ("data:image/png,rawtext", image_errors.InvalidImage),
-    ("data:text/html;base64,PGI+", image_errors.UnsupportedImage),
-    ("data:image/svg+xml;base64,PHN2Zy8+", image_errors.UnsupportedImage),
+    ("data:image/png;base64,!!!!", errors.InvalidImage),
+    ("", errors.InvalidImage),
+    ("data:image/png,rawtext", errors.InvalidImage),
+    ("data:text/html;base64,PGI+", errors.UnsupportedImage),
+    ("data:image/svg+xml;base64,PHN2Zy8+", errors.UnsupportedImage),
 ])
 def test_bad_base64_raises_a_clear_error(text, error):
     with pytest.raises(error):
-        image_decoding.decode_base64_image(text)
+        decoding.decode_base64_image(text)
 
 
 @pytest.mark.parametrize("refused", [
-    lambda: image_decoding.decode_base64_image("data:application/pdf;base64,JVBERi0="),
-    lambda: image_decoding.open_image(b"not an image at all"),
+    lambda: decoding.decode_base64_image("data:application/pdf;base64,JVBERi0="),
+    lambda: decoding.open_image(b"not an image at all"),
 ], ids=["data URI of another type", "bytes Pillow cannot read"])
 def test_refusals_name_every_accepted_format(refused):
-    with pytest.raises(image_errors.ImageError) as error:
+    with pytest.raises(errors.ImageError) as error:
         refused()
-    for name in image_decoding.ACCEPTED_FORMATS:
+    for name in decoding.ACCEPTED_FORMATS:
         assert name.lower() in str(error.value).lower(), \
             f"the message does not name {name}: {error.value}"
 
@@ -170,7 +166,7 @@ def test_exif_rotation_is_applied():
     rotated = upright.rotate(90, expand=True)  # stored lying down ...
     exif = Image.Exif()
     exif[0x0112] = 8  # ... with EXIF saying "rotate 90 degrees clockwise to view"
-    image = image_decoding.open_image(encode(rotated.convert("RGB"), "JPEG", exif=exif))
+    image = decoding.open_image(encode(rotated.convert("RGB"), "JPEG", exif=exif))
     assert image.size == (60, 200)
 
 

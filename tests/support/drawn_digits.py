@@ -17,10 +17,11 @@ import glob
 import itertools
 import math
 import random
+
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-import strokes
+from training import strokes
 
 CANVAS = (280, 280)
 PEN_WIDTHS = (6, 30)
@@ -220,8 +221,8 @@ def main():
     parser.add_argument("--hollow", type=int, default=1500,
                         help="of the included test digits, this many also drawn hollow")
     args = parser.parse_args()
-    import mnist_digits
     from app import create_app
+    from training import mnist_digits
 
     client = create_app({"MODEL_PATH": args.model} if args.model else None).test_client()
     _, (x_test, y_test) = mnist_digits.load_mnist()

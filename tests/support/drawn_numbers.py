@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-import strokes
+from training import strokes
 
 from . import drawn_digits
 
@@ -165,8 +165,8 @@ def main():
     parser.add_argument("--model", help="a digit network other than model/model.onnx (the "
                                         "number reader beside it)")
     arguments = parser.parse_args()
-    import mnist_digits
     from app import create_app
+    from training import mnist_digits
 
     client = create_app({"MODEL_PATH": arguments.model} if arguments.model else None
                         ).test_client()

@@ -17,7 +17,8 @@ import random
 import numpy as np
 from PIL import Image, ImageDraw
 
-import strokes
+from training import strokes
+
 from . import drawn_digits
 
 CANVAS = drawn_digits.CANVAS
@@ -250,7 +251,7 @@ def main():
             if kind == "letters":
                 for name, part in (
                         (f"  {DIGIT_SHAPED_LETTERS}", [r for r in results
-                                                         if r[1] in DIGIT_SHAPED_LETTERS]),
+                                                       if r[1] in DIGIT_SHAPED_LETTERS]),
                         ("  the others", [r for r in results
                                           if r[1] not in DIGIT_SHAPED_LETTERS])):
                     print(f"{name:12s} {mode:7s} {len(part):6d} {100 * caught(part):11.2f}%")

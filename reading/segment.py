@@ -14,11 +14,9 @@ import typing
 import numpy as np
 from PIL import Image
 
-import image_errors
-import image_ink
-import model_contract
-import number_reader
 import utils
+from drawing import errors, image_ink
+from reading import contract, number_reader
 
 SEGMENT_SIZE = 128               # longer side of the mask on which separate marks are found
 SPECK_FRACTION = 0.15            # marks smaller than this share of the tallest one are specks
@@ -167,8 +165,8 @@ def split_digits(ink, one_digit=False):
     groups = ([list(range(len(kept)))] if one_digit
               else _group_into_digits([boxes[index] for index in kept]))
     if len(groups) > MAX_DIGITS:
-        raise image_errors.NothingDrawn(f"The drawing has more than {MAX_DIGITS} separate "
-                                        "marks; write one number, left to right.")
+        raise errors.NothingDrawn(f"The drawing has more than {MAX_DIGITS} separate "
+                                  "marks; write one number, left to right.")
     big_labels = np.asarray(Image.fromarray(labels.astype(np.int32)).resize(
         (region.shape[1], region.shape[0]), Image.Resampling.NEAREST))
     digits = []
@@ -181,8 +179,8 @@ def split_digits(ink, one_digit=False):
         x0, y0, x1, y1 = inside
         digits.append(Mark((left + x0, top + y0, left + x1, top + y1), digit_ink[y0:y1, x0:x1]))
     if not digits:
-        raise image_errors.NothingDrawn("Nothing is drawn: the image is blank. Draw a digit "
-                                        "and try again.")
+        raise errors.NothingDrawn("Nothing is drawn: the image is blank. Draw a digit "
+                                  "and try again.")
     return digits
 
 
@@ -217,11 +215,11 @@ NOT_A_DIGIT_ABOVE = 0.9
 
 def answers(probabilities, not_a_digit_above=NOT_A_DIGIT_ABOVE):
     """float [N, 11] digit network outputs -> int [N]: the likeliest digit, or
-    model_contract.NOT_A_DIGIT where that has more than `not_a_digit_above`."""
+    contract.NOT_A_DIGIT where that has more than `not_a_digit_above`."""
     probabilities = np.asarray(probabilities)
-    digits = probabilities[..., :model_contract.DIGIT_CLASSES]
-    return np.where(probabilities[..., model_contract.NOT_A_DIGIT] > not_a_digit_above,
-                    model_contract.NOT_A_DIGIT, digits.argmax(-1))
+    digits = probabilities[..., :contract.DIGIT_CLASSES]
+    return np.where(probabilities[..., contract.NOT_A_DIGIT] > not_a_digit_above,
+                    contract.NOT_A_DIGIT, digits.argmax(-1))
 
 
 class Reading(typing.NamedTuple):
@@ -241,13 +239,13 @@ class Digit:
     def value(self):
         """The digit read, or None where the network is sure enough it is not a digit."""
         answer = int(answers(self.probabilities))
-        return None if answer == model_contract.NOT_A_DIGIT else answer
+        return None if answer == contract.NOT_A_DIGIT else answer
 
     @property
     def confidence(self):
         """How likely the network finds what `value` says."""
         value = self.value
-        return float(self.probabilities[model_contract.NOT_A_DIGIT if value is None else value])
+        return float(self.probabilities[contract.NOT_A_DIGIT if value is None else value])
 
 
 def mnist_digits(ink, one_digit=False):
@@ -264,7 +262,7 @@ def may_hold_several(part, probabilities, gate=READER_GATE):
     unsure of that is wide enough for two (ReaderGate `gate`). Unsure means of every digit:
     two touching digits are often what the network calls "not a digit", and sure of it."""
     height, width = part.shape
-    surest_digit = probabilities[:model_contract.DIGIT_CLASSES].max()
+    surest_digit = probabilities[:contract.DIGIT_CLASSES].max()
     return width > gate.read * height or (surest_digit < gate.unsure_below
                                           and width >= gate.min_read * height)
 
@@ -275,7 +273,7 @@ def read_digits(ink, score, read_strips, one_digit=False, gate=READER_GATE):
     Marks are split at blank gaps. A mark wider than `gate.wide` (ReaderGate) is read whole
     by the number reader, `read_strips`: float32 [N, STRIP_HEIGHT, STRIP_WIDTH] -> float32
     [N, COLUMNS, 11] (number_reader.py). A narrower one is read by the digit network,
-    `score`: float32 [N, 28, 28] -> float32 [N, 11] (model_contract.MODEL_OUTPUT), and by the
+    `score`: float32 [N, 28, 28] -> float32 [N, 11] (contract.MODEL_OUTPUT), and by the
     reader too if it may hold several digits (may_hold_several). Where the reader reads two
     digits or more its reading stands (in a mark up to `gate.sure` wide, only if the reader is
     surer of it than the digit network is of any one digit), and otherwise the digit network's.
@@ -301,7 +299,7 @@ def read_digits(ink, score, read_strips, one_digit=False, gate=READER_GATE):
         part = parts[index].ink
         if (reading is not None and part.shape[1] <= gate.sure * part.shape[0]
                 and reading.probability
-                <= read_alone[index][1][:model_contract.DIGIT_CLASSES].max()):
+                <= read_alone[index][1][:contract.DIGIT_CLASSES].max()):
             readings[index] = None
     _score(score, parts, [index for index in wide if readings[index] is None], read_alone)
     digits, confidence = [], 1.0
@@ -344,8 +342,8 @@ def _reader_digits(box, part, strip, scale, columns):
     for (label, first, last), (_, (left, _)), image, (x0, y0, x1, y1) in zip(
             path, spans, images, insides):
         surest = columns[first + int(columns[first:last + 1, label].argmax())]
-        digit_probabilities = surest[:model_contract.BLANK] / surest[:model_contract.BLANK].sum()
+        digit_probabilities = surest[:contract.BLANK] / surest[:contract.BLANK].sum()
         digits.append(Digit((box[0] + left + x0, box[1] + y0, box[0] + left + x1, box[1] + y1),
                             image, np.append(digit_probabilities, np.float32(0))))
     return Reading(digits, number_reader.sequence_probability(columns,
-                                                             [label for label, _, _ in path]))
+                                                              [label for label, _, _ in path]))

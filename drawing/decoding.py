@@ -11,7 +11,7 @@ import re
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from image_errors import ImageTooLarge, InvalidImage, UnsupportedImage
+from drawing.errors import ImageTooLarge, InvalidImage, UnsupportedImage
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")  # Pillow's format names
 _FORMAT_NAMES = [{"WEBP": "WebP"}.get(name, name) for name in ACCEPTED_FORMATS]

@@ -7,10 +7,10 @@ Otsu-derived floor drops paper grain and JPEG noise. Pure functions over numpy a
 import numpy as np
 from PIL import Image, ImageChops
 
-import plain_png
-from image_decoding import MAX_IMAGE_PIXELS, open_image, reduced
-from image_errors import NothingDrawn
-from rank_filter import square_filter
+from drawing import plain_png
+from drawing.decoding import MAX_IMAGE_PIXELS, open_image, reduced
+from drawing.errors import NothingDrawn
+from drawing.rank_filter import square_filter
 
 FAINT = 0.25                     # ink below this fraction of the strongest ink is noise
 PAPER_CELLS = 12                 # cells along the longer side when estimating the paper's light

@@ -7,7 +7,9 @@ reader reads a batch of strips, each a mark of one or more digits set at the lef
 per column the probabilities of the ten digits and of BLANK ("no digit here").
 """
 
-IMAGE_SIZE = 28                  # MNIST's 28x28 field
+import utils
+
+IMAGE_SIZE = utils.MNIST_SIZE    # MNIST's 28x28 field
 MODEL_INPUT = "image"            # float32 [N, IMAGE_SIZE, IMAGE_SIZE, 1]
 MODEL_OUTPUT = "probabilities"   # float32 [N, MODEL_CLASSES], softmax
 DIGIT_CLASSES = 10

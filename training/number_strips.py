@@ -9,13 +9,9 @@ import random
 
 import numpy as np
 
-import image_errors
-import image_ink
-import model_contract
-import number_reader
-import segment
-import strokes
-import training_non_digits
+from drawing import errors, image_ink
+from reading import contract, number_reader, segment
+from training import non_digit_strokes, strokes
 
 CANVAS = (560, 280)                    # the page's canvas in number mode
 LENGTHS = (1, 2, 2, 3, 3, 3, 4, 4, 5)  # digits in a number, one of these at random
@@ -79,7 +75,7 @@ def number_strips(traced, labels, rng):
         if held is None:
             return []
         strips = [number_reader.to_strip(mark)[0] for _, mark in marks]
-    except image_errors.ImageError:
+    except errors.ImageError:
         return []
     return [(np.rint(strip * 255).astype(np.uint8), [int(labels[k]) for k in digits_held])
             for strip, digits_held in zip(strips, held) if 0 < len(digits_held) <= MAX_LABELS]
@@ -96,12 +92,12 @@ def strips_chunk(task):
 
 # Marks that are not digits, for the reader to read as no digits at all. Not two digits drawn
 # over each other: to the reader those are much like digits that overlap.
-NON_DIGIT_KINDS = {kind: weight for kind, weight in training_non_digits.KINDS.items()
+NON_DIGIT_KINDS = {kind: weight for kind, weight in non_digit_strokes.KINDS.items()
                    if kind != "overlaid digits"}
 
 
 def non_digit_strips(plan, rng):
-    """Strokes of a mark that is not a digit (training_non_digits.py) -> [(uint8 strip, [])]:
+    """Strokes of a mark that is not a digit (non_digit_strokes.py) -> [(uint8 strip, [])]:
     drawn on CANVAS with a pen, size and slant as write_number draws a number, read by the
     server's pipeline, one strip per mark, each holding no digits."""
     pen = rng.uniform(*PEN)
@@ -113,7 +109,7 @@ def non_digit_strips(plan, rng):
         marks = segment.split_digits(image_ink.ink_map(drawing))
         return [(np.rint(number_reader.to_strip(mark)[0] * 255).astype(np.uint8), [])
                 for _, mark in marks]
-    except image_errors.ImageError:
+    except errors.ImageError:
         return []
 
 
@@ -124,14 +120,14 @@ def non_digits_chunk(task):
     rng = random.Random(seed * 1_000_003 + start)
     found = []
     for _ in range(count):
-        _, plan = training_non_digits.non_digit(rng, None, NON_DIGIT_KINDS)
+        _, plan = non_digit_strokes.non_digit(rng, None, NON_DIGIT_KINDS)
         found += non_digit_strips(plan, rng)
     return _as_arrays(found)
 
 
 def _as_arrays(found):
     """[(uint8 strip, [digits])] -> the dict of arrays strips_chunk returns."""
-    shape = (model_contract.STRIP_HEIGHT, model_contract.STRIP_WIDTH)
+    shape = (contract.STRIP_HEIGHT, contract.STRIP_WIDTH)
     return {"strips": np.array([strip for strip, _ in found], np.uint8).reshape(-1, *shape),
             "labels": np.array([digits + [-1] * (MAX_LABELS - len(digits))
                                 for _, digits in found], np.int8).reshape(-1, MAX_LABELS)}
@@ -185,7 +181,7 @@ def pasted_strip(images, labels, rng):
     pasted (paste_number) and read whole, as one mark; [] when nothing readable is left."""
     try:
         strip, _ = number_reader.to_strip(paste_number(images, rng))
-    except image_errors.ImageError:
+    except errors.ImageError:
         return []
     return [(np.rint(strip * 255).astype(np.uint8), list(labels))]
 

@@ -12,11 +12,9 @@ network comes in as its output.
 import numpy as np
 from PIL import Image
 
-import hollow_strokes
-import image_errors
-import image_ink
 import utils
-from model_contract import BLANK, DOWNSAMPLE, STRIP_HEIGHT, STRIP_WIDTH
+from drawing import errors, hollow_strokes, image_ink
+from reading.contract import BLANK, DOWNSAMPLE, STRIP_HEIGHT, STRIP_WIDTH
 
 DIGIT_HEIGHT = utils.MNIST_BOX    # the ink is scaled to this height, as MNIST fits a digit in 20
 MARGIN = 4                        # px of black above, below and left of the ink
@@ -38,8 +36,8 @@ def to_strip(mark):
     ink = _to_height(work, DIGIT_HEIGHT, STRIP_WIDTH - MARGIN)
     pixels = np.asarray(ink).astype(np.float32)
     if pixels.max() == 0:
-        raise image_errors.NothingDrawn("The drawing is too faint or too thin to read. Draw it "
-                                        "bolder.")
+        raise errors.NothingDrawn("The drawing is too faint or too thin to read. Draw it "
+                                  "bolder.")
     strip = np.zeros((STRIP_HEIGHT, STRIP_WIDTH), np.float32)
     strip[MARGIN:MARGIN + ink.height, MARGIN:MARGIN + ink.width] = pixels / pixels.max()
     return strip, ink.width / (x1 - x0)

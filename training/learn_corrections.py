@@ -19,12 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-import image_errors
-import image_ink
-import model_contract
-import segment
 import utils
-from recognizer import DEFAULT_MODEL, Recognizer
+from drawing import errors, image_ink
+from reading import contract, segment
+from reading.recognizer import DEFAULT_MODEL, Recognizer
 
 HELD_OUT_EVERY = 5   # one drawing in five (by its sha256) is kept apart to measure on
 REPEATS = 20         # a training correction is seen this often an epoch: a few hundred of them
@@ -81,7 +79,7 @@ def training_digits(drawing):
     try:
         digits = [digit for _, digit in segment.mnist_digits(
             image_ink.read_ink(drawing.image), one_digit=drawing.mode == "digit")]
-    except image_errors.ImageError:
+    except errors.ImageError:
         digits = []
     if len(digits) != len(drawing.label):
         return np.zeros((0, utils.MNIST_SIZE, utils.MNIST_SIZE), np.uint8), np.zeros(0, np.int64)
@@ -99,7 +97,7 @@ def accuracy(model_path, drawings):
     for drawing in drawings:
         try:
             reply, _ = recognizer.read(drawing.image, one_digit=drawing.mode == "digit")
-        except image_errors.ImageError:
+        except errors.ImageError:
             continue
         right += reply["number"] == drawing.label
     return right / len(drawings)
@@ -129,7 +127,7 @@ def add_to_training(directory, x_all, y_all, is_rendering, served_model=DEFAULT_
     images = np.repeat(images, REPEATS, axis=0)
     labels = np.repeat(labels, REPEATS)
     x_all = np.concatenate([x_all, (images.astype(np.float32) / 255.0)[..., np.newaxis]])
-    y_all = np.concatenate([y_all, np.eye(model_contract.MODEL_CLASSES, dtype=np.float32)[labels]])
+    y_all = np.concatenate([y_all, np.eye(contract.MODEL_CLASSES, dtype=np.float32)[labels]])
     is_rendering = np.concatenate([is_rendering, np.zeros(len(labels), bool)])
     return HeldOut(held_out, str(served_model), before), x_all, y_all, is_rendering
 

@@ -12,7 +12,7 @@ import math
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
-import hollow_strokes
+from drawing import hollow_strokes
 
 SUPERSAMPLE = 3  # draw at 3x and shrink, so edges are anti-aliased like a canvas
 CONVENTIONS = ("black_on_white", "white_on_black", "ink_on_transparent")
@@ -110,7 +110,7 @@ def digit_strokes(image, upscale=4, threshold=0.45, min_points=3):
         image = image / 255.0
     size = image.shape[0] * upscale
     big = Image.fromarray((image * 255).astype(np.uint8)).resize((size, size),
-                                                                   Image.Resampling.BICUBIC)
+                                                                 Image.Resampling.BICUBIC)
     paths = _trace(skeleton(np.asarray(big) >= threshold * 255))
     strokes = []
     for path in paths:

@@ -6,7 +6,7 @@ import dataclasses
 import numpy as np
 from PIL import Image
 
-from rank_filter import square_filter
+from drawing.rank_filter import square_filter
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,15 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-import image_errors
-import image_ink
-import model_contract
-import strokes
-import training_non_digits
-import training_numbers
 import utils
+from drawing import errors, image_ink
+from reading import contract
+from training import non_digit_strokes, number_strips, strokes
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent
 
 
 # ---------------------------------------------------------------------------
@@ -106,7 +103,7 @@ def render_canvas_digit(traced, rng):
     drawing = draw_on_canvas(traced, rng)
     try:
         digit = utils.to_mnist(image_ink.ink_map(drawing))
-    except image_errors.ImageError:  # averaged away at 28x28: nothing to learn from
+    except errors.ImageError:  # averaged away at 28x28: nothing to learn from
         return None
     return np.rint(digit * 255).astype(np.uint8)
 
@@ -134,10 +131,19 @@ def render_canvas_digits(images, traced, seed, cache_dir, processes=None):
     return result["images"], result["ok"]
 
 
-# The code a rendering goes through: a change to any of it makes the cache stale.
-PIPELINE_CODE = ("strokes.py", "utils.py", "plain_png.py", "image_decoding.py",
-                 "image_ink.py", "hollow_strokes.py", "rank_filter.py", "image_errors.py",
-                 "model_contract.py")
+# The code a rendering goes through: a change to any of it makes the cache stale. A folder
+# stands for every module in it, so a module added to a package is covered without a list.
+PIPELINE_CODE = ("utils.py", "drawing", "training/strokes.py")
+READER_CODE = PIPELINE_CODE + ("reading", "training/number_strips.py",
+                               "training/non_digit_strokes.py")
+
+
+def code_files(code):
+    """The files of `code` (paths from the repository's root, a folder meaning each .py in
+    it), sorted."""
+    return sorted(path for part in code
+                  for path in ((ROOT / part).glob("*.py") if (ROOT / part).is_dir()
+                               else [ROOT / part]))
 
 
 def computed_in_parallel(name, work, tasks, cache_dir, processes, key, code=PIPELINE_CODE):
@@ -152,8 +158,8 @@ def computed_in_parallel(name, work, tasks, cache_dir, processes, key, code=PIPE
     for part in key:
         text = inspect.getsource(part) if callable(part) else part
         digest.update(text.encode() if isinstance(text, str) else text)
-    for module in code:
-        digest.update((ROOT / module).read_bytes())
+    for path in code_files(code):
+        digest.update(path.read_bytes())
     cache = Path(cache_dir) / f"{name}-{digest.hexdigest()[:16]}.npz"
     if cache.exists():
         with np.load(cache) as data:
@@ -168,7 +174,7 @@ def computed_in_parallel(name, work, tasks, cache_dir, processes, key, code=PIPE
 
 
 # ---------------------------------------------------------------------------
-# Non-digits: letters, signs, shapes, scribbles, overlaid digits (training_non_digits.py)
+# Non-digits: letters, signs, shapes, scribbles, overlaid digits (non_digit_strokes.py)
 # ---------------------------------------------------------------------------
 
 NON_DIGITS = 15_000   # drawn like the digits above and read by the same pipeline
@@ -185,7 +191,7 @@ def _non_digit_chunk(task):
 
     images = []
     while len(images) < count:
-        _, plan = training_non_digits.non_digit(rng, traced_pair)
+        _, plan = non_digit_strokes.non_digit(rng, traced_pair)
         image = render_canvas_digit(plan, rng)
         if image is not None:
             images.append(image)
@@ -199,23 +205,23 @@ def render_non_digits(traced, labels, count, seed, cache_dir, processes=None):
     chunk = 500
     by_class = [[traced[index] for index in np.flatnonzero(labels == digit)[:300]
                  if traced[index]] if digit != 1 else []
-                for digit in range(model_contract.DIGIT_CLASSES)]
+                for digit in range(contract.DIGIT_CLASSES)]
     tasks = [(start, min(chunk, count - start), by_class, seed)
              for start in range(0, count, chunk)]
     return computed_in_parallel(
         "non-digits", _non_digit_chunk, tasks, cache_dir, processes,
         key=[labels.tobytes(), str((seed, count)), draw_on_canvas, render_canvas_digit,
              _non_digit_chunk],
-        code=PIPELINE_CODE + ("training_non_digits.py",))["images"]
+        code=PIPELINE_CODE + ("training/non_digit_strokes.py",))["images"]
 
 
 # ---------------------------------------------------------------------------
-# Numbers: what the number reader learns from (training_numbers.py)
+# Numbers: what the number reader learns from (number_strips.py)
 # ---------------------------------------------------------------------------
 
 NUMBERS = 24_000         # numbers written with the traced training digits, 1 to 5 digits each
 PASTED_NUMBERS = 24_000  # and as many pasted from the scans themselves
-READER_NON_DIGITS = 8_000  # and marks that are not digits, read as none (training_numbers.py)
+READER_NON_DIGITS = 8_000  # and marks that are not digits, read as none (number_strips.py)
 NUMBERS_CHUNK = 250      # numbers per task of the process pool
 
 
@@ -228,29 +234,28 @@ def number_strips_of(images, traced, labels, count, seed, cache_dir, pasted=0, n
     the last, so all -1 for a non-digit). Cached."""
     rng = random.Random(seed)
     every_digit = [np.flatnonzero(labels == digit).tolist()
-                   for digit in range(model_contract.DIGIT_CLASSES)]
+                   for digit in range(contract.DIGIT_CLASSES)]
     faithful = [[index for index in indices if traced[index]] for indices in every_digit]
-    written = [training_numbers.pick_digits(faithful, rng) for _ in range(count)]
-    pasted_from = [training_numbers.pick_digits(every_digit, rng) for _ in range(pasted)]
-    tasks = [(training_numbers.strips_chunk,
+    written = [number_strips.pick_digits(faithful, rng) for _ in range(count)]
+    pasted_from = [number_strips.pick_digits(every_digit, rng) for _ in range(pasted)]
+    tasks = [(number_strips.strips_chunk,
               (start, [([traced[k] for k in picked], labels[picked].tolist())
                        for picked in written[start:start + NUMBERS_CHUNK]], seed))
              for start in range(0, count, NUMBERS_CHUNK)]
-    tasks += [(training_numbers.pasted_chunk,
+    tasks += [(number_strips.pasted_chunk,
                (start, [(images[picked], labels[picked].tolist())
                         for picked in pasted_from[start:start + NUMBERS_CHUNK]], seed))
               for start in range(0, pasted, NUMBERS_CHUNK)]
-    tasks += [(training_numbers.non_digits_chunk,
+    tasks += [(number_strips.non_digits_chunk,
                (start, min(NUMBERS_CHUNK, non_digits - start), seed))
               for start in range(0, non_digits, NUMBERS_CHUNK)]
-    settings = [getattr(training_numbers, name) for name in dir(training_numbers)
+    settings = [getattr(number_strips, name) for name in dir(number_strips)
                 if name.isupper()]
     result = computed_in_parallel(
         "strips", _run_task, tasks, cache_dir, processes,
         key=[images.tobytes(), labels.tobytes(), str((seed, count, pasted, non_digits)),
              repr(settings)],
-        code=PIPELINE_CODE + ("segment.py", "number_reader.py", "training_numbers.py",
-                              "training_non_digits.py"))
+        code=READER_CODE)
     return result["strips"], result["labels"]
 
 

@@ -11,13 +11,11 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-import image_decoding
-import image_ink
-import model_contract
-import segment
 import utils
+from drawing import decoding, image_ink
+from reading import contract, segment
 
-DEFAULT_MODEL = Path(__file__).resolve().parent / "model" / "model.onnx"
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "model" / "model.onnx"
 READER_FILE = "number.onnx"  # the number reader, in the digit model's folder
 
 
@@ -46,20 +44,20 @@ class Recognizer:
         self.reader_sha256 = hashlib.sha256(reader_path.read_bytes()).hexdigest()
         # warm up before the first user
         self.probabilities(np.zeros((1, utils.MNIST_SIZE, utils.MNIST_SIZE), np.float32))
-        self.read_strips(np.zeros((1, model_contract.STRIP_HEIGHT, model_contract.STRIP_WIDTH),
+        self.read_strips(np.zeros((1, contract.STRIP_HEIGHT, contract.STRIP_WIDTH),
                                   np.float32))
 
     def probabilities(self, digits):
         """float32 [N, 28, 28] in [0, 1] -> float32 [N, 11]: each digit, then "not a digit"."""
-        return self.session.run([model_contract.MODEL_OUTPUT],
-                                {model_contract.MODEL_INPUT: digits[..., np.newaxis]})[0]
+        return self.session.run([contract.MODEL_OUTPUT],
+                                {contract.MODEL_INPUT: digits[..., np.newaxis]})[0]
 
     def read_strips(self, strips):
         """float32 [N, STRIP_HEIGHT, STRIP_WIDTH] in [0, 1] -> float32 [N, COLUMNS, 11]."""
-        return self.reader.run([model_contract.READER_OUTPUT],
-                               {model_contract.READER_INPUT: strips[..., np.newaxis]})[0]
+        return self.reader.run([contract.READER_OUTPUT],
+                               {contract.READER_INPUT: strips[..., np.newaxis]})[0]
 
-    def read(self, data, max_pixels=image_decoding.MAX_IMAGE_PIXELS, one_digit=False):
+    def read(self, data, max_pixels=decoding.MAX_IMAGE_PIXELS, one_digit=False):
         """Image bytes -> (reply dict, timings in seconds for decode, preprocess, inference).
 
         `decode` is bytes to ink map (image_ink.read_ink decodes and finds the ink in one go),
@@ -98,7 +96,7 @@ class Recognizer:
             "not_a_digit": not_a_digit,
             "confidence": round(confidence, 6),
             "probabilities": ([round(float(p), 6)
-                               for p in digits[0].probabilities[:model_contract.DIGIT_CLASSES]]
+                               for p in digits[0].probabilities[:contract.DIGIT_CLASSES]]
                               if single else None),
             "preview": previews[0] if single else None,
             "number": None if not_a_digit else "".join(map(str, answers)),
