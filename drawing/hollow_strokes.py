@@ -7,6 +7,7 @@ import numpy as np
 from PIL import Image
 
 from drawing.rank_filter import square_filter
+from drawing.regions import connected_regions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,35 +71,12 @@ def fill_outlines(image, settings=OUTLINE_FILL):
 def background_regions(mask):
     """bool [h, w] ink mask -> int64 [h, w]: 0 on ink; 1 on the background around the ink
     (4-connected to the edge); 2, 3, ... on each hole (a 4-connected background region the
-    ink encloses)."""
+    ink encloses), numbered by where they start."""
     height, width = mask.shape
-    background = np.ones((height + 2, width + 2), bool)  # a frame of background around
+    # A frame of background around the ink: it starts first, so it is region 1.
+    background = np.ones((height + 2, width + 2), bool)
     background[1:-1, 1:-1] = ~mask
-    flat = background.ravel()
-    # Runs of background along each row, then runs joined where one lies on another,
-    # merged by their smallest number until nothing changes (union-find, all runs at once).
-    starts = flat.copy()
-    starts[1:] &= ~flat[:-1]
-    starts[::width + 2] = True  # every row starts a run in the frame
-    runs = np.cumsum(starts) * flat
-    above, below = runs[:-(width + 2)], runs[width + 2:]
-    joined = (above > 0) & (below > 0)
-    above, below = above[joined], below[joined]
-    parent = np.arange(runs.max() + 1)
-    while True:
-        lowest = np.minimum(parent[above], parent[below])
-        np.minimum.at(parent, parent[above], lowest)
-        np.minimum.at(parent, parent[below], lowest)
-        while not np.array_equal(parent, parent[parent]):
-            parent = parent[parent]
-        if np.array_equal(parent[above], parent[below]):
-            break
-    # Each region's root is its first run, so the frame's region is 1; numbering the roots
-    # in order numbers the holes by where they start.
-    roots = np.unique(parent[1:])
-    labels = np.searchsorted(roots, parent[runs]) + 1
-    labels[runs == 0] = 0
-    return labels.reshape(height + 2, width + 2)[1:-1, 1:-1]
+    return connected_regions(background, diagonal=False)[1:-1, 1:-1]
 
 
 def _convex_share(region):

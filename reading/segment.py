@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 import utils
-from drawing import errors, image_ink
+from drawing import errors, image_ink, regions
 from reading import contract, number_reader
 
 SEGMENT_SIZE = 128               # longer side of the mask on which separate marks are found
@@ -33,47 +33,6 @@ class Mark(typing.NamedTuple):
     """One part of a drawing split at blank gaps: a digit, or touching digits."""
     box: tuple        # (x0, y0, x1, y1) in the image's pixels, right and bottom exclusive
     ink: np.ndarray   # uint8 [h, w]: the ink inside `box`, other marks' strokes removed
-
-
-def _components(mask):
-    """8-connected components of a bool [h, w] mask, found on runs of ink in each row.
-
-    Returns (labels, boxes, areas): int32 [h, w] labels (0 = background, components
-    numbered from 1), and per component its box (x0, y0, x1, y1) and pixel count.
-    """
-    edges = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1)
-    run_rows, run_starts = np.nonzero(edges == 1)
-    run_ends = np.nonzero(edges == -1)[1]
-    parent = list(range(len(run_rows)))
-
-    def root(index):
-        while parent[index] != index:
-            parent[index] = parent[parent[index]]
-            index = parent[index]
-        return index
-
-    previous, current, row = [], [], -1
-    for index, (run_row, start, end) in enumerate(zip(run_rows, run_starts, run_ends)):
-        if run_row != row:
-            previous = current if run_row == row + 1 else []
-            current, row = [], run_row
-        for above in previous:  # touching, diagonals included
-            if run_starts[above] <= end and start <= run_ends[above]:
-                parent[root(above)] = root(index)
-        current.append(index)
-
-    labels = np.zeros(mask.shape, np.int32)
-    numbers, boxes, areas = {}, [], []
-    for index, (run_row, start, end) in enumerate(zip(run_rows, run_starts, run_ends)):
-        number = numbers.setdefault(root(index), len(numbers) + 1)
-        labels[run_row, start:end] = number
-        if number > len(boxes):  # runs come row by row: a component's first is its top
-            boxes.append([start, run_row, end, run_row + 1])
-            areas.append(0)
-        box = boxes[number - 1]
-        box[0], box[2], box[3] = min(box[0], start), max(box[2], end), run_row + 1
-        areas[number - 1] += end - start
-    return labels, [tuple(int(v) for v in box) for box in boxes], areas
 
 
 def _width(box):
@@ -156,7 +115,8 @@ def split_digits(ink, one_digit=False):
     small_size = (max(1, round(region.shape[1] * scale)), max(1, round(region.shape[0] * scale)))
     mask = np.asarray(utils.resize(Image.fromarray(region), small_size,
                                    Image.Resampling.BOX)) > 0
-    labels, boxes, areas = _components(mask)
+    labels = regions.connected_regions(mask, diagonal=True)
+    boxes, areas = regions.region_boxes(labels)
     tallest = max(_height(box) for box in boxes)
     total_area = sum(areas)
     kept = [index for index, box in enumerate(boxes)
