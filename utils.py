@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from drawing import plain_png
-from drawing.errors import NothingDrawn
+from drawing.errors import TOO_FAINT, NothingDrawn
 from drawing.hollow_strokes import OUTLINE_FILL, fill_outlines
 from drawing.image_ink import ink_bbox
 from drawing.rank_filter import square_filter
@@ -25,7 +25,9 @@ STROKE_TOLERANCE = 0.5           # leave widths within this of MNIST's alone
 MAX_THICKEN, MAX_THIN = 9, 5     # largest rank filters: filled loops inflate a width estimate
 
 
-def _resize_longer_side(image, size):
+def scaled_longer_side(image, size):
+    """'L' image -> the same, its longer side `size` px (aspect ratio kept): averaged when
+    it shrinks, interpolated when it grows."""
     width, height = image.size
     scale = size / max(width, height)
     new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -115,31 +117,50 @@ def centre_boxes_by_mass(boxes, sizes):
     return fields
 
 
+def crop_to_ink(ink):
+    """uint8 [H, W] ink map -> 'L' image of the box around its ink (image_ink.ink_bbox, which
+    refuses ink too small to be a digit)."""
+    x0, y0, x1, y1 = ink_bbox(ink)
+    return Image.fromarray(np.ascontiguousarray(ink[y0:y1, x0:x1]))
+
+
+def evened_strokes(work, fill=OUTLINE_FILL):
+    """'L' ink image at the working size -> the same with hollow strokes filled (fill_outlines
+    with the settings `fill`; None: not at all), the stroke width evened out towards MNIST's,
+    and cropped to its ink again. The number reader's strip takes the same steps."""
+    if fill is not None:
+        work = fill_outlines(work, fill)
+    work = normalise_stroke_width(work)
+    return work.crop(work.getbbox() or (0, 0) + work.size)
+
+
+def at_full_white(pixels):
+    """uint8 [h, w] ink -> uint8 [h, w], scaled so the strongest ink is 255, as in MNIST's
+    digits (shrinking dims thin strokes); no ink stays none."""
+    strongest = int(pixels.max())
+    if strongest in (0, 255):
+        return pixels
+    # In float32, as the 28x28 digits the network was trained on were made.
+    return np.rint(pixels.astype(np.float32) * np.float32(255.0 / strongest)).astype(np.uint8)
+
+
 def work_image(ink):
     """uint8 [H, W] ink map of one digit -> 'L' image of its ink, cropped, the longer side
     WORK_SIZE: what hollow strokes are filled and stroke widths evened out on."""
-    x0, y0, x1, y1 = ink_bbox(ink)
-    return _resize_longer_side(Image.fromarray(np.ascontiguousarray(ink[y0:y1, x0:x1])),
-                               WORK_SIZE)
+    return scaled_longer_side(crop_to_ink(ink), WORK_SIZE)
 
 
 def to_mnist(ink, fill=OUTLINE_FILL):
     """uint8 [H, W] ink map of one digit -> float32 [28, 28] in [0, 1], the MNIST way.
 
-    Crop to the ink, fill hollow strokes (fill_outlines with the settings `fill`; None: not
-    at all), even out the stroke width, scale the longer side to 20 px with anti-aliasing
-    (aspect ratio kept), then centre by centre of mass in 28x28.
+    Crop to the ink, fill hollow strokes and even out the stroke width at the working size
+    (evened_strokes), scale the longer side to 20 px with anti-aliasing (aspect ratio kept),
+    bring the strongest ink to full white, then centre by centre of mass in 28x28.
     """
-    work = work_image(ink)
-    if fill is not None:
-        work = fill_outlines(work, fill)
-    work = normalise_stroke_width(work)
-    work = work.crop(work.getbbox() or (0, 0) + work.size)
-    digit = np.asarray(_resize_longer_side(work, MNIST_BOX)).astype(np.float32)
-    if digit.max() == 0:  # faint, sparse ink that scaling down to 20 px averaged away
-        raise NothingDrawn("The drawing is too faint or too thin to read. Draw it bolder.")
-    digit *= 255.0 / digit.max()  # MNIST digits reach full white; resizing dims thin strokes
-    return centre_by_mass(np.rint(digit).astype(np.uint8)).astype(np.float32) / 255.0
+    digit = np.asarray(scaled_longer_side(evened_strokes(work_image(ink), fill), MNIST_BOX))
+    if not digit.any():  # faint, sparse ink that scaling down to 20 px averaged away
+        raise NothingDrawn(TOO_FAINT)
+    return centre_by_mass(at_full_white(digit)).astype(np.float32) / 255.0
 
 
 # ---------------------------------------------------------------------------

@@ -21,3 +21,8 @@ class ImageTooLarge(ImageError):
 class NothingDrawn(ImageError):
     """A blank canvas, or ink too faint or too small to be a digit."""
 
+
+# What NothingDrawn says, written once for every stage that finds nothing to read
+BLANK_IMAGE = "Nothing is drawn: the image is blank. Draw a digit and try again."
+TOO_SMALL = "The drawing is too small to be a digit. Draw it larger."
+TOO_FAINT = "The drawing is too faint or too thin to read. Draw it bolder."

@@ -9,7 +9,7 @@ from PIL import Image, ImageChops
 
 from drawing import plain_png
 from drawing.decoding import MAX_IMAGE_PIXELS, open_image, reduced
-from drawing.errors import NothingDrawn
+from drawing.errors import BLANK_IMAGE, TOO_SMALL, NothingDrawn
 from drawing.rank_filter import square_filter
 
 FAINT = 0.25                     # ink below this fraction of the strongest ink is noise
@@ -130,7 +130,7 @@ def _clean_ink(ink):
     JPEG noise, anti-aliasing fringe) set to 0, the strongest ink scaled to 255."""
     strongest = int(ink.max())
     if strongest < MIN_CONTRAST:
-        raise NothingDrawn("Nothing is drawn: the image is blank. Draw a digit and try again.")
+        raise NothingDrawn(BLANK_IMAGE)
     # Only the box around the ink needs work; outside it everything is 0 and stays 0.
     x0, y0, x1, y1 = nonzero_box(ink)
     box = np.s_[y0:y1, x0:x1]
@@ -199,9 +199,9 @@ def ink_bbox(ink):
     too small to be a digit."""
     box = nonzero_box(ink)
     if box is None:
-        raise NothingDrawn("Nothing is drawn: the image is blank. Draw a digit and try again.")
+        raise NothingDrawn(BLANK_IMAGE)
     x0, y0, x1, y1 = box
     if max(y1 - y0, x1 - x0) < max(3, MIN_DIGIT_FRACTION * max(ink.shape)):
-        raise NothingDrawn("The drawing is too small to be a digit. Draw it larger.")
+        raise NothingDrawn(TOO_SMALL)
     return box
 

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 import utils
-from drawing import errors, hollow_strokes, image_ink
+from drawing import errors, image_ink
 from reading.contract import BLANK, DOWNSAMPLE, STRIP_HEIGHT, STRIP_WIDTH
 
 DIGIT_HEIGHT = utils.MNIST_BOX    # the ink is scaled to this height, as MNIST fits a digit in 20
@@ -25,22 +25,19 @@ def to_strip(mark):
     the strip's pixels per mark pixel across).
 
     to_mnist's recipe along a line: crop, fill hollow strokes and even out the stroke width
-    at the working height, scale to DIGIT_HEIGHT, then set at the left, MARGIN from the top.
-    A mark too wide for the strip is narrowed to fit.
+    at the working height (utils.evened_strokes), scale to DIGIT_HEIGHT, then set at the left,
+    MARGIN from the top. A mark too wide for the strip is narrowed to fit.
     """
-    x0, y0, x1, y1 = image_ink.ink_bbox(mark)
-    crop = Image.fromarray(np.ascontiguousarray(mark[y0:y1, x0:x1]))
-    work = _to_height(crop, utils.WORK_SIZE, STRIP_WIDTH * utils.WORK_SIZE // DIGIT_HEIGHT)
-    work = utils.normalise_stroke_width(hollow_strokes.fill_outlines(work))
-    work = work.crop(work.getbbox() or (0, 0) + work.size)
+    crop = utils.crop_to_ink(mark)
+    work = utils.evened_strokes(_to_height(crop, utils.WORK_SIZE,
+                                           STRIP_WIDTH * utils.WORK_SIZE // DIGIT_HEIGHT))
     ink = _to_height(work, DIGIT_HEIGHT, STRIP_WIDTH - MARGIN)
     pixels = np.asarray(ink).astype(np.float32)
     if pixels.max() == 0:
-        raise errors.NothingDrawn("The drawing is too faint or too thin to read. Draw it "
-                                  "bolder.")
+        raise errors.NothingDrawn(errors.TOO_FAINT)
     strip = np.zeros((STRIP_HEIGHT, STRIP_WIDTH), np.float32)
     strip[MARGIN:MARGIN + ink.height, MARGIN:MARGIN + ink.width] = pixels / pixels.max()
-    return strip, ink.width / (x1 - x0)
+    return strip, ink.width / crop.width
 
 
 def _to_height(image, height, max_width):
@@ -115,8 +112,8 @@ def digit_spans(path, scale, mark_width, strip):
 def digit_images(strip, spans):
     """The digits of a strip, each its columns [left, right) of `spans` -> float32
     [n, 28, 28] in [0, 1], MNIST's way: the strip's ink there (already DIGIT_HEIGHT tall,
-    stroke evened out), fitted into MNIST_BOX if wider, centred by centre of mass. None when
-    some digit's columns hold no ink."""
+    stroke evened out), fitted into MNIST_BOX if wider, at full white, centred by centre of
+    mass. None when some digit's columns hold no ink."""
     boxes = np.zeros((len(spans), utils.MNIST_BOX, utils.MNIST_BOX), np.uint8)
     sizes = np.zeros((len(spans), 2), np.int64)
     for index, (left, right) in enumerate(spans):
@@ -126,12 +123,8 @@ def digit_images(strip, spans):
         x0, y0, x1, y1 = found
         ink = np.rint(strip[y0:y1, left + x0:left + x1] * 255).astype(np.uint8)
         if ink.shape[1] > utils.MNIST_BOX:
-            narrowed = (utils.MNIST_BOX, max(1, round(ink.shape[0] * utils.MNIST_BOX
-                                                      / ink.shape[1])))
-            ink = np.asarray(utils.resize(Image.fromarray(ink), narrowed,
-                                          Image.Resampling.BOX))
-        if ink.max() < 255:  # MNIST digits reach full white; narrowing dims thin strokes
-            ink = np.rint(ink * (255.0 / max(int(ink.max()), 1))).astype(np.uint8)
+            ink = np.asarray(utils.scaled_longer_side(Image.fromarray(ink), utils.MNIST_BOX))
+        ink = utils.at_full_white(ink)
         boxes[index, :ink.shape[0], :ink.shape[1]] = ink
         sizes[index] = ink.shape
     return utils.centre_boxes_by_mass(boxes, sizes).astype(np.float32) / 255.0

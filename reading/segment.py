@@ -139,8 +139,7 @@ def split_digits(ink, one_digit=False):
         x0, y0, x1, y1 = inside
         digits.append(Mark((left + x0, top + y0, left + x1, top + y1), digit_ink[y0:y1, x0:x1]))
     if not digits:
-        raise errors.NothingDrawn("Nothing is drawn: the image is blank. Draw a digit "
-                                  "and try again.")
+        raise errors.NothingDrawn(errors.BLANK_IMAGE)
     return digits
 
 
