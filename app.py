@@ -1,11 +1,13 @@
 """The web service: the drawing page and a JSON API around the ONNX digit recognizer, and the
 corrections people save when it reads them wrong (the corrections package)."""
 
+import base64
 import logging
 import os
 import re
 from pathlib import Path
 
+import numpy as np
 from flask import Blueprint, Flask, current_app, jsonify, render_template, request
 from werkzeug.exceptions import (BadRequest, HTTPException, RequestEntityTooLarge, RequestTimeout,
                                  TooManyRequests, UnprocessableEntity, UnsupportedMediaType)
@@ -13,7 +15,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from corrections import store
 from corrections.rate_limit import RateLimiter
-from drawing import decoding, errors, image_ink
+from drawing import decoding, errors, plain_png
 from reading import contract, segment
 from reading.recognizer import Recognizer
 from server.body_deadline import TIMED_OUT
@@ -24,7 +26,8 @@ MODES = ("number", "digit")  # read every digit (the default), or one digit, nev
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 LABEL_PATTERN = {"digit": re.compile(r"[0-9]"),  # what a person may say they wrote, per mode
                  "number": re.compile(rf"[0-9]{{1,{segment.MAX_DIGITS}}}")}
-ANSWER_PATTERN = re.compile(rf"[0-9]{{1,{segment.MAX_DIGITS}}}|not a digit")  # what it can read
+ANSWER_PATTERN = re.compile(  # what it can read
+    rf"[0-9]{{1,{segment.MAX_DIGITS}}}|{re.escape(contract.NOT_A_DIGIT_NAME)}")
 
 ERROR_STATUS = {
     errors.InvalidImage: 400,
@@ -105,7 +108,8 @@ def allowed_origins(origins):
 
 @routes.get("/")
 def index():
-    return render_template("index.html")
+    return render_template("index.html", not_a_digit=contract.NOT_A_DIGIT_NAME,
+                           max_digits=segment.MAX_DIGITS)
 
 
 @routes.get("/healthz")
@@ -126,9 +130,9 @@ def model_info():
 @routes.post("/predict")
 def predict():
     data, mode = read_request(request)
-    reply, timings = current_app.extensions["recognizer"].read(
+    reading, timings = current_app.extensions["recognizer"].read(
         data, current_app.config["MAX_IMAGE_PIXELS"], one_digit=mode == "digit")
-    response = jsonify(reply)
+    response = jsonify(reply(reading))
     response.headers["Server-Timing"] = ", ".join(
         f"{name};dur={1000 * seconds:.3f}" for name, seconds in timings.items())
     return response
@@ -139,9 +143,10 @@ def save_correction():
     refuse_too_many_corrections()
     correction = read_correction(request)
     # The drawing must be one /predict reads, refused as /predict refuses it, before it is
-    # kept: decoded and prepared as /predict does (the network's reading is not needed).
-    ink = image_ink.read_ink(correction.image, current_app.config["MAX_IMAGE_PIXELS"])
-    segment.mnist_digits(ink, one_digit=correction.mode == "digit")
+    # kept: it is read as /predict reads it, the number reader's strips included.
+    current_app.extensions["recognizer"].read(correction.image,
+                                              current_app.config["MAX_IMAGE_PIXELS"],
+                                              one_digit=correction.mode == "digit")
     correction_id, is_new = store.save(correction)
     return jsonify(id=correction_id), 201 if is_new else 200
 
@@ -205,6 +210,49 @@ def _read_form(request):
         raise BadRequest("Send the image as a file in the form field 'image', or as a data URI "
                          "in the field 'image' or 'data'.")
     return decoding.decode_base64_image(text), mode
+
+
+# ---------------------------------------------------------------------------
+# The /predict reply
+# ---------------------------------------------------------------------------
+
+def reply(reading):
+    """The JSON object /predict answers for a segment.Reading.
+
+    `number` and `digits` (one entry per mark read, left to right: `digit`, `confidence`,
+    `box`, `preview`); for a single mark also `digit`, `probabilities` (of the ten digits) and
+    `preview` of it, and for several those are null. Where some mark is not a digit,
+    `not_a_digit` is true, `number` and `digit` are null, and that mark's entry has `digit`
+    null. `confidence` is the probability the networks give the whole reading.
+    """
+    digits = reading.digits
+    single = digits[0] if len(digits) == 1 else None
+    previews = [preview_data_uri(digit.image) for digit in digits]
+    return {
+        "digit": digit_or_null(single) if single else None,
+        "not_a_digit": reading.not_a_digit,
+        "confidence": round(reading.probability, 6),
+        "probabilities": ([round(float(p), 6)
+                           for p in single.probabilities[:contract.DIGIT_CLASSES]]
+                          if single else None),
+        "preview": previews[0] if single else None,
+        "number": reading.number,
+        "digits": [{"digit": digit_or_null(digit), "confidence": round(digit.confidence, 6),
+                    "box": list(digit.box), "preview": preview}
+                   for digit, preview in zip(digits, previews)],
+    }
+
+
+def digit_or_null(digit):
+    """A segment.Digit's answer as the API gives it: the digit, or None (null) where the mark
+    is not a digit."""
+    return digit.answer if digit.is_digit else None
+
+
+def preview_data_uri(digit):
+    """float32 [28, 28] in [0, 1] -> a PNG data URI of what the model saw (white on black)."""
+    png = plain_png.grey_png(np.rint(np.clip(digit, 0, 1) * 255).astype(np.uint8))
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 # ---------------------------------------------------------------------------

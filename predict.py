@@ -12,7 +12,9 @@ from pathlib import Path
 
 from PIL import Image
 
+from app import reply
 from drawing import decoding, errors
+from reading import contract
 from reading.recognizer import DEFAULT_MODEL, Recognizer
 
 IMAGE_SUFFIXES = frozenset(suffix for suffix, name in Image.registered_extensions().items()
@@ -41,7 +43,7 @@ def main(argv=None):
     failures = 0
     for path in image_paths(args.paths):
         try:
-            reply, _ = recognizer.read(path.read_bytes())
+            reading, _ = recognizer.read(path.read_bytes())
         except (OSError, errors.ImageError) as error:
             failures += 1
             message = error.strerror if isinstance(error, OSError) else str(error)
@@ -49,15 +51,16 @@ def main(argv=None):
                 print(json.dumps({"path": str(path), "error": message}))
             print(f"{path}: {message}", file=sys.stderr)
             continue
-        if args.json:
-            print(json.dumps({"path": str(path), "number": reply["number"],
-                              "not_a_digit": reply["not_a_digit"],
-                              "confidence": reply["confidence"],
+        if args.json:  # the API's reply, less the images
+            answer = reply(reading)
+            print(json.dumps({"path": str(path), "number": answer["number"],
+                              "not_a_digit": answer["not_a_digit"],
+                              "confidence": answer["confidence"],
                               "digits": [{key: digit[key] for key in ("digit", "confidence", "box")}
-                                         for digit in reply["digits"]]}))
+                                         for digit in answer["digits"]]}))
         else:
-            read = "not a digit" if reply["not_a_digit"] else reply["number"]
-            print(f"{path}  {read}  {reply['confidence']:.3f}")
+            read = contract.NOT_A_DIGIT_NAME if reading.not_a_digit else reading.number
+            print(f"{path}  {read}  {reading.probability:.3f}")
     return 1 if failures else 0
 
 

@@ -1,16 +1,13 @@
 """MNIST's recipe: the ink of one digit into the 28x28 tensor the network reads.
 
 Crop to the ink, fill hollow strokes, even out the stroke width, fit into 20x20 and centre by
-centre of mass in 28x28, as MNIST's digits were made; and the preview of what the network
-saw. Pure functions over Pillow images and numpy arrays.
+centre of mass in 28x28, as MNIST's digits were made. Pure functions over Pillow images and
+numpy arrays.
 """
-
-import base64
 
 import numpy as np
 from PIL import Image
 
-from drawing import plain_png
 from drawing.errors import TOO_FAINT, NothingDrawn
 from drawing.hollow_strokes import OUTLINE_FILL, fill_outlines
 from drawing.image_ink import ink_bbox
@@ -161,13 +158,3 @@ def to_mnist(ink, fill=OUTLINE_FILL):
     if not digit.any():  # faint, sparse ink that scaling down to 20 px averaged away
         raise NothingDrawn(TOO_FAINT)
     return centre_by_mass(at_full_white(digit)).astype(np.float32) / 255.0
-
-
-# ---------------------------------------------------------------------------
-# Out
-# ---------------------------------------------------------------------------
-
-def preview_data_uri(digit):
-    """float32 [28, 28] in [0, 1] -> a PNG data URI of what the model saw (white on black)."""
-    png = plain_png.grey_png(np.rint(np.clip(digit, 0, 1) * 255).astype(np.uint8))
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")

@@ -14,6 +14,7 @@ MODEL_INPUT = "image"            # float32 [N, IMAGE_SIZE, IMAGE_SIZE, 1]
 MODEL_OUTPUT = "probabilities"   # float32 [N, MODEL_CLASSES], softmax
 DIGIT_CLASSES = 10
 NOT_A_DIGIT = 10                 # the output's last class: a letter, a sign, a shape, a scribble
+NOT_A_DIGIT_NAME = "not a digit"  # what the API, the page and the command line call it
 MODEL_CLASSES = DIGIT_CLASSES + 1
 MODEL_SIGNATURE = {
     "input": {"name": MODEL_INPUT, "shape": ["N", IMAGE_SIZE, IMAGE_SIZE, 1], "dtype": "float32"},

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-import utils
 from drawing import decoding, image_ink
 from reading import contract, segment
 
@@ -31,8 +30,7 @@ def onnx_session(path):
 
 class Recognizer:
     """Loads the digit network (model.onnx) and the number reader (number.onnx beside it,
-    unless `reader_path` says otherwise) once; `read` turns image bytes into the reply the
-    API sends."""
+    unless `reader_path` says otherwise) once; `read` turns image bytes into a Reading."""
 
     def __init__(self, path=DEFAULT_MODEL, reader_path=None):
         reader_path = Path(reader_path or Path(path).with_name(READER_FILE))
@@ -43,7 +41,7 @@ class Recognizer:
         self.reader_metadata = self.reader.get_modelmeta().custom_metadata_map
         self.reader_sha256 = hashlib.sha256(reader_path.read_bytes()).hexdigest()
         # warm up before the first user
-        self.probabilities(np.zeros((1, utils.MNIST_SIZE, utils.MNIST_SIZE), np.float32))
+        self.probabilities(np.zeros((1, contract.IMAGE_SIZE, contract.IMAGE_SIZE), np.float32))
         self.read_strips(np.zeros((1, contract.STRIP_HEIGHT, contract.STRIP_WIDTH),
                                   np.float32))
 
@@ -58,17 +56,11 @@ class Recognizer:
                                {contract.READER_INPUT: strips[..., np.newaxis]})[0]
 
     def read(self, data, max_pixels=decoding.MAX_IMAGE_PIXELS, one_digit=False):
-        """Image bytes -> (reply dict, timings in seconds for decode, preprocess, inference).
+        """Image bytes -> (segment.Reading, timings in seconds for decode, preprocess,
+        inference). With `one_digit`, the drawing is never split.
 
         `decode` is bytes to ink map (image_ink.read_ink decodes and finds the ink in one go),
         `preprocess` the splitting and the MNIST recipe, `inference` the networks.
-
-        The reply: `number` and `digits` (one entry per mark read, left to right); for a
-        single mark also `digit`, `probabilities` (of the ten digits) and `preview` of it; for
-        several, those are None. Where some mark is more likely not a digit, `not_a_digit` is
-        true, `number` and `digit` are None, and that mark's entry has `digit` None.
-        `confidence` is the probability the networks give the whole reading.
-        With `one_digit`, the drawing is never split.
         """
         started = time.perf_counter()
         ink = image_ink.read_ink(data, max_pixels)
@@ -83,28 +75,9 @@ class Recognizer:
                 return output
             return call
 
-        digits, confidence = segment.read_digits(ink, timed(self.probabilities),
-                                                 timed(self.read_strips), one_digit)
-        segmented = time.perf_counter()
-
-        answers = [digit.value for digit in digits]
-        not_a_digit = None in answers
-        previews = [utils.preview_data_uri(digit.image) for digit in digits]
-        single = len(digits) == 1
-        reply = {
-            "digit": answers[0] if single else None,
-            "not_a_digit": not_a_digit,
-            "confidence": round(confidence, 6),
-            "probabilities": ([round(float(p), 6)
-                               for p in digits[0].probabilities[:contract.DIGIT_CLASSES]]
-                              if single else None),
-            "preview": previews[0] if single else None,
-            "number": None if not_a_digit else "".join(map(str, answers)),
-            "digits": [{"digit": answer, "confidence": round(digit.confidence, 6),
-                        "box": list(digit.box), "preview": preview}
-                       for answer, digit, preview in zip(answers, digits, previews)],
-        }
-        timings = {"decode": decoded - started,
-                   "preprocess": segmented - decoded - sum(inference),
-                   "inference": sum(inference)}
-        return reply, timings
+        reading = segment.read_digits(ink, timed(self.probabilities), timed(self.read_strips),
+                                      one_digit)
+        read = time.perf_counter()
+        return reading, {"decode": decoded - started,
+                         "preprocess": read - decoded - sum(inference),
+                         "inference": sum(inference)}

@@ -186,6 +186,16 @@ class Reading(typing.NamedTuple):
     digits: list         # [Digit], left to right
     probability: float   # the product of each mark's reading's probability
 
+    @property
+    def not_a_digit(self):
+        """Whether some mark is not a digit."""
+        return not all(digit.is_digit for digit in self.digits)
+
+    @property
+    def number(self):
+        """The digits read, left to right, as a string; None where some mark is not a digit."""
+        return None if self.not_a_digit else "".join(str(digit.answer) for digit in self.digits)
+
 
 @dataclasses.dataclass(frozen=True)
 class Digit:
@@ -195,16 +205,18 @@ class Digit:
     probabilities: np.ndarray   # float32 [11]: how likely each digit is, then "not a digit"
 
     @property
-    def value(self):
-        """The digit read, or None where the network is sure enough it is not a digit."""
-        answer = int(answers(self.probabilities))
-        return None if answer == contract.NOT_A_DIGIT else answer
+    def answer(self):
+        """The digit read, or contract.NOT_A_DIGIT where the network is sure enough of that."""
+        return int(answers(self.probabilities))
+
+    @property
+    def is_digit(self):
+        return self.answer != contract.NOT_A_DIGIT
 
     @property
     def confidence(self):
-        """How likely the network finds what `value` says."""
-        value = self.value
-        return float(self.probabilities[contract.NOT_A_DIGIT if value is None else value])
+        """How likely the network finds what `answer` says."""
+        return float(self.probabilities[self.answer])
 
 
 def mnist_digits(ink, one_digit=False):

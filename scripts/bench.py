@@ -91,6 +91,7 @@ def stage_timings(calls):
     Server-Timing).
     """
     import utils
+    from app import preview_data_uri
     from drawing import decoding, image_ink
     from reading import segment
     from reading.recognizer import Recognizer
@@ -102,8 +103,8 @@ def stage_timings(calls):
         ink = image_ink.read_ink(data)
         parts = segment.split_digits(ink)
         digits = np.stack([utils.to_mnist(part) for _, part in parts])
-        reply, _ = recognizer.read(data)
-        assert reply["digit"] == 7, f"the benchmark's {kind} 7 is read as {reply['digit']}"
+        reading, _ = recognizer.read(data)
+        assert reading.number == "7", f"the benchmark's {kind} 7 is read as {reading.number}"
 
         def request_path():
             found = segment.split_digits(image_ink.read_ink(data))
@@ -117,7 +118,7 @@ def stage_timings(calls):
             "split": median_ms(lambda: segment.split_digits(ink), calls),
             "to_mnist": median_ms(lambda: [utils.to_mnist(part) for _, part in parts], calls),
             "inference": median_ms(lambda: recognizer.probabilities(digits), calls),
-            "preview": median_ms(lambda: utils.preview_data_uri(digits[0]), calls),
+            "preview": median_ms(lambda: preview_data_uri(digits[0]), calls),
             "request path": median_ms(request_path, calls),
         }
     return results

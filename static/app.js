@@ -10,8 +10,10 @@ const INK = "#14161a";
 // box it is about 2 px wide, like the pen strokes the model was trained on.
 const PEN_WIDTH = 18;
 const CANVAS_SIZES = { digit: [280, 280], number: [560, 280] };
-// The answer shown, and sent with a correction, when the drawing is not a digit.
-const NOT_A_DIGIT = "not a digit";
+// From the server, which says them once for the API and the page: the answer shown, and sent
+// with a correction, when the drawing is not a digit; the most digits a number may have.
+const NOT_A_DIGIT = document.body.dataset.notADigit;
+const MAX_DIGITS = Number(document.body.dataset.maxDigits);
 const UNSURE_BELOW = 0.6;
 // Pause after the pen lifts before asking: the next stroke of a digit usually starts sooner.
 const LIVE_DELAY_MS = 300;
@@ -19,11 +21,11 @@ const LIVE_DELAY_MS = 300;
 const PREDICT_URL = "predict";
 const CORRECTIONS_URL = "corrections";
 // What a person may say they wrote, per mode; the server checks the same.
-const LABEL_PATTERNS = { digit: /^[0-9]$/, number: /^[0-9]{1,12}$/ };
+const LABEL_PATTERNS = { digit: /^[0-9]$/, number: new RegExp(`^[0-9]{1,${MAX_DIGITS}}$`) };
 const LABEL_QUESTIONS = { digit: "I wrote the digit:", number: "I wrote the number:" };
 const LABEL_HINTS = {
   digit: "Type the one digit you wrote, 0 to 9.",
-  number: "Type the number you wrote, up to 12 digits 0 to 9.",
+  number: `Type the number you wrote, up to ${MAX_DIGITS} digits 0 to 9.`,
 };
 
 const byTestId = (id) => document.querySelector(`[data-testid="${id}"]`);
@@ -453,7 +455,7 @@ function offerCorrection(answered) {
   correction.hidden = !state.answered;
   if (!state.answered) return;
   correctionQuestion.textContent = LABEL_QUESTIONS[answered.mode];
-  correctionInput.maxLength = answered.mode === "digit" ? 1 : 12;
+  correctionInput.maxLength = answered.mode === "digit" ? 1 : MAX_DIGITS;
   correctionInput.value = "";
   correctionInput.removeAttribute("aria-invalid");
   showCorrectionStatus("");

@@ -239,3 +239,17 @@ def test_digit_mode_reads_one_digit_even_when_marks_are_apart(client, draw_mnist
     else:
         assert body["digit"] == int(body["number"]), body
     assert client.post("/predict", data=png, content_type="image/png").get_json()["number"] == "11"
+
+
+def test_preview_is_a_png_data_uri_of_the_digit():
+    from app import preview_data_uri
+
+    digit = np.zeros((28, 28), np.float32)
+    digit[10:18, 12:16] = 1
+    digit[20, 3:9] = np.linspace(0, 1, 6)  # grey levels too
+    uri = preview_data_uri(digit)
+    assert uri.startswith("data:image/png;base64,")
+    decoded = Image.open(io.BytesIO(base64.b64decode(uri.split(",")[1])))
+    decoded.load()  # Pillow checks the chunks' CRCs and the zlib stream as it reads them
+    assert decoded.mode == "L" and decoded.size == (28, 28)
+    assert np.array_equal(np.asarray(decoded), np.rint(digit * 255).astype(np.uint8))

@@ -238,3 +238,36 @@ def test_behind_one_trusted_proxy_the_client_is_the_address_it_appended(tmp_path
     assert [post(number, f"10.0.0.{number}, 203.0.113.7") for number in range(3)] == \
         [201, 201, 429], "the address the client wrote, not the router's, was counted"
     assert post(3, "203.0.113.8") == 201, "another client behind the router was refused"
+
+
+# --- refused as /predict refuses ------------------------------------------------------------
+
+def thirteen_strokes():
+    from PIL import Image, ImageDraw
+
+    image = Image.new("L", (700, 100), "white")
+    draw = ImageDraw.Draw(image)
+    for k in range(13):
+        draw.line([(20 + 52 * k, 20), (20 + 52 * k, 80)], fill="black", width=6)
+    return png(image)
+
+
+REFUSED_DRAWINGS = {  # name -> (drawing, the modes /predict refuses it in)
+    "blank canvas": (blank((0, 0, 0, 0), "RGBA"), ("digit", "number")),
+    "two specks far apart": (specks(2000), ("digit", "number")),
+    "ink too faint": (png(in_faint_ink(seven_on_a_canvas(), 20)), ("digit", "number")),
+    "thirteen marks": (thirteen_strokes(), ("number",)),  # one digit in digit mode
+}
+
+
+@pytest.mark.parametrize("name, mode", [(name, mode) for name, (_, modes)
+                                        in REFUSED_DRAWINGS.items() for mode in modes])
+def test_a_drawing_predict_refuses_is_refused_with_the_same_words(app, client, name, mode):
+    image, _ = REFUSED_DRAWINGS[name]
+    predicted = client.post(f"/predict?mode={mode}", json={"image": data_uri(image)})
+    corrected = client.post("/corrections", json=correction(image, label="1", mode=mode))
+    assert predicted.status_code == 422, f"{name}: /predict answered {predicted.status_code}"
+    assert (corrected.status_code, corrected.get_json()) == (422, predicted.get_json()), (
+        f"{name} in {mode} mode: /corrections answered {corrected.status_code} "
+        f"{corrected.get_json()}, /predict 422 {predicted.get_json()}")
+    assert stored(app) == 0

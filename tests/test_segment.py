@@ -244,13 +244,13 @@ def test_a_mark_the_network_calls_no_digit_has_no_value_unless_the_reader_reads_
     png = touching("14")
     digits, confidence = read(png, CountingNetwork(0.9999, contract.NOT_A_DIGIT),
                               CountingReader([1]))
-    assert [d.value for d in digits] == [None]
+    assert [d.answer for d in digits] == [contract.NOT_A_DIGIT]
     assert confidence == pytest.approx(0.9999)
     digits, _ = read(png, CountingNetwork(0.85, contract.NOT_A_DIGIT), CountingReader([1]))
-    assert digits[0].value is not None, "'not a digit' at 0.85 is not sure enough"
+    assert digits[0].is_digit, "'not a digit' at 0.85 is not sure enough"
     digits, _ = read(png, CountingNetwork(0.9999, contract.NOT_A_DIGIT),
                      CountingReader([1, 4]))
-    assert [d.value for d in digits] == [1, 4]
+    assert [d.answer for d in digits] == [1, 4]
     assert all(d.probabilities.shape == (contract.MODEL_CLASSES,) for d in digits)
     assert all(d.probabilities[contract.NOT_A_DIGIT] == 0 for d in digits)
 
@@ -272,6 +272,6 @@ def test_a_gate_given_as_a_value_decides_which_marks_the_reader_reads(touching):
     never = segment.ReaderGate(wide=100.0, read=100.0, unsure_below=0.0)
     network, reader = CountingNetwork(confidence=0.5), CountingReader([2, 7, 7, 1])
     digits, _ = segment.read_digits(image_ink.read_ink(png), network, reader, gate=never)
-    assert reader.batches == [] and [d.value for d in digits] == [3]
+    assert reader.batches == [] and [d.answer for d in digits] == [3]
     digits, _ = segment.read_digits(image_ink.read_ink(png), network, reader)
-    assert len(reader.batches) == 1 and [d.value for d in digits] == [2, 7, 7, 1]
+    assert len(reader.batches) == 1 and [d.answer for d in digits] == [2, 7, 7, 1]

@@ -1,7 +1,6 @@
 """The image pipeline in utils.py, one behaviour at a time."""
 
 import base64
-import io
 
 import numpy as np
 import pytest
@@ -168,18 +167,6 @@ def test_exif_rotation_is_applied():
     exif[0x0112] = 8  # ... with EXIF saying "rotate 90 degrees clockwise to view"
     image = decoding.open_image(encode(rotated.convert("RGB"), "JPEG", exif=exif))
     assert image.size == (60, 200)
-
-
-def test_preview_is_a_png_data_uri_of_the_digit():
-    digit = np.zeros((28, 28), np.float32)
-    digit[10:18, 12:16] = 1
-    digit[20, 3:9] = np.linspace(0, 1, 6)  # grey levels too
-    uri = utils.preview_data_uri(digit)
-    assert uri.startswith("data:image/png;base64,")
-    decoded = Image.open(io.BytesIO(base64.b64decode(uri.split(",")[1])))
-    decoded.load()  # Pillow checks the chunks' CRCs and the zlib stream as it reads them
-    assert decoded.mode == "L" and decoded.size == (28, 28)
-    assert np.array_equal(np.asarray(decoded), np.rint(digit * 255).astype(np.uint8))
 
 
 @pytest.mark.parametrize("ink", [(255, 255, 255), (0, 0, 0), (230, 40, 40)])

@@ -96,10 +96,10 @@ def accuracy(model_path, drawings):
     right = 0
     for drawing in drawings:
         try:
-            reply, _ = recognizer.read(drawing.image, one_digit=drawing.mode == "digit")
+            reading, _ = recognizer.read(drawing.image, one_digit=drawing.mode == "digit")
         except errors.ImageError:
             continue
-        right += reply["number"] == drawing.label
+        right += reading.number == drawing.label
     return right / len(drawings)
 
 
