@@ -9,18 +9,25 @@ many rows are Average or Paeth filtered (as Pillow and libpng write drawings and
 `cheap_to_decode` says no and `to_image` hands the inflated rows to Pillow's unfiltering in
 C, without inflating them again. image_ink.read_ink uses them; anything not plain goes through
 Pillow there.
+
+A file is plain only where Pillow reads it too, to the same pixels: each check by which
+Pillow's PNG reader can refuse such a file is made here (`_as_pillow_reads`), and a file that
+fails one is left to Pillow's path, which refuses it with its message.
 """
 
 import struct
+import zlib
 
 import numpy as np
 import zlib_ng.zlib_ng as zlib_ng
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 FAST_PNG_PIXELS = 1024 * 1024    # larger PNGs are left to Pillow
 # Chunks that do not change the pixels Pillow decodes: a PNG with only these is plain.
 PLAIN_PNG_CHUNKS = {b"IHDR", b"IDAT", b"IEND", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"pHYs",
                     b"tIME", b"bKGD"}
+# The fewest bytes of each chunk that Pillow parses: a shorter one makes it refuse the file.
+MIN_CHUNK_LENGTHS = {b"IHDR": 13, b"gAMA": 4, b"cHRM": 32, b"sRGB": 1, b"pHYs": 9}
 MAX_PAETH_PASSES = 8            # a Paeth row that takes more passes goes to Pillow
 MAX_ROWS_IN_ORDER = 2           # more Average and Paeth rows: Pillow unfilters the whole image
 PNG_COLOUR_MODES = {0: "L", 2: "RGB", 4: "LA", 6: "RGBA"}  # colour type -> mode, 8-bit only
@@ -31,22 +38,23 @@ def scanlines(data, max_pixels):
     """(mode, uint8 [H, 1 + W * bands] filtered scanlines) of a plain PNG; None for others.
 
     Plain: 8 bits per band, grey or RGB with or without alpha, not interlaced, no chunk that
-    changes the pixels (palette, transparency key, EXIF), at most FAST_PNG_PIXELS. zlib-ng
-    inflates a canvas's long runs of blank pixels many times faster than Pillow's zlib.
+    changes the pixels (palette, transparency key, EXIF), at most FAST_PNG_PIXELS, and read
+    by Pillow as it is read here (`_as_pillow_reads`). zlib-ng inflates a canvas's long runs
+    of blank pixels many times faster than Pillow's zlib.
     """
     chunks = _chunks(data)
-    if chunks is None or not set(chunks) <= PLAIN_PNG_CHUNKS or b"IHDR" not in chunks:
+    if chunks is None or not _as_pillow_reads(chunks):
         return None
     width, height, depth, colour, compression, filtering, interlace = struct.unpack(
-        ">IIBBBBB", chunks[b"IHDR"][0][:13].ljust(13, b"\0"))
+        ">IIBBBBB", chunks[0][1][:13])
     mode = PNG_COLOUR_MODES.get(colour)
     if (mode is None or depth != 8 or compression or filtering or interlace
             or not 0 < width * height <= min(FAST_PNG_PIXELS, max_pixels)):
         return None
     size = height * (1 + width * len(mode))
     try:
-        inflated = zlib_ng.decompressobj().decompress(b"".join(chunks.get(b"IDAT", [])),
-                                                      size + 1)
+        inflated = zlib_ng.decompressobj().decompress(
+            b"".join(body for kind, body, _ in chunks if kind == b"IDAT"), size + 1)
     except zlib_ng.error:
         return None  # damaged: Pillow's path gives the error its message
     if len(inflated) != size:
@@ -72,20 +80,60 @@ def to_image(mode, scanlines):
 
 
 def _chunks(data):
-    """{chunk type: [chunk data, ...]} of a PNG file; None if it is not one or is cut short."""
+    """[(chunk type, chunk data, CRC), ...] of a PNG file up to IEND; None if it is not one or
+    is cut short before IEND (what follows IEND is ignored, as Pillow ignores it)."""
     if not data.startswith(PNG_SIGNATURE):
         return None
-    chunks, position = {}, 8
+    chunks, position = [], 8
     while position + 12 <= len(data):
         length, kind = struct.unpack(">I4s", data[position:position + 8])
         end = position + 12 + length
         if end > len(data):
             return None
-        chunks.setdefault(kind, []).append(data[position + 8:end - 4])
+        chunks.append((kind, data[position + 8:end - 4], int.from_bytes(data[end - 4:end], "big")))
         position = end
         if kind == b"IEND":
             return chunks
     return None
+
+
+def _as_pillow_reads(chunks):
+    """Whether Pillow reads a PNG of these chunks (from `_chunks`) and decodes the pixels that
+    `scanlines` decodes: all are plain; IHDR is the first and only one (Pillow takes the last
+    before the image data); the IDAT chunks are one run (Pillow decodes the first run only);
+    each chunk before them has its right CRC; each chunk has the bytes Pillow parses in it,
+    and an iCCP chunk a profile Pillow can read.
+
+    Pillow checks the CRCs of the chunks before the image data only: those of IDAT and of the
+    chunks after it are read past, so they are not computed here either. It parses the chunks
+    after the image data as it parses those before.
+    """
+    kinds = [kind for kind, _, _ in chunks]
+    idat = [number for number, kind in enumerate(kinds) if kind == b"IDAT"]
+    if (not set(kinds) <= PLAIN_PNG_CHUNKS or kinds[0] != b"IHDR" or kinds.count(b"IHDR") > 1
+            or not idat or idat[-1] - idat[0] + 1 != len(idat)):
+        return False
+    header = chunks[:idat[0]]
+    if any(zlib_ng.crc32(body, zlib_ng.crc32(kind)) != crc for kind, body, crc in header):
+        return False
+    return all(len(body) >= MIN_CHUNK_LENGTHS.get(kind, 0)
+               and (kind != b"iCCP" or _pillow_reads_iccp(body)) for kind, body, _ in chunks)
+
+
+def _pillow_reads_iccp(body):
+    """Whether Pillow reads an iCCP chunk's data without refusing the file: a name ended by a
+    NUL, compression method 0, and a profile that inflates to at most MAX_TEXT_CHUNK bytes
+    (one zlib cannot inflate is dropped, not refused). Inflated by zlib, as Pillow inflates
+    it, so that the limit falls where Pillow's does."""
+    name_end = body.find(b"\0")
+    if name_end < 0 or body[name_end + 1:name_end + 2] != b"\0":
+        return False
+    inflater = zlib.decompressobj()
+    try:
+        inflater.decompress(body[name_end + 2:], PngImagePlugin.MAX_TEXT_CHUNK)
+    except zlib.error:
+        return True
+    return not inflater.unconsumed_tail
 
 
 def decode_bands(scanlines, bands, chosen):
