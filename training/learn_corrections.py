@@ -115,7 +115,8 @@ def add_to_training(directory, x_all, y_all, is_rendering, served_model=DEFAULT_
     held_out = [drawing for drawing in drawings if is_held_out(drawing)]
     training = [drawing for drawing in drawings if not is_held_out(drawing)]
     read = [training_digits(drawing) for drawing in training]
-    images = np.concatenate([images for images, _ in read] or [np.zeros((0, utils.MNIST_SIZE, utils.MNIST_SIZE), np.uint8)])
+    nothing = np.zeros((0, utils.MNIST_SIZE, utils.MNIST_SIZE), np.uint8)
+    images = np.concatenate([images for images, _ in read] or [nothing])
     labels = np.concatenate([labels for _, labels in read] or [np.zeros(0, np.int64)])
     unused = sum(len(labels_of) == 0 for _, labels_of in read)
     before = accuracy(served_model, held_out)
