@@ -6,10 +6,19 @@ Dockerfile's `FROM`: Debian with the same Python minor version, made by debootst
 run and kept in buildah's store (outside the repo) for the next. In CI a missing tool fails the
 run; elsewhere it skips with the reason.
 
+Nothing the server fixture starts may outlive it. Under buildah the server runs in a session of
+its own (`buildah run` leads it; chroot isolation shares the host's PID space); the teardown
+sends SIGTERM to its process group, SIGKILL to what is left after a few seconds, and then looks
+in /proc for any process of that session or of the container's mount namespace (each `buildah
+run` makes its own, and a process that leaves the session stays in it). Under Docker the
+container must be gone after `docker stop`. Whatever is left is killed, and the teardown fails
+(an error at the last test) naming each one: pid, uid and command line.
+
     nice .venv/bin/python -m pytest tests/test_container.py -v -s
 """
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -21,6 +30,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import requests
@@ -38,6 +48,8 @@ DEBIAN_MIRROR = "http://deb.debian.org/debian"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 # Digits of the MNIST test set any working model reads (a 7, a 2, a 1 and a 0).
 DIGIT_INDICES = [0, 1, 2, 3]
+# Seconds the server has between SIGTERM and SIGKILL at the end: idle, it needs milliseconds.
+STOP_GRACE_SECONDS = 3
 
 # Run inside the image: "uid command line" of each gunicorn process in sight, except itself.
 LIST_GUNICORN_PROCESSES = """
@@ -121,6 +133,33 @@ def free_port():
         return probe.getsockname()[1]
 
 
+class HostProcess(NamedTuple):
+    pid: int
+    session: int
+    uid: str
+    mount_namespace: str  # as /proc/PID/ns/mnt links it: "mnt:[4026532175]"
+    command: str
+
+
+def host_processes():
+    """Every live process on the host, read from /proc; zombies, already dead, are left out."""
+    processes = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            state, _, _, session = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:4]
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            uid = re.search(r"^Uid:\s+(\d+)", (entry / "status").read_text(), re.M).group(1)
+            namespace = os.readlink(entry / "ns" / "mnt")
+        except OSError:
+            continue  # gone since listed
+        if state not in ("Z", "X"):
+            processes.append(HostProcess(int(entry.name), int(session), uid, namespace,
+                                         command.strip()))
+    return processes
+
+
 def drawn_digit(mnist_test, index):
     """MNIST test digit `index` as a 280x280 black-on-white PNG data URI, and its label."""
     images, labels = mnist_test
@@ -169,9 +208,22 @@ class Docker:
         return [tuple(line.split(" ", 1)) for line in result.stdout.splitlines()]
 
     def stop(self):
+        """`docker stop`; returns what outlived it (the container, our `docker run`), killed now."""
         subprocess.run(["docker", "stop", "--time", "10", self.container], capture_output=True)
+        left = []
         if self.process is not None:
-            self.process.wait(timeout=30)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                left.append(f"pid {self.process.pid}: {shlex.join(self.process.args)}")
+                self.process.kill()
+                self.process.wait()
+        listed = subprocess.run(["docker", "ps", "--all", "--quiet", "--filter",
+                                 f"name=^/{self.container}$"], capture_output=True, text=True)
+        if listed.stdout.strip():
+            left.append(f"container {self.container} (`docker ps --all`)")
+            subprocess.run(["docker", "rm", "--force", self.container], capture_output=True)
+        return left
 
 
 class Buildah:
@@ -183,6 +235,9 @@ class Buildah:
         self.container = None
         self.process = None
         self.env = []
+        # The container's mount namespaces, each held open so that the kernel cannot give its
+        # number to another `buildah run` (another test run's) while we look for ours.
+        self.namespaces = {}
 
     def exists(self, reference):
         return subprocess.run(["buildah", "inspect", "--type", "image", reference],
@@ -266,7 +321,8 @@ class Buildah:
         command = (config.get("Entrypoint") or []) + (config.get("Cmd") or [])
         self.container = sh("buildah", "from", "--pull-never", IMAGE)
         self.env = ["--env", f"PORT={port}"]
-        # Own process group: stopping it reaches buildah, gunicorn's master and its workers.
+        # Its own session and process group: buildah, its chroot runtime, gunicorn's master and
+        # workers all stay in it, so a signal to the group reaches each of them.
         self.process = subprocess.Popen(
             ["buildah", "run", "--isolation", "chroot", *self.env, self.container, "--", *command],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -277,41 +333,59 @@ class Buildah:
                                self.container, "--", *argv],
                               capture_output=True, text=True, timeout=60)
 
+    def started_processes(self):
+        """The live processes of our `buildah run`: those of the session it leads, and those of
+        its container's mount namespace, which a process that leaves the session stays in."""
+        processes = host_processes()
+        own_namespace = os.readlink("/proc/self/ns/mnt")
+        for process in processes:
+            if (process.session == self.process.pid and process.mount_namespace != own_namespace
+                    and process.mount_namespace not in self.namespaces):
+                with contextlib.suppress(OSError):  # gone since listed
+                    self.namespaces[process.mount_namespace] = os.open(
+                        f"/proc/{process.pid}/ns/mnt", os.O_RDONLY)
+        return [process for process in processes if process.session == self.process.pid
+                or process.mount_namespace in self.namespaces]
+
     def server_processes(self):
         """(uid, command line) of each gunicorn process started by our `buildah run`."""
-        children = {}
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-        found, pending = [], [self.process.pid]
-        while pending:
-            pid = pending.pop()
-            pending += children.get(pid, [])
-            try:
-                command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-                status = Path(f"/proc/{pid}/status").read_text()
-            except OSError:
-                continue
-            if "gunicorn" in command and not command.startswith("buildah"):
-                uid = re.search(r"^Uid:\s+(\d+)", status, re.M).group(1)
-                found.append((uid, command.strip()))
-        return found
+        return [(process.uid, process.command) for process in self.started_processes()
+                if "gunicorn" in process.command and not process.command.startswith("buildah")]
+
+    def signal_group(self, signum, seconds):
+        """Send `signum` to our `buildah run`'s process group; wait until its session is empty."""
+        with contextlib.suppress(ProcessLookupError):  # the group is gone already
+            os.killpg(self.process.pid, signum)
+        deadline = time.monotonic() + seconds
+        while any(process.session == self.process.pid for process in self.started_processes()):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
 
     def stop(self):
+        """SIGTERM to the group, then SIGKILL; returns what outlived that (killed now), each as
+        "pid PID, uid UID: COMMAND"."""
+        left = []
         if self.process is not None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-            except ProcessLookupError:
-                pass
+            self.started_processes()  # notes the container's namespaces while they have members
+            # On SIGTERM buildah's chroot runtime kills gunicorn's master at once, so the master
+            # never SIGKILLs its workers after its graceful timeout, and a worker told to exit
+            # hangs in onnxruntime until killed: without the group's SIGKILL they would stay.
+            self.signal_group(signal.SIGTERM, STOP_GRACE_SECONDS)
+            self.signal_group(signal.SIGKILL, 10)
+            self.process.wait(timeout=10)
+            survivors = self.started_processes()
+            left = [f"pid {process.pid}, uid {process.uid}: {process.command}"
+                    for process in survivors]
+            for process in survivors:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGKILL)
+            for descriptor in self.namespaces.values():
+                os.close(descriptor)
+            self.namespaces = {}
         if self.container is not None:
             subprocess.run(["buildah", "rm", self.container], capture_output=True)
+        return left
 
 
 def pick_engine():
@@ -382,7 +456,10 @@ def server(engine, image, mnist_test, tmp_path_factory):
             launch = {"seconds": time.monotonic() - started, "answer": answer, "label": label}
             yield url, launch
         finally:
-            engine.stop()
+            left = engine.stop()
+            if left:
+                pytest.fail(f"The server outlived its stop ({engine.name}); killed now:\n"
+                            + "\n".join(left), pytrace=False)
 
 
 def test_first_predict_after_launch_is_correct(request, engine, server):
