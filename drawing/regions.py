@@ -1,5 +1,5 @@
 """Connected regions of a mask, labelled in one pass over its runs: the marks of a number
-(reading/segment.py) and the holes inside hollow strokes (hollow_strokes.py)."""
+(reading/segment.py) and the holes inside hollow strokes (drawing/hollow_strokes.py)."""
 
 import numpy as np
 

@@ -1,5 +1,6 @@
 """What the two ONNX networks take and give: the contract between training (train_mnist.py),
-serving (recognizer.py, app.py's /api/model) and the image side (utils.py, number_reader.py).
+serving (reading/recognizer.py, app.py's /api/model) and the image side (utils.py,
+reading/number_reader.py).
 
 The digit network reads a batch of MNIST-like digits (white ink on black, values in [0, 1])
 and gives one row of probabilities per digit: the ten digits, then "not a digit". The number

@@ -1,6 +1,6 @@
 """The number reader's arithmetic: a mark of ink as the strip the reader network reads, and
 the network's per-column output as digits, boxes and a probability (its contract, the
-strip's size and the columns' labels, is in model_contract.py).
+strip's size and the columns' labels, is in reading/contract.py).
 
 The reader reads a mark (one or several digits, touching or not) as a sequence, trained with
 CTC (connectionist temporal classification): each of its COLUMNS output columns gives the

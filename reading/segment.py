@@ -3,7 +3,7 @@
 First where blank canvas separates marks (`split_digits`; `mnist_digits` gives each part as
 the 28x28 image the digit network reads); then a mark too wide to be one digit, or one the
 digit network is unsure of, is read whole by the number reader (`read_digits`,
-number_reader.py), which needs no cuts between touching digits.
+reading/number_reader.py), which needs no cuts between touching digits.
 
 Pure functions over numpy arrays and Pillow images. The networks come in as callables.
 """
@@ -243,7 +243,7 @@ def read_digits(ink, score, read_strips, one_digit=False, gate=READER_GATE):
 
     Marks are split at blank gaps. A mark wider than `gate.wide` (ReaderGate) is read whole
     by the number reader, `read_strips`: float32 [N, STRIP_HEIGHT, STRIP_WIDTH] -> float32
-    [N, COLUMNS, 11] (number_reader.py). A narrower one is read by the digit network,
+    [N, COLUMNS, 11] (reading/number_reader.py). A narrower one is read by the digit network,
     `score`: float32 [N, 28, 28] -> float32 [N, 11] (contract.MODEL_OUTPUT), and by the
     reader too if it may hold several digits (may_hold_several). Where the reader reads two
     digits or more its reading stands (in a mark up to `gate.sure` wide, only if the reader is

@@ -45,7 +45,7 @@ STAGES = [
     ("request JSON parsing", r"^Request\.get_json "),
     ("reply assembly (recognizer)", r"^Recognizer\.read "),
     ("Flask and Werkzeug (routing, request and response objects)", r"^Flask\.wsgi_app "),
-    ("body deadline (body_deadline.py)", r"^BodyDeadline\."),
+    ("body deadline (server/body_deadline.py)", r"^BodyDeadline\."),
     ("gunicorn: access log", r"^Logger\.access "),
     ("gunicorn: sending the response", r"^Response\.(write|send_headers|close) \(gunicorn"),
     ("gunicorn: reading and parsing the request", r"\(gunicorn/http/"),

@@ -1,7 +1,7 @@
 """Take the README's screenshot: the drawing page with a digit drawn with the mouse and read.
 
 Serves the real app with the real model on a free port, draws an MNIST test digit the way the
-browser tests do (strokes.py), presses Predict and saves the page.
+browser tests do (training/strokes.py), presses Predict and saves the page.
 
     python -m scripts.screenshot                     # docs/screenshot.png, MNIST test digit 1 (a 2)
     python -m scripts.screenshot --index 0 --out /tmp/seven.png

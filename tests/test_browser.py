@@ -1,7 +1,7 @@
 """The drawing page in a real browser: Chromium, driven by Playwright, against the real app.
 
 A digit is drawn the way a person draws it: the skeleton of an MNIST test digit, traced into
-pen strokes (strokes.py), moved along with the mouse or a finger.
+pen strokes (training/strokes.py), moved along with the mouse or a finger.
 """
 
 import base64

@@ -1,5 +1,6 @@
-"""learn_corrections.py, on an export made through the real app and store: which drawings are
-held out, the digits a correction teaches, and the figures before and after (no TensorFlow)."""
+"""training/learn_corrections.py, on an export made through the real app and store: which
+drawings are held out, the digits a correction teaches, and the figures before and after (no
+TensorFlow)."""
 
 import dataclasses
 import io

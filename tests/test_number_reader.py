@@ -1,4 +1,4 @@
-"""number_reader.py: the strip the number reader reads, and the arithmetic on its output."""
+"""reading/number_reader.py: the strip the number reader reads, and the arithmetic on its output."""
 
 import itertools
 

@@ -6,7 +6,7 @@ tests/data/pipeline_reference.npz holds the 28x28 outputs (uint8) of a fixed set
 made by the unmodified pipeline of commit a968495; it was written once (commit 4528869) and
 is not to be written again from today's pipeline, which would only compare the pipeline with
 itself. It also holds a digest of each drawing's bytes, so a change in the drawing code
-(strokes.py, Pillow's PNG or JPEG encoder) is told apart from a change in the pipeline.
+(training/strokes.py, Pillow's PNG or JPEG encoder) is told apart from a change in the pipeline.
 """
 
 import hashlib

@@ -1,4 +1,4 @@
-"""Touching digits (segment.py): what is read apart, what is never split, and what it costs
+"""Touching digits (reading/segment.py): what is read apart, what is never split, and what it costs
 in calls.
 
 Through the API with the real models, and on segment.read_digits with stand-in networks that

@@ -43,7 +43,7 @@ def train_mnist():
 
 
 # ---------------------------------------------------------------------------
-# The MNIST loader (mnist_digits.py, numpy only)
+# The MNIST loader (training/mnist_digits.py, numpy only)
 # ---------------------------------------------------------------------------
 
 def test_loader_returns_exactly_mnist(mnist):

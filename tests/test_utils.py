@@ -20,7 +20,7 @@ def centre_of_mass(digit):
 
 
 def read_bytes(data):
-    """What the model sees for an image file read as one digit, as recognizer.py reads it."""
+    """What the model sees for an image file read as one digit, as the recognizer reads it."""
     [(_, digit)] = segment.mnist_digits(image_ink.read_ink(data), one_digit=True)
     return digit
 

@@ -1,6 +1,6 @@
 """Marks that are not digits, for teaching the digit network its "not a digit" class: letters
 built from pen strokes, signs and shapes, scribbles, and two training digits drawn over each
-other. Each comes as strokes in a unit frame (lists of (x, y), y down, as strokes.py's
+other. Each comes as strokes in a unit frame (lists of (x, y), y down, as training/strokes.py's
 tracings), which train_mnist.py draws on a canvas like a digit and reads back through the
 server's pipeline.
 

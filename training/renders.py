@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 # ---------------------------------------------------------------------------
-# Tracings: each training digit as pen strokes, for drawing it again (strokes.py)
+# Tracings: each training digit as pen strokes, for drawing it again (training/strokes.py)
 # ---------------------------------------------------------------------------
 
 def _trace_chunk(images):

@@ -1,6 +1,6 @@
 """Marks that are not digits, for measuring how often the service says "not a digit".
 
-Four kinds, none of them made by the training script's generator (training_non_digits.py):
+Four kinds, none of them made by the training script's generator (training/non_digit_strokes.py):
 the letters and the signs of the handwriting fonts (evaluation only, like their digits),
 shapes drawn with Pillow's own primitives, and scribbles as a random walk of the pen. Every
 letter is in, also those people write as digits (DIGIT_SHAPED_LETTERS, reported apart too);
