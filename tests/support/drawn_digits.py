@@ -177,16 +177,17 @@ def font_cases(seed=0, repeats=2, fonts=None):
 
 def evaluate(client, cases, mode="digit"):
     """Post each case to /predict as the page does in `mode` ("digit": one digit, never split;
-    "number"); return a list of (conditions with the reply's `confidence` and `not_a_digit`
-    added, label, answer (None for "not a digit") or error). In number mode label and answer
-    are strings: a digit split in two is read as two digits, and wrong."""
+    "number"); return a list of (conditions with the reply's `status`, `confidence` and
+    `not_a_digit` added, label, answer (None for "not a digit") or error). In number mode label
+    and answer are strings: a digit split in two is read as two digits, and wrong."""
     key = "digit" if mode == "digit" else "number"
     results = []
     for image, label, conditions in cases:
         response = client.post(f"/predict?mode={mode}", data=strokes.png_bytes(image),
                                content_type="image/png")
-        body = response.get_json()
-        conditions = {**conditions, "confidence": body.get("confidence"),
+        body = response.get_json(silent=True) or {}
+        conditions = {**conditions, "status": response.status_code,
+                      "confidence": body.get("confidence"),
                       "not_a_digit": body.get("not_a_digit") is True}
         results.append((conditions, label if mode == "digit" else str(label),
                         body.get(key) if response.status_code == 200
@@ -194,13 +195,27 @@ def evaluate(client, cases, mode="digit"):
     return results
 
 
+def is_error(conditions):
+    """Whether the case was answered with an error (a 4xx or 5xx reply)."""
+    return conditions["status"] != 200
+
+
 def accuracy(results):
-    return float(np.mean([label == answer for _, label, answer in results]))
+    """Share of the cases read right; "not a digit" and an error reply are never right."""
+    return float(np.mean([label == answer and not is_error(conditions)
+                          for conditions, label, answer in results]))
+
+
+def errors(results):
+    """Share of the cases answered with an error."""
+    return float(np.mean([is_error(conditions) for conditions, _, _ in results]))
 
 
 def refused(results):
-    """Share of the cases answered "not a digit"."""
-    return float(np.mean([conditions["not_a_digit"] for conditions, _, _ in results]))
+    """Share of the cases given no digit: answered "not a digit" or with an error (so that a
+    service failing on every drawing cannot pass for one that seldom refuses a digit)."""
+    return float(np.mean([conditions["not_a_digit"] or is_error(conditions)
+                          for conditions, _, _ in results]))
 
 
 def confusions(results, most=12):
@@ -239,12 +254,12 @@ def main():
     # pen: reported on their own, not in "all drawn digits" (comparable with earlier runs).
     double_line_results = evaluate(client, hollow_mnist_cases(
         x_test, y_test, included[:args.hollow], seed=1), args.mode)
-    print(f"{'condition':38s} {'cases':>6s} {'accuracy':>9s} {'refused':>9s}")
+    print(f"{'condition':38s} {'cases':>6s} {'accuracy':>9s} {'refused':>9s} {'errors':>9s}")
 
     def row(name, results):
         if results:
             print(f"{name:38s} {len(results):6d} {100 * accuracy(results):8.2f}%"
-                  f" {100 * refused(results):8.2f}%")
+                  f" {100 * refused(results):8.2f}% {100 * errors(results):8.2f}%")
 
     row("all drawn digits", everything)
     row("MNIST test digits, redrawn", mnist_results)

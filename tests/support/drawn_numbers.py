@@ -133,10 +133,16 @@ def by_confidence(results):
     return rows
 
 
+def is_split(conditions, answer):
+    """Whether a single digit came back as two or more digits, or with an error (no reading at
+    all, which must not pass for a digit left whole)."""
+    return drawn_digits.is_error(conditions) or (isinstance(answer, str) and answer.isdigit()
+                                                 and len(answer) > 1)
+
+
 def split_share(results):
-    """Share of single digits that came back as two or more digits."""
-    return float(np.mean([isinstance(answer, str) and answer.isdigit() and len(answer) > 1
-                          for _, _, answer in results]))
+    """Share of single digits split (is_split)."""
+    return float(np.mean([is_split(conditions, answer) for conditions, _, answer in results]))
 
 
 def confusions(results, most=12):
@@ -184,8 +190,9 @@ def main():
         results = drawn_digits.evaluate(client, cases(x, y, arguments.numbers, arguments.seed),
                                         mode="number")
         row(f"{kind}, 2-4 digits", drawn_digits.accuracy(results), len(results))
-        row("  some digit answered not a digit", drawn_digits.refused(results), len(results),
-            "% refused")
+        row("  some digit answered not a digit, or an error", drawn_digits.refused(results),
+            len(results), "% refused")
+        row("  answered with an error", drawn_digits.errors(results), len(results), "% errors")
         for digits in (2, 3, 4):
             part = [r for r in results if len(r[1]) == digits]
             row(f"  {digits} digits", drawn_digits.accuracy(part), len(part))
@@ -204,10 +211,13 @@ def main():
     singles = drawn_digits.evaluate(
         client, drawn_digits.sampled_mnist_cases(x, y, arguments.singles, seed=arguments.seed),
         mode="number")
-    row("single digits split into 2+", split_share(singles), len(singles), "% split")
+    row("single digits split into 2+, or an error", split_share(singles), len(singles),
+        "% split")
     row("single digits read right", drawn_digits.accuracy(singles), len(singles))
-    row("single digits answered not a digit", drawn_digits.refused(singles), len(singles),
-        "% refused")
+    row("single digits answered not a digit, or an error", drawn_digits.refused(singles),
+        len(singles), "% refused")
+    row("single digits answered with an error", drawn_digits.errors(singles), len(singles),
+        "% errors")
     print("  split or misread (drawn, read):", confusions(singles))
 
 

@@ -197,7 +197,7 @@ def evaluate(client, cases, mode):
     for image, what, conditions in cases:
         response = client.post(f"/predict?mode={mode}", data=strokes.png_bytes(image),
                                content_type="image/png")
-        body = response.get_json()
+        body = response.get_json(silent=True) or {}
         results.append((conditions, what, response.status_code, body.get("not_a_digit") is True,
                         body.get("number") if mode == "number" else body.get("digit")))
     return results
@@ -205,13 +205,20 @@ def evaluate(client, cases, mode):
 
 def caught(results):
     """Share of the cases answered "not a digit" (an error reply is not)."""
-    return float(np.mean([refused for _, _, _, refused, _ in results]))
+    return float(np.mean([refused and status == 200 for _, _, status, refused, _ in results]))
+
+
+def errors(results):
+    """Share of the cases answered with an error (a 4xx or 5xx reply)."""
+    return float(np.mean([status != 200 for _, _, status, _, _ in results]))
 
 
 def misses(results, most=15):
-    """[("what -> read", count)] of the cases read as digits, most frequent first."""
-    return collections.Counter(f"{what} -> {read}" for _, what, status, refused, read in results
-                               if not refused).most_common(most)
+    """[("what -> read", count)] of the cases not caught, most frequent first; "read" is the
+    status of an error reply."""
+    return collections.Counter(f"{what} -> {read if status == 200 else f'error {status}'}"
+                               for _, what, status, refused, read in results
+                               if not (refused and status == 200)).most_common(most)
 
 
 def all_cases(seed=0, shapes=500, scribbles=500):
@@ -240,13 +247,14 @@ def main():
     print(f"Left out before any answer, glyphs a font lacks: "
           f"{fonts * len(LETTERS) - len(cases['letters'])} letters, "
           f"{fonts * len(SIGNS) - len(cases['signs'])} signs")
-    print(f"{'kind':12s} {'mode':7s} {'cases':>6s} {'not a digit':>12s}")
+    print(f"{'kind':12s} {'mode':7s} {'cases':>6s} {'not a digit':>12s} {'errors':>9s}")
     for mode in ("digit", "number"):
         everything = []
         for kind, kind_cases in cases.items():
             results = evaluate(client, kind_cases, mode)
             everything += results
-            print(f"{kind:12s} {mode:7s} {len(results):6d} {100 * caught(results):11.2f}%")
+            print(f"{kind:12s} {mode:7s} {len(results):6d} {100 * caught(results):11.2f}%"
+                  f" {100 * errors(results):8.2f}%")
             print("    read as digits most often:", misses(results, 8))
             if kind == "letters":
                 for name, part in (
@@ -254,8 +262,10 @@ def main():
                                                        if r[1] in DIGIT_SHAPED_LETTERS]),
                         ("  the others", [r for r in results
                                           if r[1] not in DIGIT_SHAPED_LETTERS])):
-                    print(f"{name:12s} {mode:7s} {len(part):6d} {100 * caught(part):11.2f}%")
-        print(f"{'all':12s} {mode:7s} {len(everything):6d} {100 * caught(everything):11.2f}%")
+                    print(f"{name:12s} {mode:7s} {len(part):6d} {100 * caught(part):11.2f}%"
+                          f" {100 * errors(part):8.2f}%")
+        print(f"{'all':12s} {mode:7s} {len(everything):6d} {100 * caught(everything):11.2f}%"
+              f" {100 * errors(everything):8.2f}%")
         if mode == "digit":
             by_letter = collections.defaultdict(list)
             for result in everything:
