@@ -1,9 +1,11 @@
 """How well the whole service reads digits drawn the way people draw (tests/support/drawn_digits.py).
 
-The floors sit a little below what `python -m tests.support.drawn_digits` measured on larger samples
-(see docs/evaluation.md); a drop below them means the model or the pipeline got worse at real
-drawings even if MNIST accuracy held. The sample is drawn first; digits whose tracing loses a
-hole or ink are left out before any prediction, judged on the images alone, and counted.
+The samples are fixed (seed 7), so what they measure is exact: each floor sits at most about 1.5
+points below it, a few cases, and a drop below means the model or the pipeline got worse at real
+drawings even if MNIST accuracy held. Beside each floor, what the sample measured and what the
+whole evaluation, `python -m tests.support.drawn_digits`, measured (docs/evaluation.md). The
+sample is drawn first; digits whose tracing loses a hole or ink are left out before any
+prediction, judged on the images alone, and counted.
 """
 
 import random
@@ -13,9 +15,11 @@ import pytest
 
 from support import drawn_digits
 
-MNIST_FLOOR = 0.985   # measured 99.20 % of 4,368 (python -m tests.support.drawn_digits)
-FONT_FLOOR = 0.96     # measured 97.54 % of all 690, hollow lettering included
-HOLLOW_FLOOR = 0.94   # double-line pen: measured 96.80 % of 1,500
+# Each: the test's sample, then the whole evaluation (python -m tests.support.drawn_digits)
+MNIST_FLOOR = 0.985   # sample 99.07 % of 536 (5 wrong); whole evaluation 99.20 % of 4,368
+FONT_FLOOR = 0.96     # sample 97.39 % of 460 (12 wrong); whole 97.54 % of 690, hollow included
+HOLLOW_FLOOR = 0.94   # double-line pen: sample 95.50 % of 200 (9 wrong); whole 96.80 % of 1,500
+MOST_LEFT_OUT = 0.12  # sample 64 of 600 (10.67 %); whole 632 of 5,000 (12.64 %)
 SAMPLE = 600
 HOLLOW_SAMPLE = 200
 
@@ -40,7 +44,8 @@ def report(results):
 def test_few_sampled_digits_are_left_out(drawn_mnist_cases, mnist_test):
     included, excluded = drawn_mnist_cases
     per_class = np.bincount(mnist_test[1][excluded], minlength=10)
-    assert len(excluded) <= 0.2 * SAMPLE, f"{len(excluded)} of {SAMPLE} left out: {per_class}"
+    assert len(excluded) <= MOST_LEFT_OUT * SAMPLE, (
+        f"{len(excluded)} of {SAMPLE} left out: {per_class}")
 
 
 def test_redrawn_mnist_test_digits_are_read(client, mnist_test, drawn_mnist_cases):

@@ -1,17 +1,19 @@
 """How well the service reads numbers through POST /predict?mode=number (tests/support/drawn_numbers.py).
 
-Small fixed samples of what `python -m tests.support.drawn_numbers` measures on larger ones (see
-docs/evaluation.md); the floors sit below those measurements by about what a sample this size can wander.
-The cases are drawn and checked (touching, or spaced) before anything is read.
+Small fixed samples (seed 7) of what `python -m tests.support.drawn_numbers` measures on larger
+ones (docs/evaluation.md). What a fixed sample measures is exact, so each floor allows one case
+more than it measured (of 60 numbers, 1.7 points); beside it, the sample's figure and the whole
+evaluation's. The cases are drawn and checked (touching, or spaced) before anything is read.
 """
 
 import pytest
 
 from support import drawn_digits, drawn_numbers
 
-TOUCHING_FLOOR = 0.78      # measured 88.00 % of 600 (python -m tests.support.drawn_numbers)
-SPACED_FLOOR = 0.93        # measured 97.00 % of 600
-MOST_SINGLES_SPLIT = 0.01  # measured 0.23 % of 2,608 single digits
+# Each: the test's sample, then the whole evaluation (python -m tests.support.drawn_numbers)
+TOUCHING_FLOOR = 0.845      # sample 86.67 % of 60 (8 misread); whole evaluation 88.00 % of 600
+SPACED_FLOOR = 0.945        # sample 96.67 % of 60 (2 misread); whole 97.00 % of 600
+MOST_SINGLES_SPLIT = 0.005  # sample 0 of 262 single digits; whole 0.23 % of 2,608
 
 
 def misread(results):
