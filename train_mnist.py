@@ -18,9 +18,11 @@ section's settings are at its top; the command-line flags are in parse_args.
 import argparse
 import dataclasses
 import datetime
+import hashlib
 import json
 import os
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -428,11 +430,11 @@ def train_number_reader(x_train, traced, y_train, x_eval, y_eval, args, out_dir)
     steps_per_epoch = int(np.ceil(len(strips) / READER_BATCH))
     reader.compile(optimizer=make_optimizer(READER_LEARNING_RATE, steps_per_epoch,
                                             args.reader_epochs), loss=ctc_loss)
-    fit_started = time.monotonic()
-    history = reader.fit(to_model_input(strips), labels.astype(np.int32),
-                         batch_size=READER_BATCH, epochs=args.reader_epochs, shuffle=True,
-                         verbose=2)
-    training_seconds = time.monotonic() - fit_started
+    reader, history, training_seconds = fit_or_resume(
+        reader, "number reader", run_folder(args) / "reader",
+        lambda callbacks: reader.fit(to_model_input(strips), labels.astype(np.int32),
+                                     batch_size=READER_BATCH, epochs=args.reader_epochs,
+                                     shuffle=True, verbose=2, callbacks=callbacks))
 
     path = out_dir / "number.onnx"
     names = (contract.READER_INPUT, contract.READER_OUTPUT)
@@ -459,8 +461,68 @@ def train_number_reader(x_train, traced, y_train, x_eval, y_eval, args, out_dir)
     reader.save(out_dir / "number.keras")
     report = {**metadata, "strips_read": float(right.mean()), "strips_read_by_length": by_length,
               "evaluation_strips": len(right), **parity_report(parity),
-              "loss": [float(value) for value in history.history["loss"]]}
+              "loss": [float(value) for value in history["loss"]]}
     return report
+
+
+# ---------------------------------------------------------------------------
+# Resuming: a run that is killed goes on where it stopped when started again
+# ---------------------------------------------------------------------------
+
+def run_folder(args):
+    """The folder where a run keeps what it has done so far, under --checkpoints: named by
+    all its settings, so the same command finds it again and another one never does."""
+    settings = json.dumps(vars(args), sort_keys=True, default=str)
+    return Path(args.checkpoints) / f"run-{hashlib.sha256(settings.encode()).hexdigest()[:16]}"
+
+
+class EpochRecord(keras.callbacks.Callback):
+    """Writes each epoch's figures and seconds to `path` as the epoch ends, by its number,
+    so that a run resumed after a kill still reports every epoch (an epoch done twice, once
+    before the kill and once after, is counted once: the second time)."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+        self.epochs = json.loads(path.read_text()) if path.exists() else {}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs[str(epoch)] = {"seconds": time.monotonic() - self.started,
+                                   **{key: float(value) for key, value in logs.items()}}
+        self.path.write_text(json.dumps(self.epochs))
+
+    def history(self):
+        """(Keras's history dict over every epoch, the seconds they took in all)."""
+        ordered = [self.epochs[key] for key in sorted(self.epochs, key=int)]
+        keys = [key for key in ordered[0] if key != "seconds"] if ordered else []
+        return ({key: [epoch[key] for epoch in ordered] for key in keys},
+                sum(epoch["seconds"] for epoch in ordered))
+
+
+def fit_or_resume(network, name, folder, fit):
+    """`network` trained by `fit(callbacks)` -> (network, history dict, seconds of training).
+
+    Keras's BackupAndRestore keeps the network, its optimizer and the epoch in `folder` after
+    every epoch, and a fit started again begins after the last epoch kept; EpochRecord keeps
+    the epochs' figures beside it. A network trained to the end is kept in `folder` too, and
+    is loaded instead of trained again.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    trained, backup = folder / "trained.keras", folder / "backup"
+    record = EpochRecord(folder / "epochs.json")
+    if trained.exists():
+        print(f"{name}: trained already by this run, loaded from {trained}")
+        return (keras.models.load_model(trained, compile=False), *record.history())
+    if backup.exists():
+        print(f"{name}: resuming after the last epoch kept in {backup}")
+    fit([record, keras.callbacks.BackupAndRestore(str(backup))])
+    saving = folder / "saving.keras"  # renamed once written: a kill never leaves half a file
+    network.save(saving)
+    saving.replace(trained)
+    return (network, *record.history())
 
 
 # ---------------------------------------------------------------------------
@@ -553,6 +615,9 @@ def parse_args(argv=None):
                              "and on their renderings: for comparing settings without the test set")
     parser.add_argument("--cache", default=str(ROOT / "build" / "renders"),
                         help="folder for the cached canvas renderings")
+    parser.add_argument("--checkpoints", default=str(ROOT / "build" / "checkpoints"),
+                        help="folder where a run keeps its networks after every epoch, so that "
+                             "the same command started again after a kill goes on from there")
     parser.add_argument("--corrections", metavar="DIR",
                         help="also train on people's corrections exported to DIR (`flask --app "
                              "app corrections export DIR`), a share held out to measure the "
@@ -640,7 +705,8 @@ def digit_training_data(x_train, y_train, args):
 
 
 def train_digit_network(data, x_test, y_test, args):
-    """Build the digit network and fit it on `data` (DigitData) -> (model, history)."""
+    """Build the digit network and fit it on `data` (DigitData), or go on with the fit a
+    killed run began -> (model, history dict, seconds of training)."""
     model = build_model()
     model.summary()
     steps_per_epoch = int(np.ceil(len(data.x) / args.batch_size))
@@ -648,12 +714,14 @@ def train_digit_network(data, x_test, y_test, args):
                   loss="categorical_crossentropy", metrics=["accuracy"])
     # The evaluation digits only draw the learning curves: nothing is chosen by them (no early
     # stopping, no checkpoint picking), so the final accuracy stays an honest estimate.
-    history = model.fit(make_training_dataset(data.x, data.y, data.is_rendering,
-                                              args.batch_size, args.seed),
-                        epochs=args.epochs, validation_data=(to_model_input(x_test),
-                                                             targets(y_test)),
-                        validation_batch_size=1000, verbose=2)
-    return model, history
+    return fit_or_resume(
+        model, "digit network", run_folder(args) / "digits",
+        lambda callbacks: model.fit(make_training_dataset(data.x, data.y, data.is_rendering,
+                                                          args.batch_size, args.seed),
+                                    epochs=args.epochs,
+                                    validation_data=(to_model_input(x_test), targets(y_test)),
+                                    validation_batch_size=1000, verbose=2,
+                                    callbacks=callbacks))
 
 
 def digit_metadata(model, data, x_train, args, training_seconds):
@@ -696,14 +764,13 @@ def export_and_evaluate(model, history, metadata, x_test, y_test, evaluation, ar
     print(f"Parity on the first {PARITY_DIGITS} of the {evaluation}: same argmax everywhere: "
           f"{parity.same_argmax}, max |keras - onnx| = {parity.max_difference:.2e}")
     matrix = confusion_matrix(y_test, predictions)
-    write_report(out_dir, history.history, matrix, x_test, y_test, predictions, probabilities)
+    write_report(out_dir, history, matrix, x_test, y_test, predictions, probabilities)
     refused = int((predictions == contract.NOT_A_DIGIT).sum())
     print(f"{evaluation} answered 'not a digit': {refused}")
     report = {**metadata, "evaluation": evaluation, accuracy_key: accuracy,
               "errors": int((predictions != y_test).sum()), "refused_as_not_a_digit": refused,
               **parity_report(parity),
-              "history": {key: [float(v) for v in values]
-                          for key, values in history.history.items()},
+              "history": history,
               "confusion_matrix": matrix.tolist()}
     return report, probabilities
 
@@ -722,9 +789,7 @@ def main(argv=None):
         held_out, data.x, data.y, data.is_rendering = learn_corrections.add_to_training(
             args.corrections, data.x, data.y, data.is_rendering)
 
-    fit_started = time.monotonic()
-    model, history = train_digit_network(data, x_test, y_test, args)
-    training_seconds = time.monotonic() - fit_started
+    model, history, training_seconds = train_digit_network(data, x_test, y_test, args)
     metadata = digit_metadata(model, data, x_train, args, training_seconds)
     report, probabilities = export_and_evaluate(
         model, history, metadata, x_test, y_test, evaluation, args, out_dir)
@@ -738,6 +803,7 @@ def main(argv=None):
     if args.corrections:  # read by both new networks
         report["corrections"] = learn_corrections.report_after(held_out, out_dir / "model.onnx")
     (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    shutil.rmtree(run_folder(args), ignore_errors=True)  # done: nothing is left to resume
     print_summary(report, time.monotonic() - started, out_dir)
     return exit_status(report)
 

@@ -8,9 +8,11 @@ import hashlib
 import importlib.util
 import io
 import json
+import os
 import pickle
 import random
 import re
+import signal
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -390,6 +392,8 @@ FLAGS = [  # flag, its attribute, a value given, that value parsed, the default
     ("--out", "out", "/tmp/try", "/tmp/try", "model"),
     ("--limit", "limit", "2000", 2000, None),
     ("--cache", "cache", "/tmp/renders", "/tmp/renders", str(ROOT / "build" / "renders")),
+    ("--checkpoints", "checkpoints", "/tmp/runs", "/tmp/runs",
+     str(ROOT / "build" / "checkpoints")),
     ("--validation", "validation", "5000", 5000, 0),
     ("--corrections", "corrections", "/tmp/export", "/tmp/export", None),
 ]
@@ -466,9 +470,9 @@ def smoke_run(tmp_path_factory, training_tools):
         [sys.executable, str(ROOT / "train_mnist.py"), "--epochs", "1", "--reader-epochs",
          str(SMOKE_READER_EPOCHS), "--limit", str(SMOKE_DIGITS), "--numbers", str(SMOKE_NUMBERS),
          "--non-digits", str(SMOKE_NON_DIGITS), "--out", str(out),
-         "--cache", str(cache)],
+         "--cache", str(cache), "--checkpoints", str(folder / "checkpoints")],
         capture_output=True, text=True, timeout=600)
-    return SimpleNamespace(result=result, out=out, cache=cache)
+    return SimpleNamespace(result=result, out=out, cache=cache, folder=folder)
 
 
 @pytest.fixture(scope="module")
@@ -578,3 +582,56 @@ def test_training_exits_1_when_either_network_fails_its_parity_check(
     assert train_mnist.exit_status(report) == status, \
         f"parity failed on the digit network: {digit_network}, on the reader: {number_reader}"
     assert ("Parity check FAILED" in capsys.readouterr().err) == bool(status)
+
+
+def test_a_finished_run_leaves_nothing_to_resume(smoke_run):
+    assert smoke_run.result.returncode == 0, smoke_run.result.stderr[-2000:]
+    left = list((smoke_run.folder / "checkpoints").glob("*/**/*"))
+    assert not left, f"a finished run left its checkpoints: {left[:5]}"
+
+
+# The smallest run that has two epochs of each network to be killed between.
+RESUMED_RUN = ["--epochs", "2", "--reader-epochs", "2", "--limit", "1000", "--numbers", "200",
+               "--non-digits", "100"]
+
+
+def run_until(command, line_starts, times):
+    """Run `command`, and kill its whole process group (SIGKILL, nothing to clean up) once its
+    output has had `times` lines starting with `line_starts` -> all it printed."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, start_new_session=True)
+    printed, seen = [], 0
+    try:
+        for line in process.stdout:
+            printed.append(line)
+            seen += line.startswith(line_starts)
+            if seen == times:
+                os.killpg(process.pid, signal.SIGKILL)
+                break
+    finally:
+        process.wait(timeout=60)
+    assert seen == times, "the run ended before it could be killed:\n" + "".join(printed[-30:])
+    return "".join(printed)
+
+
+def test_a_killed_run_resumes_where_it_stopped(tmp_path, training_tools):
+    command = [sys.executable, str(ROOT / "train_mnist.py"), *RESUMED_RUN,
+               "--out", str(tmp_path / "model"), "--cache", str(tmp_path / "renders"),
+               "--checkpoints", str(tmp_path / "checkpoints")]
+    # Killed as the digit network starts its second epoch, then, started again, as the reader
+    # starts its second (the digit network's second epoch comes first): each time, the epoch
+    # before was kept.
+    run_until(command, "Epoch 2/2", 1)
+    second = run_until(command, "Epoch 2/2", 2)
+    assert "digit network: resuming after the last epoch kept" in second, second[-3000:]
+    assert "Epoch 1/2" in second.split("digit network: resuming")[1], (
+        "the reader's first epoch was not reached after the digit network resumed")
+    third = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "digit network: trained already by this run" in third.stdout, third.stdout[-3000:]
+    assert "number reader: resuming after the last epoch kept" in third.stdout
+    assert "Epoch 1/2" not in third.stdout, "a network started again from its first epoch"
+    report = json.loads((tmp_path / "model" / "report.json").read_text())
+    assert len(report["history"]["loss"]) == 2, "the digit network's epochs are not all reported"
+    assert len(report["number_reader"]["loss"]) == 2, "the reader's epochs are not all reported"
+    assert not list((tmp_path / "checkpoints").glob("*/**/*")), "checkpoints left behind"
