@@ -216,8 +216,9 @@ def _read_form(request):
 # The /predict reply
 # ---------------------------------------------------------------------------
 
-def reply(reading):
-    """The JSON object /predict answers for a segment.Reading.
+def reply(reading, previews=True):
+    """The JSON object /predict answers for a segment.Reading (without `previews`, each
+    preview null: the command line prints no images, so it makes none).
 
     `number` and `digits` (one entry per mark read, left to right: `digit`, `confidence`,
     `box`, `preview`); for a single mark also `digit`, `probabilities` (of the ten digits) and
@@ -227,7 +228,7 @@ def reply(reading):
     """
     digits = reading.digits
     single = digits[0] if len(digits) == 1 else None
-    previews = [preview_data_uri(digit.image) for digit in digits]
+    previews = [preview_data_uri(digit.image) if previews else None for digit in digits]
     return {
         "digit": digit_or_null(single) if single else None,
         "not_a_digit": reading.not_a_digit,

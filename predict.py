@@ -52,7 +52,7 @@ def main(argv=None):
             print(f"{path}: {message}", file=sys.stderr)
             continue
         if args.json:  # the API's reply, less the images
-            answer = reply(reading)
+            answer = reply(reading, previews=False)
             print(json.dumps({"path": str(path), "number": answer["number"],
                               "not_a_digit": answer["not_a_digit"],
                               "confidence": answer["confidence"],
