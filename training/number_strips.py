@@ -14,12 +14,16 @@ from reading import contract, number_reader, segment
 from training import non_digit_strokes, strokes
 
 CANVAS = (560, 280)                    # the page's canvas in number mode
-LENGTHS = (1, 2, 2, 3, 3, 3, 4, 4, 5)  # digits in a number, one of these at random
-REPEAT = 0.25                          # chance a digit repeats the one before (11, 00, 2002)
-GAP = (-0.3, 0.12)                     # between neighbouring digits' strokes, of their height
+LENGTHS = (1, 2, 2, 3, 3, 3, 4, 4, 4, 5, 6)  # digits in a number, one of these at random
+REPEAT = 0.3                           # chance a digit repeats the one before (11, 00, 1001)
+GAP = (-0.3, 0.15)                     # between neighbouring digits' ink, of their height:
+                                       # from deep overlap to apart ...
+MAX_OVERLAP = 0.4                      # ... but never over this share of the narrower one's
+                                       # width: two 1s on top of each other are one 1
 PEN = (4.0, 30.0)                      # px
 HEIGHT = (0.25, 0.85)                  # share of the canvas height
-SLANT = (-15.0, 20.0)                  # degrees
+SLANT = (-15.0, 20.0)                  # degrees, the number's
+DIGIT_SLANT = (-6.0, 6.0)              # degrees more or less, each digit's
 SIZE = (0.85, 1.15)                    # each digit's height, of the number's
 LIFT = (-0.07, 0.07)                   # each digit raised or lowered, of the number's height
 MAX_LABELS = 8                         # digits a strip's label holds at most
@@ -34,6 +38,12 @@ def pick_digits(by_class, rng):
     return [rng.choice(by_class[label]) for label in classes]
 
 
+def overlap_at_most(gap, width, next_width):
+    """A gap between two digits' ink (negative: they overlap), limited to an overlap of
+    MAX_OVERLAP of the narrower digit's width."""
+    return max(gap, -MAX_OVERLAP * min(width, next_width))
+
+
 def write_number(traced, rng):
     """Traced digits (strokes.digit_strokes) -> (RGBA drawing of them written as one number on
     CANVAS, each digit's strokes in canvas pixels, the pen's width)."""
@@ -41,9 +51,14 @@ def write_number(traced, rng):
     height = rng.uniform(*HEIGHT) * CANVAS[1]
     sizes = [height * rng.uniform(*SIZE) for _ in traced]
     lifts = [height * rng.uniform(*LIFT) for _ in traced]
-    gaps = [height * rng.uniform(*GAP) for _ in traced[1:]]
-    # Gaps between the strokes' centre lines (pen 0): the pen's own width makes them touch.
-    digits = strokes.side_by_side(traced, sizes, gaps, 0.0, rng.uniform(*SLANT), lifts)
+    slant = rng.uniform(*SLANT)
+    slants = [slant + rng.uniform(*DIGIT_SLANT) for _ in traced]
+    boxes = [strokes.strokes_box(strokes.place_strokes(digit, size, (0, 0), lean))
+             for digit, size, lean in zip(traced, sizes, slants)]
+    widths = [x1 - x0 + pen for x0, _, x1, _ in boxes]  # of the ink
+    gaps = [overlap_at_most(height * rng.uniform(*GAP), widths[k], widths[k + 1])
+            for k in range(len(traced) - 1)]
+    digits = strokes.side_by_side(traced, sizes, gaps, pen, slants, lifts)
     digits = strokes.move_onto_canvas(digits, pen, CANVAS, (rng.random(), rng.random()))
     drawing = strokes.draw_strokes([stroke for digit in digits for stroke in digit], CANVAS,
                                    pen, rng.choice(strokes.CONVENTIONS))
@@ -156,9 +171,10 @@ def paste_number(images, rng):
                                  .resize((width, round(height)), Image.Resampling.BILINEAR)))
     lifts = [round(SCAN_HEIGHT * rng.uniform(*LIFT)) for _ in pieces]
     lefts = [0]
-    for piece in pieces[:-1]:
-        lefts.append(max(0, lefts[-1] + piece.shape[1]
-                         + round(SCAN_HEIGHT * rng.uniform(*GAP))))
+    for piece, next_piece in zip(pieces, pieces[1:]):
+        gap = overlap_at_most(SCAN_HEIGHT * rng.uniform(*GAP), piece.shape[1],
+                              next_piece.shape[1])
+        lefts.append(max(0, lefts[-1] + piece.shape[1] + round(gap)))
     top = max(0, -min(lifts))
     height = max(top + lift + piece.shape[0] for lift, piece in zip(lifts, pieces))
     width = max(left + piece.shape[1] for left, piece in zip(lefts, pieces))

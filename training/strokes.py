@@ -169,15 +169,16 @@ def place_strokes(strokes, height, centre, slant_degrees=0.0):
 
 def side_by_side(traced, sizes, gaps, pen=0.0, slant=0.0, lifts=None):
     """Place traced digits (strokes in [0, 1]) left to right as one number, `sizes` px tall,
-    leaning by `slant` degrees, raised by `lifts` px; `gaps` px of canvas separate one digit's
-    ink from the next one's (negative: they overlap), one number for all or one per pair. Ink
-    reaches `pen` / 2 beyond the strokes. Returns each digit's strokes in px, the first ink at
-    x = 0."""
+    leaning by `slant` degrees (one for all or one per digit), raised by `lifts` px; `gaps`
+    px of canvas separate one digit's ink from the next one's (negative: they overlap), one
+    number for all or one per pair. Ink reaches `pen` / 2 beyond the strokes. Returns each
+    digit's strokes in px, the first ink at x = 0."""
     gaps = list(gaps) if np.ndim(gaps) else [gaps] * (len(traced) - 1)
+    slants = list(slant) if np.ndim(slant) else [slant] * len(traced)
     digits, right = [], None
     for index, (digit_strokes, size) in enumerate(zip(traced, sizes)):
         lift = lifts[index] if lifts else 0.0
-        placed = place_strokes(digit_strokes, size, (0, lift), slant)
+        placed = place_strokes(digit_strokes, size, (0, lift), slants[index])
         x0 = strokes_box(placed)[0] - pen / 2
         shift = -x0 if right is None else right + gaps[index - 1] - x0
         digits.append([[(x + shift, y) for x, y in stroke] for stroke in placed])
