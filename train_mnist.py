@@ -171,16 +171,26 @@ def build_model():
 # ---------------------------------------------------------------------------
 
 READER_SHAPE = (contract.STRIP_HEIGHT, contract.STRIP_WIDTH, 1)
-READER_EPOCHS = 8
+READER_EPOCHS = 18
 READER_BATCH = 64
 READER_LEARNING_RATE = 2e-3
 READER_DROPOUT = 0.2
+READER_FEATURES = 128
+# Dilations of the convolutions across columns: together they reach 1 + 2 = 3 columns, 12 px,
+# each way, so each column is read knowing its neighbours.
+READER_DILATIONS = (1, 2)
 
 
 def build_reader():
     """Convolutions down to a quarter of the strip's size, one that takes each column's
-    whole height, two across neighbouring columns (the second reaching two columns further
-    each way), and a softmax per column over the ten digits and contract.BLANK."""
+    whole height, dilated ones across neighbouring columns (READER_DILATIONS), and a softmax
+    per column over the ten digits and contract.BLANK."""
+    across = []
+    for dilation in READER_DILATIONS:
+        across += [layers.Conv1D(READER_FEATURES, 3, padding="same", dilation_rate=dilation,
+                                 use_bias=False),
+                   layers.BatchNormalization(momentum=BN_MOMENTUM),
+                   layers.ReLU()]
     return keras.Sequential([
         keras.Input(READER_SHAPE, name=contract.READER_INPUT),
         *conv_bn_relu(16),
@@ -190,16 +200,11 @@ def build_reader():
         layers.MaxPooling2D(),                                  # -> 7x28
         *conv_bn_relu(64),
         *conv_bn_relu(64),
-        layers.Conv2D(128, (READER_SHAPE[0] // 4, 1), use_bias=False),   # -> 1x28
+        layers.Conv2D(READER_FEATURES, (READER_SHAPE[0] // 4, 1), use_bias=False),  # -> 1x28
         FusedBatchNormalization(momentum=BN_MOMENTUM),
         layers.ReLU(),
-        layers.Reshape((contract.COLUMNS, 128)),
-        layers.Conv1D(128, 3, padding="same", use_bias=False),
-        layers.BatchNormalization(momentum=BN_MOMENTUM),
-        layers.ReLU(),
-        layers.Conv1D(128, 3, padding="same", dilation_rate=2, use_bias=False),
-        layers.BatchNormalization(momentum=BN_MOMENTUM),
-        layers.ReLU(),
+        layers.Reshape((contract.COLUMNS, READER_FEATURES)),
+        *across,
         layers.Dropout(READER_DROPOUT),
         # A dense layer applied to each column, as a convolution of width 1: Keras exports a
         # Dense on [N, columns, features] with a shape computed on every call.
@@ -403,15 +408,106 @@ def reader_metadata(reader, args):
     }
 
 
+# ---------------------------------------------------------------------------
+# Fresh numbers: half of what each epoch of the reader learns from is new to it
+# ---------------------------------------------------------------------------
+
+READER_SETS = 5  # sets of numbers an epoch of the reader learns from: the newest and those before
+
+
+class FreshNumbers(keras.utils.PyDataset):
+    """Batches of (strips, labels) for the number reader. Epoch k learns from the set of
+    numbers made for it and the READER_SETS - 1 sets before (fewer in the first epochs), so
+    each set is learnt from READER_SETS times and a new one comes every epoch: while epoch k
+    trains, a process beside it makes epoch k + 1's. `make(k, processes)` makes epoch k's set
+    (renders.number_strips_of, cached, so a resumed run reads the sets it made before the
+    kill); `steps` batches make an epoch."""
+
+    def __init__(self, make, epochs, steps, batch_size, seed):
+        super().__init__()
+        self.make, self.epochs, self.steps, self.batch_size = make, epochs, steps, batch_size
+        self.seed = seed
+        self.producer = None   # made on first use: a fork after Keras is done setting up
+        self.made = {}         # epoch -> (strips, labels), or the producer's AsyncResult
+        self.epoch = None
+        self.seconds_waited = 0.0  # training waiting for the producer to finish a set
+
+    def start_epoch(self, epoch):
+        """Make epoch `epoch`'s batches (Keras calls on_epoch_begin; a resumed run starts at
+        the epoch after the last one kept)."""
+        if epoch == self.epoch:
+            return
+        waiting = time.monotonic()
+        window = range(max(-1, epoch - READER_SETS + 1), epoch + 1)
+        for k in window:
+            found = self.made.get(k)
+            self.made[k] = (found.get() if hasattr(found, "get")
+                            else found or self.make(k, None))
+        self.seconds_waited += time.monotonic() - waiting
+        self.made = {k: value for k, value in self.made.items() if k >= window[0]}
+        if epoch + 1 < self.epochs and epoch + 1 not in self.made:
+            if self.producer is None:
+                import multiprocessing
+                self.producer = multiprocessing.get_context("fork").Pool(1)
+            self.made[epoch + 1] = self.producer.apply_async(self.make, (epoch + 1, 1))
+        strips = np.concatenate([self.made[k][0] for k in window])
+        labels = np.concatenate([self.made[k][1] for k in window])
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(strips))
+        order = np.resize(order, self.steps * self.batch_size)  # wraps round if short
+        self.strips, self.labels, self.epoch = strips[order], labels[order], epoch
+
+    def __len__(self):
+        return self.steps
+
+    def __getitem__(self, index):
+        if self.epoch is None:  # Keras looks at a batch before the first epoch begins
+            self.start_epoch(0)
+        batch = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        return to_model_input(self.strips[batch]), self.labels[batch].astype(np.int32)
+
+    def close(self):
+        if self.producer is not None:
+            self.producer.terminate()
+            self.producer.join()
+
+
+class StartEpoch(keras.callbacks.Callback):
+    """Tells FreshNumbers which epoch begins."""
+
+    def __init__(self, numbers):
+        super().__init__()
+        self.numbers = numbers
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.numbers.start_epoch(epoch)
+
+
+_EPOCH_NUMBERS = {}  # what numbers_for_epoch writes with; the producer inherits it by fork
+
+
+def numbers_for_epoch(epoch, processes):
+    """Epoch `epoch`'s set of numbers: --numbers written, as many pasted and a third as many
+    non-digits, seeded by the run's seed and the epoch -> (uint8 strips, int8 labels)."""
+    images, traced, labels, args = (_EPOCH_NUMBERS[key]
+                                    for key in ("images", "traced", "labels", "args"))
+    return renders.number_strips_of(
+        images, traced, labels, args.numbers, args.seed * 1000 + epoch + 1, args.cache,
+        args.numbers * renders.PASTED_NUMBERS // renders.NUMBERS,
+        args.numbers * renders.READER_NON_DIGITS // renders.NUMBERS, processes)
+
+
 def train_number_reader(x_train, traced, y_train, x_eval, y_eval, args, out_dir):
-    """Train the number reader on numbers written with the training digits, export it to
-    number.onnx in `out_dir`, and return its report: accuracy on numbers written with the
-    evaluation digits (strips read exactly, by their number of digits), parity, timings."""
+    """Train the number reader on numbers written with the training digits, new ones every
+    epoch (FreshNumbers), export it to number.onnx in `out_dir`, and return its report:
+    accuracy on numbers written with the evaluation digits (strips read exactly, by their
+    number of digits), parity, timings."""
     started = time.monotonic()
-    pasted = args.numbers * renders.PASTED_NUMBERS // renders.NUMBERS
-    non_digits = args.numbers * renders.READER_NON_DIGITS // renders.NUMBERS
-    strips, labels = renders.number_strips_of(x_train, traced, y_train, args.numbers,
-                                              args.seed, args.cache, pasted, non_digits)
+    _EPOCH_NUMBERS.update(images=x_train, traced=traced, labels=y_train, args=args)
+    per_set = (args.numbers * (renders.NUMBERS + renders.PASTED_NUMBERS
+                               + renders.READER_NON_DIGITS) // renders.NUMBERS)
+    steps_per_epoch = int(np.ceil(READER_SETS * per_set / READER_BATCH))
+    numbers = FreshNumbers(numbers_for_epoch, args.reader_epochs, steps_per_epoch,
+                           READER_BATCH, args.seed)
     # As many evaluation numbers as training numbers up to EVALUATION_NUMBERS, written with
     # the first evaluation digits (four per number are plenty to choose from).
     count = min(EVALUATION_NUMBERS, args.numbers)
@@ -419,28 +515,34 @@ def train_number_reader(x_train, traced, y_train, x_eval, y_eval, args, out_dir)
     eval_strips, eval_labels = renders.number_strips_of(
         x_eval, renders.trace_digits(x_eval, args.cache), y_eval, count, args.seed + 1,
         args.cache)
+    numbers.start_epoch(0)
     data_seconds = time.monotonic() - started
-    lengths = (labels >= 0).sum(axis=1)
-    print(f"Numbers: {len(strips)} strips from {args.numbers} written and {pasted} pasted "
-          f"numbers and {non_digits} non-digits in {data_seconds:.0f} s; "
-          f"strips by digits held: {np.bincount(lengths).tolist()}")
+    lengths = (numbers.labels >= 0).sum(axis=1)
+    print(f"Numbers: {per_set} a set, {steps_per_epoch} batches an epoch, the first sets made "
+          f"in {data_seconds:.0f} s; strips by digits held: {np.bincount(lengths).tolist()}")
 
     reader = build_reader()
     reader.summary()
-    steps_per_epoch = int(np.ceil(len(strips) / READER_BATCH))
     reader.compile(optimizer=make_optimizer(READER_LEARNING_RATE, steps_per_epoch,
                                             args.reader_epochs), loss=ctc_loss)
-    reader, history, training_seconds = fit_or_resume(
-        reader, "number reader", run_folder(args) / "reader",
-        lambda callbacks: reader.fit(to_model_input(strips), labels.astype(np.int32),
-                                     batch_size=READER_BATCH, epochs=args.reader_epochs,
-                                     shuffle=True, verbose=2, callbacks=callbacks))
+    try:
+        reader, history, training_seconds = fit_or_resume(
+            reader, "number reader", run_folder(args) / "reader",
+            lambda callbacks: reader.fit(numbers, epochs=args.reader_epochs, verbose=2,
+                                         callbacks=[StartEpoch(numbers), *callbacks]))
+    finally:
+        numbers.close()
+    print(f"Number reader: training waited {numbers.seconds_waited:.0f} s for its numbers")
 
     path = out_dir / "number.onnx"
     names = (contract.READER_INPUT, contract.READER_OUTPUT)
-    metadata = {**reader_metadata(reader, args), "pasted_numbers": pasted,
-                "non_digits": non_digits, "training_strips": len(strips),
-                "numbers_seconds": round(data_seconds),
+    metadata = {**reader_metadata(reader, args),
+                "pasted_numbers": args.numbers * renders.PASTED_NUMBERS // renders.NUMBERS,
+                "non_digits": args.numbers * renders.READER_NON_DIGITS // renders.NUMBERS,
+                "numbers_per_set": per_set, "number_sets": args.reader_epochs + 1,
+                "sets_per_epoch": READER_SETS,
+                "strips_per_epoch": steps_per_epoch * READER_BATCH,
+                "numbers_seconds": round(data_seconds + numbers.seconds_waited),
                 "training_seconds": round(training_seconds)}
     export_onnx(reader, path, metadata, names,
                 "Number reader: a strip of ink in, per-column digit probabilities out (CTC).")

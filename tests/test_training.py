@@ -509,7 +509,7 @@ def test_the_reader_learns(smoke_run, smoke_model):
     # Two short epochs read few strips exactly yet (CTC first learns to say nothing), but the
     # loss falls.
     report = json.loads((smoke_run.out / "report.json").read_text())["number_reader"]
-    assert report["training_strips"] >= 0.5 * SMOKE_NUMBERS, "too few strips were made"
+    assert report["strips_per_epoch"] >= 0.5 * SMOKE_NUMBERS, "too few strips were made"
     assert len(report["loss"]) == SMOKE_READER_EPOCHS
     assert report["loss"][-1] < 0.8 * report["loss"][0], f"the CTC loss went {report['loss']}"
     assert report["evaluation_strips"] >= 0.5 * SMOKE_NUMBERS
@@ -612,6 +612,31 @@ def run_until(command, line_starts, times):
         process.wait(timeout=60)
     assert seen == times, "the run ended before it could be killed:\n" + "".join(printed[-30:])
     return "".join(printed)
+
+
+def numbered_set(epoch, processes):
+    """Stands in for train_mnist.numbers_for_epoch: 10 'strips' whose pixels say the epoch
+    they were made for, and labels the process that made them."""
+    return (np.full((10, 28, 112), epoch + 1, np.uint8),
+            np.full((10, 8), os.getpid() % 100, np.int8))
+
+
+def test_every_epoch_of_the_reader_learns_from_a_new_set_of_numbers(train_mnist):
+    numbers = train_mnist.FreshNumbers(numbered_set, epochs=8, steps=6, batch_size=5, seed=1)
+    try:
+        made_by = {}
+        for epoch in range(8):
+            numbers.start_epoch(epoch)
+            batches = [numbers[index] for index in range(len(numbers))]
+            assert len(batches) == 6 and all(len(x) == 5 for x, _ in batches)
+            sets = {int(value) - 1 for x, _ in batches for value in np.unique(x * 255 + 0.5)}
+            newest = set(range(max(-1, epoch - train_mnist.READER_SETS + 1), epoch + 1))
+            assert sets <= newest and epoch in sets, f"epoch {epoch} learnt from sets {sets}"
+            made_by[epoch] = {int(label) for _, y in batches for label in np.unique(y)}
+        assert all(os.getpid() % 100 not in made_by[epoch] for epoch in range(4, 8)), (
+            "the numbers of later epochs were not made by a process beside training")
+    finally:
+        numbers.close()
 
 
 def test_a_killed_run_resumes_where_it_stopped(tmp_path, training_tools):

@@ -164,9 +164,12 @@ def computed_in_parallel(name, work, tasks, cache_dir, processes, key, code=PIPE
     if cache.exists():
         with np.load(cache) as data:
             return {field: data[field] for field in data.files}
-    # fork: TensorFlow is imported but has started no threads yet; spawn would import it again.
-    with multiprocessing.get_context("fork").Pool(processes or os.cpu_count()) as pool:
-        parts = pool.map(work, tasks)
+    if processes == 1:  # in this process: it may itself be a pool's worker
+        parts = [work(task) for task in tasks]
+    else:
+        # fork: spawn would import TensorFlow again in every worker.
+        with multiprocessing.get_context("fork").Pool(processes or os.cpu_count()) as pool:
+            parts = pool.map(work, tasks)
     result = {field: np.concatenate([part[field] for part in parts]) for field in parts[0]}
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache, **result)
@@ -219,9 +222,10 @@ def render_non_digits(traced, labels, count, seed, cache_dir, processes=None):
 # Numbers: what the number reader learns from (number_strips.py)
 # ---------------------------------------------------------------------------
 
-NUMBERS = 24_000         # numbers written with the traced training digits, 1 to 5 digits each
-PASTED_NUMBERS = 24_000  # and as many pasted from the scans themselves
-READER_NON_DIGITS = 8_000  # and marks that are not digits, read as none (number_strips.py)
+# A set of numbers for the number reader (train_mnist.py makes one for every epoch):
+NUMBERS = 7_500          # numbers written with the traced training digits, 1 to 6 digits each
+PASTED_NUMBERS = 5_000   # numbers pasted from the scans themselves
+READER_NON_DIGITS = 2_500  # and marks that are not digits, read as none (number_strips.py)
 NUMBERS_CHUNK = 250      # numbers per task of the process pool
 
 
