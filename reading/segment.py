@@ -161,6 +161,10 @@ class ReaderGate:
                                # surer of its reading than the digit network is of any one
                                # digit (its "not a digit" does not count: to it, several
                                # digits are not one digit)
+    overrule: float = 0.9      # where the digit network says "not a digit", the reader's
+                               # reading (of one digit or more) stands only if it is at least
+                               # this sure of it: a letter is not a number, but one digit
+                               # the network doubts is not a whole number's loss
 
 
 READER_GATE = ReaderGate()  # the shipped settings
@@ -227,15 +231,33 @@ def mnist_digits(ink, one_digit=False):
     return [(box, utils.to_mnist(part)) for box, part in split_digits(ink, one_digit)]
 
 
-def may_hold_several(part, probabilities, gate=READER_GATE):
+def goes_to_reader(part, probabilities, gate=READER_GATE):
     """Whether a mark (uint8 [h, w] ink) the digit network reads with `probabilities` goes to
-    the number reader too: one as wide as two touching digits can be, or one the network is
-    unsure of that is wide enough for two (ReaderGate `gate`). Unsure means of every digit:
-    two touching digits are often what the network calls "not a digit", and sure of it."""
+    the number reader too: one as wide as two touching digits can be, one the network is
+    unsure of that is wide enough for two (ReaderGate `gate`), and one it calls "not a digit"
+    (two touching digits often are, to it; and the reader may know a digit it doubts)."""
     height, width = part.shape
     surest_digit = probabilities[:contract.DIGIT_CLASSES].max()
-    return width > gate.read * height or (surest_digit < gate.unsure_below
-                                          and width >= gate.min_read * height)
+    return (width > gate.read * height
+            or (surest_digit < gate.unsure_below and width >= gate.min_read * height)
+            or answers(probabilities) == contract.NOT_A_DIGIT)
+
+
+def reading_stands(part, reading, probabilities, gate=READER_GATE):
+    """Whether the number reader's `reading` (a Reading, or None for no digit) of a mark
+    (uint8 [h, w] ink) stands over the digit network's `probabilities` for it (ReaderGate
+    `gate`). Where the network says "not a digit", a reading of one digit or more stands if
+    the reader is sure of it (`gate.overrule`); otherwise a reading of two digits or more
+    does, in a mark up to `gate.sure` wide only if the reader is surer of it than the network
+    is of any one digit."""
+    if reading is None:
+        return False
+    if answers(probabilities) == contract.NOT_A_DIGIT:
+        return reading.probability >= gate.overrule
+    height, width = part.shape
+    return len(reading.digits) >= 2 and (
+        width > gate.sure * height
+        or reading.probability > probabilities[:contract.DIGIT_CLASSES].max())
 
 
 def read_digits(ink, score, read_strips, one_digit=False, gate=READER_GATE):
@@ -243,14 +265,13 @@ def read_digits(ink, score, read_strips, one_digit=False, gate=READER_GATE):
 
     Marks are split at blank gaps. A mark wider than `gate.wide` (ReaderGate) is read whole
     by the number reader, `read_strips`: float32 [N, STRIP_HEIGHT, STRIP_WIDTH] -> float32
-    [N, COLUMNS, 11] (reading/number_reader.py). A narrower one is read by the digit network,
-    `score`: float32 [N, 28, 28] -> float32 [N, 11] (contract.MODEL_OUTPUT), and by the
-    reader too if it may hold several digits (may_hold_several). Where the reader reads two
-    digits or more its reading stands (in a mark up to `gate.sure` wide, only if the reader is
-    surer of it than the digit network is of any one digit), and otherwise the digit network's.
-    Each network is called once, the digit network a second time only for a wide mark the
-    reader reads as one digit. With `one_digit`, the drawing is one digit and the reader is
-    not asked.
+    [N, COLUMNS, 11] (reading/number_reader.py), and its reading of two digits or more
+    stands where the reader is `gate.overrule` sure of it. A narrower one is read by the digit
+    network, `score`: float32 [N, 28, 28] -> float32 [N, 11] (contract.MODEL_OUTPUT), and by
+    the reader too where goes_to_reader says; so is a wide one the reader reads otherwise.
+    Which reading stands, reading_stands decides.
+    Each network is called once, the digit network a second time only for the wide marks it
+    reads. With `one_digit`, the drawing is one digit and the reader is not asked.
     """
     parts = split_digits(ink, one_digit)
     wide = set() if one_digit else {index for index, (_, part) in enumerate(parts)
@@ -260,19 +281,19 @@ def read_digits(ink, score, read_strips, one_digit=False, gate=READER_GATE):
            read_alone)
     to_read = [] if one_digit else [index for index, (_, part) in enumerate(parts)
                                     if index in wide
-                                    or may_hold_several(part, read_alone[index][1], gate)]
+                                    or goes_to_reader(part, read_alone[index][1], gate)]
     strips = {index: number_reader.to_strip(parts[index].ink) for index in to_read}
     columns = dict(zip(to_read, read_strips(np.stack([strips[index][0] for index in to_read]))
                        if to_read else []))
     readings = {index: _reader_digits(*parts[index], *strips[index], columns[index])
                 for index in to_read}
+    _score(score, parts, [index for index in wide if readings[index] is None
+                          or len(readings[index].digits) < 2
+                          or readings[index].probability < gate.overrule], read_alone)
     for index, reading in readings.items():
-        part = parts[index].ink
-        if (reading is not None and part.shape[1] <= gate.sure * part.shape[0]
-                and reading.probability
-                <= read_alone[index][1][:contract.DIGIT_CLASSES].max()):
+        if index in read_alone and not reading_stands(parts[index].ink, reading,
+                                                      read_alone[index][1], gate):
             readings[index] = None
-    _score(score, parts, [index for index in wide if readings[index] is None], read_alone)
     digits, confidence = [], 1.0
     for index, (box, _) in enumerate(parts):
         if readings.get(index) is None:
@@ -296,13 +317,13 @@ def _score(score, parts, indices, found):
 
 
 def _reader_digits(box, part, strip, scale, columns):
-    """The number reader's reading of one mark -> Reading, or None when it reads fewer than
-    two digits, or when some digit's columns hold no ink (the reading cannot be placed on
-    the drawing). Each digit's box is around the mark's ink (`part`) in its columns
+    """The number reader's reading of one mark -> Reading, or None when it reads no digit,
+    or when some digit's columns hold no ink (the reading cannot be placed on the drawing).
+    Each digit's box is around the mark's ink (`part`) in its columns
     (number_reader.digit_spans), its image the strip's, its probabilities those of its surest
     output column, without the blank (the reader has no "not a digit")."""
     path = number_reader.best_path(columns)
-    if len(path) < 2:
+    if not path:
         return None
     spans = number_reader.digit_spans(path, scale, part.shape[1], strip)
     images = number_reader.digit_images(strip, [in_strip for in_strip, _ in spans])

@@ -59,8 +59,15 @@ def test_a_reading_longer_than_the_columns_allow_has_no_chance():
     assert number_reader.sequence_probability(columns, [3, 3, 3]) == 0.0
 
 
+def run_at(digit, centre):
+    """A run of the greedy path (digit, first column, last column) centred at `centre` px
+    of the strip (a multiple of contract.DOWNSAMPLE)."""
+    column = centre // contract.DOWNSAMPLE
+    return (digit, column - 1, column)
+
+
 def test_the_spans_part_the_strip_and_the_mark_between_the_digits_columns():
-    path = [(4, 1, 3), (2, 6, 7), (9, 10, 12)]  # centred at 10, 28 and 46 px of the strip
+    path = [run_at(4, 12), run_at(2, 28), run_at(9, 44)]
     scale = 0.5  # strip px per mark px
     strip = np.zeros((contract.STRIP_HEIGHT, contract.STRIP_WIDTH), np.float32)
     strip[5:20, 4:52] = 1  # ink centred at 28 px, as the runs are: no lag
@@ -71,12 +78,12 @@ def test_the_spans_part_the_strip_and_the_mark_between_the_digits_columns():
         assert edges[0][0] == 0 and edges[-1][1] == end
         assert all(left < right for left, right in edges)
         assert all(a[1] == b[0] for a, b in zip(edges, edges[1:]))
-    assert [right for _, right in in_strip[:-1]] == [19, 37]  # halfway between the runs
-    assert in_mark[0][1] == round((19 - number_reader.MARGIN) / scale)
+    assert [right for _, right in in_strip[:-1]] == [20, 36]  # halfway between the runs
+    assert in_mark[0][1] == round((20 - number_reader.MARGIN) / scale)
 
 
 def test_the_spans_follow_the_ink_when_the_reader_reads_late():
-    path = [(4, 5, 5), (2, 9, 9)]  # centred at 22 and 38 px, mean 30 px
+    path = [run_at(4, 20), run_at(2, 40)]  # mean 30 px
     strip = np.zeros((contract.STRIP_HEIGHT, contract.STRIP_WIDTH), np.float32)
     strip[5:20, 4:36] = 1  # ink centred at 20 px: the reader reads 10 px late
     [(first, _), (second, _)] = number_reader.digit_spans(path, 1.0, 200, strip)
@@ -84,8 +91,8 @@ def test_the_spans_follow_the_ink_when_the_reader_reads_late():
 
 
 def test_a_digit_read_beside_the_ink_still_gets_some_of_it():
-    # the reader places its third digit at column 20 (80 px), right of the ink (4 to 40 px)
-    path = [(5, 2, 3), (1, 7, 7), (1, 20, 20)]
+    # the reader places its third digit at 80 px, right of the ink (4 to 40 px)
+    path = [run_at(5, 12), run_at(1, 28), run_at(1, 80)]
     strip = np.zeros((contract.STRIP_HEIGHT, contract.STRIP_WIDTH), np.float32)
     strip[4:24, number_reader.MARGIN:40] = 1
     spans = number_reader.digit_spans(path, 0.1, 360, strip)

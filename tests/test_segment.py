@@ -128,10 +128,11 @@ class CountingNetwork:
 
 class CountingReader:
     """Stands in for the number reader: reads every strip as `digits`, spread evenly over the
-    strip's ink, and records each batch it was given."""
+    strip's ink, each column `sure` of its label, and records each batch it was given."""
 
-    def __init__(self, digits):
+    def __init__(self, digits, sure=0.99):
         self.digits = digits
+        self.sure = sure
         self.batches = []
         self.columns = []
 
@@ -150,8 +151,9 @@ class CountingReader:
         for index, digit in enumerate(self.digits):
             middle = inked[0] + (index + 0.5) * width
             labels[int(middle) // contract.DOWNSAMPLE] = digit
-        columns = np.full((contract.COLUMNS, contract.BLANK + 1), 0.001, np.float32)
-        columns[np.arange(contract.COLUMNS), labels] = 0.99
+        columns = np.full((contract.COLUMNS, contract.BLANK + 1), (1 - self.sure) / 10,
+                          np.float32)
+        columns[np.arange(contract.COLUMNS), labels] = self.sure
         return columns
 
 
@@ -169,8 +171,9 @@ def test_a_narrow_digit_the_network_is_sure_of_is_not_read_again(draw_mnist_digi
     assert confidence == pytest.approx(0.999)
 
 
-def test_a_wide_mark_goes_to_the_reader_alone_and_its_reading_stands(touching):
-    network, reader = CountingNetwork(confidence=0.999), CountingReader([2, 7, 7, 1])
+def test_a_wide_mark_goes_to_the_reader_alone_and_its_sure_reading_stands(touching):
+    network = CountingNetwork(confidence=0.999)
+    reader = CountingReader([2, 7, 7, 1], sure=0.9995)
     png = touching("2771")
     digits, confidence = read(png, network, reader)
     assert network.batches == [], f"the digit network was given {network.batches}"
@@ -185,6 +188,18 @@ def test_a_wide_mark_goes_to_the_reader_alone_and_its_reading_stands(touching):
         assert box[0] <= digit.box[0] < digit.box[2] <= box[2]
         assert box[1] <= digit.box[1] < digit.box[3] <= box[3]
         assert digit.image.shape == (28, 28) and digit.image.max() > 0
+
+
+@pytest.mark.parametrize("network_says, answers", [
+    (3, [2, 7, 7, 1]), (contract.NOT_A_DIGIT, [contract.NOT_A_DIGIT])])
+def test_an_unsure_reading_of_a_wide_mark_is_checked_by_the_digit_network(touching,
+                                                                          network_says, answers):
+    network, reader = CountingNetwork(0.9999, network_says), CountingReader([2, 7, 7, 1])
+    digits, _ = read(touching("2771"), network, reader)
+    assert number_reader.sequence_probability(reader.columns[0], [2, 7, 7, 1]) \
+        < segment.READER_GATE.overrule
+    assert network.batches == [1], "the digit network did not check the unsure reading"
+    assert [d.answer for d in digits] == answers
 
 
 def test_the_reader_sees_the_mark_whole(touching):
@@ -216,14 +231,15 @@ def test_in_a_narrow_mark_the_surer_network_wins(touching):
     gate = segment.READER_GATE
     assert gate.read * mark.shape[0] < mark.shape[1] <= gate.sure * mark.shape[0], \
         "the test's 14 is not of the width tested"
-    reader = CountingReader([1, 4])
+    reader = CountingReader([1, 4], sure=0.995)
     digits, confidence = read(png, CountingNetwork(confidence=0.9999), reader)
     assert len(reader.batches) == 1
     reading = number_reader.sequence_probability(reader.columns[0], [1, 4])
     assert 0.6 < reading < 0.9999
     assert [int(d.probabilities.argmax()) for d in digits] == [3], "the less sure reader won"
     assert confidence == pytest.approx(0.9999)
-    digits, confidence = read(png, CountingNetwork(confidence=0.6), CountingReader([1, 4]))
+    digits, confidence = read(png, CountingNetwork(confidence=0.6),
+                              CountingReader([1, 4], sure=0.995))
     assert [int(d.probabilities.argmax()) for d in digits] == [1, 4], "the surer reader lost"
     assert confidence == pytest.approx(reading)
 
@@ -236,34 +252,48 @@ def test_digit_mode_asks_for_nothing_but_the_drawing(touching):
     assert len(digits) == 1, f"mode=digit read {len(digits)} digits"
 
 
-def test_a_mark_the_network_calls_no_digit_has_no_value_unless_the_reader_reads_digits(
+def test_a_mark_the_network_calls_no_digit_is_one_unless_the_reader_is_sure_of_digits(
         touching):
-    """The digit network's "not a digit" stands where the reader reads one digit or none;
-    where it reads several, their reading stands (to the digit network, several digits are
-    not one digit), and a reader's digits are never "not a digit"."""
+    """The digit network's "not a digit" stands unless the reader reads one digit or more
+    and is at least gate.overrule sure of it: then the reader's reading stands (to the digit
+    network, several digits are not one digit), and a reader's digits are never "not a
+    digit"."""
     png = touching("14")
+    sure, unsure = CountingReader([1, 4], sure=0.9995), CountingReader([1, 4], sure=0.99)
+    for reader in (sure, unsure):
+        read(png, CountingNetwork(0.9999, contract.NOT_A_DIGIT), reader)
+    assert (number_reader.sequence_probability(unsure.columns[0], [1, 4])
+            < segment.READER_GATE.overrule
+            <= number_reader.sequence_probability(sure.columns[0], [1, 4]))
     digits, confidence = read(png, CountingNetwork(0.9999, contract.NOT_A_DIGIT),
-                              CountingReader([1]))
-    assert [d.answer for d in digits] == [contract.NOT_A_DIGIT]
+                              CountingReader([1, 4], sure=0.99))
+    assert [d.answer for d in digits] == [contract.NOT_A_DIGIT], "an unsure reader overruled"
     assert confidence == pytest.approx(0.9999)
     digits, _ = read(png, CountingNetwork(0.85, contract.NOT_A_DIGIT), CountingReader([1]))
     assert digits[0].is_digit, "'not a digit' at 0.85 is not sure enough"
     digits, _ = read(png, CountingNetwork(0.9999, contract.NOT_A_DIGIT),
-                     CountingReader([1, 4]))
-    assert [d.answer for d in digits] == [1, 4]
+                     CountingReader([1, 4], sure=0.9995))
+    assert [d.answer for d in digits] == [1, 4], "a sure reader's two digits did not stand"
     assert all(d.probabilities.shape == (contract.MODEL_CLASSES,) for d in digits)
     assert all(d.probabilities[contract.NOT_A_DIGIT] == 0 for d in digits)
+    digits, _ = read(png, CountingNetwork(0.9999, contract.NOT_A_DIGIT),
+                     CountingReader([7], sure=0.9995))
+    assert [d.answer for d in digits] == [7], "a sure reader's one digit did not stand"
 
 
-@pytest.mark.parametrize("surest, goes_to_reader", [
-    ("digit 3 at 0.9", False), ("digit 3 at 0.7", True), ("not a digit at 0.9", True)])
-def test_a_narrow_mark_goes_to_the_reader_when_no_digit_is_likely(surest, goes_to_reader):
-    # 0.6 x its height wide: wide enough for two touching digits, narrower than gate.read
-    part = np.zeros((100, 60), np.uint8)
+@pytest.mark.parametrize("width, surest, goes_to_reader", [
+    (60, "digit 3 at 0.9", False), (60, "digit 3 at 0.7", True),
+    (60, "not a digit at 0.9", True), (30, "digit 3 at 0.7", False),
+    (30, "not a digit at 0.95", True)])
+def test_a_narrow_mark_goes_to_the_reader_when_no_digit_is_likely(width, surest,
+                                                                  goes_to_reader):
+    # 0.6 x its height wide: wide enough for two touching digits, narrower than gate.read;
+    # 0.3 x: too narrow for two, read again only if the network calls it "not a digit"
+    part = np.zeros((100, width), np.uint8)
     probabilities = np.full(contract.MODEL_CLASSES, 0.01, np.float32)
     probabilities[contract.NOT_A_DIGIT if surest.startswith("not") else 3] = \
         float(surest.split()[-1])
-    assert segment.may_hold_several(part, probabilities) == goes_to_reader, \
+    assert segment.goes_to_reader(part, probabilities) == goes_to_reader, \
         f"a mark read as {surest} {'should' if goes_to_reader else 'should not'} go to the reader"
 
 
