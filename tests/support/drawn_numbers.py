@@ -145,6 +145,18 @@ def split_share(results):
     return float(np.mean([is_split(conditions, answer) for conditions, _, answer in results]))
 
 
+def count_errors(results):
+    """How the wrong readings of numbers went wrong: (dropped, added, misread) shares of all
+    readings, where a digit was dropped (fewer digits read than drawn), added (more) or
+    misread (as many, some wrong). Not a digit and errors are counted by refused()."""
+    answers = [(label, answer) for _, label, answer in results
+               if isinstance(answer, str) and answer.isdigit() and answer != label]
+    total = len(results)
+    return (sum(len(answer) < len(label) for label, answer in answers) / total,
+            sum(len(answer) > len(label) for label, answer in answers) / total,
+            sum(len(answer) == len(label) for label, answer in answers) / total)
+
+
 def confusions(results, most=12):
     """The most frequent (label, answer) pairs among the wrong readings."""
     return collections.Counter((label, answer) for _, label, answer in results
@@ -193,6 +205,9 @@ def main():
         row("  some digit answered not a digit, or an error", drawn_digits.refused(results),
             len(results), "% refused")
         row("  answered with an error", drawn_digits.errors(results), len(results), "% errors")
+        for name, share in zip(("dropped", "added", "misread"), count_errors(results)):
+            row(f"  a digit {name}" if name != "misread" else "  as many digits, some misread",
+                share, len(results), f"% {name}")
         for digits in (2, 3, 4):
             part = [r for r in results if len(r[1]) == digits]
             row(f"  {digits} digits", drawn_digits.accuracy(part), len(part))
@@ -211,9 +226,14 @@ def main():
     singles = drawn_digits.evaluate(
         client, drawn_digits.sampled_mnist_cases(x, y, arguments.singles, seed=arguments.seed),
         mode="number")
+    in_digit_mode = drawn_digits.evaluate(
+        client, drawn_digits.sampled_mnist_cases(x, y, arguments.singles, seed=arguments.seed),
+        mode="digit")
     row("single digits split into 2+, or an error", split_share(singles), len(singles),
         "% split")
     row("single digits read right", drawn_digits.accuracy(singles), len(singles))
+    row("  the same digits read right in digit mode", drawn_digits.accuracy(in_digit_mode),
+        len(in_digit_mode))
     row("single digits answered not a digit, or an error", drawn_digits.refused(singles),
         len(singles), "% refused")
     row("single digits answered with an error", drawn_digits.errors(singles), len(singles),
