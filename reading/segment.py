@@ -161,10 +161,11 @@ class ReaderGate:
                                # surer of its reading than the digit network is of any one
                                # digit (its "not a digit" does not count: to it, several
                                # digits are not one digit)
-    overrule: float = 0.9      # where the digit network says "not a digit", the reader's
+    overrule: float = 0.35     # where the digit network says "not a digit", the reader's
                                # reading (of one digit or more) stands only if it is at least
                                # this sure of it: a letter is not a number, but one digit
-                               # the network doubts is not a whole number's loss
+                               # the network doubts is not a whole number's loss (chosen
+                               # with scripts/tune_number_mode.py, docs/pipeline.md)
 
 
 READER_GATE = ReaderGate()  # the shipped settings

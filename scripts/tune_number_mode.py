@@ -24,7 +24,7 @@ from reading.recognizer import Recognizer
 from tests.support import drawn_digits, drawn_numbers
 from training import mnist_digits, non_digit_strokes, number_strips, strokes
 
-CANDIDATES = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
+CANDIDATES = (0.0, 0.2, 0.35, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
 NON_DIGIT_SEED = 777_777  # training draws non-digits with seeds below 100,000
 
 

@@ -194,7 +194,8 @@ def test_a_wide_mark_goes_to_the_reader_alone_and_its_sure_reading_stands(touchi
     (3, [2, 7, 7, 1]), (contract.NOT_A_DIGIT, [contract.NOT_A_DIGIT])])
 def test_an_unsure_reading_of_a_wide_mark_is_checked_by_the_digit_network(touching,
                                                                           network_says, answers):
-    network, reader = CountingNetwork(0.9999, network_says), CountingReader([2, 7, 7, 1])
+    network = CountingNetwork(0.9999, network_says)
+    reader = CountingReader([2, 7, 7, 1], sure=0.95)
     digits, _ = read(touching("2771"), network, reader)
     assert number_reader.sequence_probability(reader.columns[0], [2, 7, 7, 1]) \
         < segment.READER_GATE.overrule
@@ -259,14 +260,14 @@ def test_a_mark_the_network_calls_no_digit_is_one_unless_the_reader_is_sure_of_d
     network, several digits are not one digit), and a reader's digits are never "not a
     digit"."""
     png = touching("14")
-    sure, unsure = CountingReader([1, 4], sure=0.9995), CountingReader([1, 4], sure=0.99)
+    sure, unsure = CountingReader([1, 4], sure=0.9995), CountingReader([1, 4], sure=0.95)
     for reader in (sure, unsure):
         read(png, CountingNetwork(0.9999, contract.NOT_A_DIGIT), reader)
     assert (number_reader.sequence_probability(unsure.columns[0], [1, 4])
             < segment.READER_GATE.overrule
             <= number_reader.sequence_probability(sure.columns[0], [1, 4]))
     digits, confidence = read(png, CountingNetwork(0.9999, contract.NOT_A_DIGIT),
-                              CountingReader([1, 4], sure=0.99))
+                              CountingReader([1, 4], sure=0.95))
     assert [d.answer for d in digits] == [contract.NOT_A_DIGIT], "an unsure reader overruled"
     assert confidence == pytest.approx(0.9999)
     digits, _ = read(png, CountingNetwork(0.85, contract.NOT_A_DIGIT), CountingReader([1]))
