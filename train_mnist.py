@@ -486,8 +486,9 @@ _EPOCH_NUMBERS = {}  # what numbers_for_epoch writes with; the producer inherits
 
 
 def numbers_for_epoch(epoch, processes):
-    """Epoch `epoch`'s set of numbers: --numbers written, as many pasted and a third as many
-    non-digits, seeded by the run's seed and the epoch -> (uint8 strips, int8 labels)."""
+    """Epoch `epoch`'s set of numbers: --numbers written, two thirds as many pasted and a
+    third as many non-digits, seeded by the run's seed and the epoch -> (uint8 strips, int8
+    labels)."""
     images, traced, labels, args = (_EPOCH_NUMBERS[key]
                                     for key in ("images", "traced", "labels", "args"))
     return renders.number_strips_of(
@@ -705,8 +706,9 @@ def parse_args(argv=None):
     parser.add_argument("--reader-epochs", type=int, default=READER_EPOCHS,
                         help="number reader's epochs")
     parser.add_argument("--numbers", type=int, default=renders.NUMBERS,
-                        help="numbers written with the training digits for the number reader "
-                             "(and as many pasted from the scans)")
+                        help="numbers written with the training digits for each of the number "
+                             "reader's sets, one an epoch (and two thirds as many pasted from the "
+                             "scans, a third as many non-digits)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--data", help="a local MNIST file in Keras's mnist.npz format")
     parser.add_argument("--out", default="model",
