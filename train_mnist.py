@@ -409,7 +409,7 @@ def reader_metadata(reader, args):
 
 
 # ---------------------------------------------------------------------------
-# Fresh numbers: half of what each epoch of the reader learns from is new to it
+# Fresh numbers: every epoch of the reader learns from a set it has not seen
 # ---------------------------------------------------------------------------
 
 READER_SETS = 5  # sets of numbers an epoch of the reader learns from: the newest and those before
@@ -485,16 +485,22 @@ class StartEpoch(keras.callbacks.Callback):
 _EPOCH_NUMBERS = {}  # what numbers_for_epoch writes with; the producer inherits it by fork
 
 
+def set_of_numbers(written):
+    """(written, pasted, non-digit) numbers of a set with `written` written ones, in the
+    proportions of renders.NUMBERS, PASTED_NUMBERS and READER_NON_DIGITS."""
+    return (written, written * renders.PASTED_NUMBERS // renders.NUMBERS,
+            written * renders.READER_NON_DIGITS // renders.NUMBERS)
+
+
 def numbers_for_epoch(epoch, processes):
-    """Epoch `epoch`'s set of numbers: --numbers written, two thirds as many pasted and a
-    third as many non-digits, seeded by the run's seed and the epoch -> (uint8 strips, int8
-    labels)."""
+    """Epoch `epoch`'s set of numbers (set_of_numbers of --numbers), seeded by the run's seed
+    and the epoch -> (uint8 strips, int8 labels)."""
     images, traced, labels, args = (_EPOCH_NUMBERS[key]
                                     for key in ("images", "traced", "labels", "args"))
-    return renders.number_strips_of(
-        images, traced, labels, args.numbers, args.seed * 1000 + epoch + 1, args.cache,
-        args.numbers * renders.PASTED_NUMBERS // renders.NUMBERS,
-        args.numbers * renders.READER_NON_DIGITS // renders.NUMBERS, processes)
+    written, pasted, non_digits = set_of_numbers(args.numbers)
+    return renders.number_strips_of(images, traced, labels, written,
+                                    args.seed * 1000 + epoch + 1, args.cache, pasted,
+                                    non_digits, processes)
 
 
 def train_number_reader(x_train, traced, y_train, x_eval, y_eval, args, out_dir):
@@ -504,8 +510,8 @@ def train_number_reader(x_train, traced, y_train, x_eval, y_eval, args, out_dir)
     number of digits), parity, timings."""
     started = time.monotonic()
     _EPOCH_NUMBERS.update(images=x_train, traced=traced, labels=y_train, args=args)
-    per_set = (args.numbers * (renders.NUMBERS + renders.PASTED_NUMBERS
-                               + renders.READER_NON_DIGITS) // renders.NUMBERS)
+    _, pasted, non_digits = set_of_numbers(args.numbers)
+    per_set = args.numbers + pasted + non_digits
     steps_per_epoch = int(np.ceil(READER_SETS * per_set / READER_BATCH))
     numbers = FreshNumbers(numbers_for_epoch, args.reader_epochs, steps_per_epoch,
                            READER_BATCH, args.seed)
@@ -538,8 +544,7 @@ def train_number_reader(x_train, traced, y_train, x_eval, y_eval, args, out_dir)
     path = out_dir / "number.onnx"
     names = (contract.READER_INPUT, contract.READER_OUTPUT)
     metadata = {**reader_metadata(reader, args),
-                "pasted_numbers": args.numbers * renders.PASTED_NUMBERS // renders.NUMBERS,
-                "non_digits": args.numbers * renders.READER_NON_DIGITS // renders.NUMBERS,
+                "pasted_numbers": pasted, "non_digits": non_digits,
                 "numbers_per_set": per_set, "number_sets": args.reader_epochs + 1,
                 "sets_per_epoch": READER_SETS,
                 "strips_per_epoch": steps_per_epoch * READER_BATCH,
