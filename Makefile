@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
-SYSTEM_PACKAGES := buildah debootstrap chromium wrk fonts-dejavu-core \
+SYSTEM_PACKAGES := buildah debootstrap chromium wrk fonts-dejavu-core hershey-fonts-data \
 	fonts-dkg-handwriting fonts-breip fonts-bwht fonts-humor-sans \
 	fonts-rufscript fonts-dancingscript fonts-comic-neue fonts-femkeklaver postgresql
 

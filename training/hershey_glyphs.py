@@ -1,0 +1,98 @@
+"""Non-digits from a real, independent stroke source: the Hershey vector fonts (Debian's
+`hershey-fonts-data`, .jhf files), each glyph pen strokes as a plotter draws them. Roman, script,
+Gothic, Greek, Cyrillic and Japanese letters, and the symbol fonts' mathematics, astrology,
+meteorology, music and markers.
+
+Strokes come in a unit frame, y down, like training/strokes.py's tracings, so they are drawn
+on a canvas with the page's pens like a digit. What is or draws as a digit is left out by its
+key, the same in every font: the digits' keys (which the symbol fonts give to symbols) and
+the letters people write as digits (DIGIT_SHAPED), and the bars and brackets a 1 is drawn as
+(ONE_SHAPED, and any glyph narrower than BAR of its height). So are the marks too small to be
+drawn alone (DOTS) and the dashes.
+"""
+
+import functools
+from pathlib import Path
+
+DIGIT_SHAPED = "0123456789OoDQIil|!ZzSsbGBgq"
+ONE_SHAPED = "/\\()[]{}"
+DOTS = " .,'`\"-_:;"
+BAR = 0.2
+# Whole sources, to hold one out and measure a kind never seen.
+FAMILIES = {
+    "roman": ("futural", "futuram", "rowmand", "rowmans", "rowmant", "timesr", "timesrb",
+              "timesi", "timesib"),
+    "script": ("cursive", "scriptc", "scripts"),
+    "gothic": ("gothgbt", "gothgrt", "gothiceng", "gothicger", "gothicita", "gothitt"),
+    "greek": ("greek", "greekc", "greeks", "timesg"),
+    "cyrillic": ("cyrilc_1", "cyrillic"),
+    "japanese": ("japanese",),
+    "symbols": ("astrology", "markers", "mathlow", "mathupp", "meteorology", "music",
+                "symbolic"),
+}
+
+
+FOLDER = Path("/usr/share/hershey-fonts")
+
+
+def jhf_glyphs(text):
+    """The glyphs of a .jhf font file's text -> [strokes], in the file's order (the ASCII
+    fonts' 95 glyphs start at the space), strokes as lists of (x, y), y down.
+
+    Each glyph is a number (5 characters), how many points follow, the first of them its
+    left and right edges (3), then points as two characters each, coordinates counted from
+    "R", and " R" where the pen lifts; a long glyph goes on over more lines."""
+    found, lines = [], iter(text.splitlines())
+    for line in lines:
+        if not line.strip():
+            continue
+        count = int(line[5:8])
+        points = line[8:]
+        while len(points) < 2 * count:
+            points += next(lines)
+        strokes, stroke = [], []
+        for index in range(2, 2 * count, 2):
+            pair = points[index:index + 2]
+            if pair == " R":
+                strokes.append(stroke)
+                stroke = []
+            else:
+                stroke.append((float(ord(pair[0]) - ord("R")), float(ord(pair[1]) - ord("R"))))
+        found.append([*strokes, stroke])
+    return found
+
+
+@functools.lru_cache(maxsize=None)
+def glyphs(family, folder=FOLDER):
+    """[(font, key, strokes)] of every glyph of a family (FAMILIES) kept as a non-digit,
+    strokes as lists of (x, y) points, y down, the glyph 1 high; `key` is the character the
+    glyph's place in the file gives it."""
+    found = []
+    for font in FAMILIES[family]:
+        text = (Path(folder) / f"{font}.jhf").read_text(encoding="ascii")
+        for index, lines in enumerate(jhf_glyphs(text)):
+            key = chr(ord(" ") + index)
+            if key in DIGIT_SHAPED or key in ONE_SHAPED or key in DOTS:
+                continue
+            lines = [stroke for stroke in lines if len(stroke) >= 2]
+            if lines and not _bar(lines):
+                found.append((font, key, unit_frame(lines)))
+    return found
+
+
+def _bar(lines):
+    """Whether a glyph is narrower than BAR of its height (a 1), or flatter than that of its
+    width (a dash: placed by its height, it would have none)."""
+    xs = [x for stroke in lines for x, _ in stroke]
+    ys = [y for stroke in lines for _, y in stroke]
+    width, height = max(xs) - min(xs), max(ys) - min(ys)
+    return width < BAR * height or height < BAR * width
+
+
+def unit_frame(lines):
+    """Strokes scaled to 1 high (or wide, when flat), their box's corner at (0, 0)."""
+    xs = [x for stroke in lines for x, _ in stroke]
+    ys = [y for stroke in lines for _, y in stroke]
+    size = max(max(ys) - min(ys), max(xs) - min(xs), 1e-6)
+    return [[((x - min(xs)) / size, (y - min(ys)) / size) for x, y in stroke]
+            for stroke in lines]
