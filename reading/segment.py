@@ -166,6 +166,10 @@ class ReaderGate:
                                # this sure of it: a letter is not a number, but one digit
                                # the network doubts is not a whole number's loss (chosen
                                # with scripts/tune_number_mode.py, docs/pipeline.md)
+    lone_overrule: float = 0.35  # where the drawing is one mark and the digit network says
+                               # "not a digit", the reader's reading stands only if it holds
+                               # two digits or more and the reader is at least this sure of
+                               # it: one mark read as one digit is what digit mode decides
 
 
 READER_GATE = ReaderGate()  # the shipped settings
@@ -244,17 +248,29 @@ def goes_to_reader(part, probabilities, gate=READER_GATE):
             or answers(probabilities) == contract.NOT_A_DIGIT)
 
 
-def reading_stands(part, reading, probabilities, gate=READER_GATE):
+def overrules(reading, gate=READER_GATE, alone=False):
+    """Whether the number reader's `reading` (a Reading, or None) of a mark overrules the
+    digit network's "not a digit" (ReaderGate `gate`): in a drawing of more marks, a reading
+    of one digit or more the reader is `gate.overrule` sure of; where the mark is `alone`, one
+    of two digits or more it is `gate.lone_overrule` sure of."""
+    if reading is None:
+        return False
+    if alone:
+        return len(reading.digits) >= 2 and reading.probability >= gate.lone_overrule
+    return reading.probability >= gate.overrule
+
+
+def reading_stands(part, reading, probabilities, gate=READER_GATE, alone=False):
     """Whether the number reader's `reading` (a Reading, or None for no digit) of a mark
-    (uint8 [h, w] ink) stands over the digit network's `probabilities` for it (ReaderGate
-    `gate`). Where the network says "not a digit", a reading of one digit or more stands if
-    the reader is sure of it (`gate.overrule`); otherwise a reading of two digits or more
-    does, in a mark up to `gate.sure` wide only if the reader is surer of it than the network
-    is of any one digit."""
+    (uint8 [h, w] ink; `alone` in its drawing or not) stands over the digit network's
+    `probabilities` for it (ReaderGate `gate`). Where the network says "not a digit", the
+    reading stands if it overrules that; otherwise a reading of two digits or more does, in
+    a mark up to `gate.sure` wide only if the reader is surer of it than the network is of
+    any one digit."""
     if reading is None:
         return False
     if answers(probabilities) == contract.NOT_A_DIGIT:
-        return reading.probability >= gate.overrule
+        return overrules(reading, gate, alone)
     height, width = part.shape
     return len(reading.digits) >= 2 and (
         width > gate.sure * height
@@ -267,7 +283,7 @@ def read_digits(ink, score, read_strips, one_digit=False, gate=READER_GATE):
     Marks are split at blank gaps. A mark wider than `gate.wide` (ReaderGate) is read whole
     by the number reader, `read_strips`: float32 [N, STRIP_HEIGHT, STRIP_WIDTH] -> float32
     [N, COLUMNS, 11] (reading/number_reader.py), and its reading of two digits or more
-    stands where the reader is `gate.overrule` sure of it. A narrower one is read by the digit
+    stands where it `overrules` the digit network. A narrower one is read by the digit
     network, `score`: float32 [N, 28, 28] -> float32 [N, 11] (contract.MODEL_OUTPUT), and by
     the reader too where goes_to_reader says; so is a wide one the reader reads otherwise.
     Which reading stands, reading_stands decides.
@@ -288,12 +304,13 @@ def read_digits(ink, score, read_strips, one_digit=False, gate=READER_GATE):
                        if to_read else []))
     readings = {index: _reader_digits(*parts[index], *strips[index], columns[index])
                 for index in to_read}
+    alone = len(parts) == 1
     _score(score, parts, [index for index in wide if readings[index] is None
                           or len(readings[index].digits) < 2
-                          or readings[index].probability < gate.overrule], read_alone)
+                          or not overrules(readings[index], gate, alone)], read_alone)
     for index, reading in readings.items():
         if index in read_alone and not reading_stands(parts[index].ink, reading,
-                                                      read_alone[index][1], gate):
+                                                      read_alone[index][1], gate, alone):
             readings[index] = None
     digits, confidence = [], 1.0
     for index, (box, _) in enumerate(parts):

@@ -1,15 +1,18 @@
-"""Choose ReaderGate.overrule, number mode's whole-drawing "not a digit", on MNIST *training*
-digits and the training script's own non-digits.
+"""Choose ReaderGate.overrule and .lone_overrule, number mode's whole-drawing "not a digit",
+on MNIST *training* digits and non-digits that are not the evaluation's.
 
 Where the digit network calls a mark "not a digit", the number reader's reading of it stands
-only if the reader is at least `overrule` sure of it. Too low, and letters are read as numbers
-of ones; too high, and numbers of real digits are answered "not a digit" because of one mark.
-For each candidate this reads, through the server's pipeline and the shipped models, numbers
-of touching and of spaced training digits, single training digits (number mode) and marks of
-training/non_digit_strokes.py drawn with a seed training never uses, and prints how each
-fares. The test set and the fonts are never looked at.
+only if the reader is sure enough of it: `overrule` in a drawing of several marks, and
+`lone_overrule` (two digits or more) where the mark is the whole drawing. Too low, and letters
+are read as numbers; too high, and numbers of real digits are answered "not a digit" because
+of one mark. For each pair of candidates this reads, through the server's pipeline and the
+shipped models, numbers of touching and of spaced training digits, single training digits
+(number mode), marks of training/non_digit_strokes.py drawn with a seed training never uses,
+and every Hershey glyph that is not a digit's shape (training/hershey_glyphs.py, a source the
+shipped networks never learnt from), and prints how each fares. The test set and the fonts
+are never looked at.
 
-    python -m scripts.tune_number_mode --numbers 400 --singles 1000 --non-digits 1000
+    python -m scripts.tune_number_mode --numbers 300 --singles 800 --non-digits 800
 """
 
 import argparse
@@ -22,10 +25,25 @@ from drawing import errors, image_ink
 from reading import segment
 from reading.recognizer import Recognizer
 from tests.support import drawn_digits, drawn_numbers
-from training import mnist_digits, non_digit_strokes, number_strips, strokes
+from training import hershey_glyphs, mnist_digits, non_digit_strokes, number_strips, strokes
 
-CANDIDATES = (0.0, 0.2, 0.35, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
+# (overrule, lone_overrule) pairs
+CANDIDATES = [(0.35, lone) for lone in (0.0, 0.35, 0.5, 0.7, 0.9, 0.95, 0.99)] + [
+    (overrule, 0.35) for overrule in (0.0, 0.5, 0.7, 0.9, 0.99)]
 NON_DIGIT_SEED = 777_777  # training draws non-digits with seeds below 100,000
+
+
+def drawn(plan, rng):
+    """An RGBA drawing of strokes in a unit frame as number_strips.non_digit_strips draws a
+    non-digit for the reader: its pen, size, slant, place and colour convention."""
+    pen = rng.uniform(*number_strips.PEN)
+    placed = strokes.place_strokes(plan, rng.uniform(*number_strips.HEIGHT)
+                                   * number_strips.CANVAS[1], (0, 0),
+                                   rng.uniform(*number_strips.SLANT))
+    [placed] = strokes.move_onto_canvas([placed], pen, number_strips.CANVAS,
+                                        (rng.random(), rng.random()))
+    return strokes.draw_strokes(placed, number_strips.CANVAS, pen,
+                                rng.choice(strokes.CONVENTIONS))
 
 
 def non_digit_drawings(count, seed):
@@ -34,25 +52,40 @@ def non_digit_drawings(count, seed):
     rng = random.Random(seed)
     for _ in range(count):
         _, plan = non_digit_strokes.non_digit(rng, None, number_strips.NON_DIGIT_KINDS)
-        pen = rng.uniform(*number_strips.PEN)
-        placed = strokes.place_strokes(plan, rng.uniform(*number_strips.HEIGHT)
-                                       * number_strips.CANVAS[1], (0, 0),
-                                       rng.uniform(*number_strips.SLANT))
-        [placed] = strokes.move_onto_canvas([placed], pen, number_strips.CANVAS,
-                                            (rng.random(), rng.random()))
-        yield strokes.draw_strokes(placed, number_strips.CANVAS, pen,
-                                   rng.choice(strokes.CONVENTIONS))
+        yield drawn(plan, rng)
 
 
-def answers(recognizer, inks, overrule):
-    """The number each ink map is read as with ReaderGate.overrule `overrule`: a string, None
-    for "not a digit", or "error"."""
-    gate = dataclasses.replace(segment.READER_GATE, overrule=overrule)
+def hershey_drawings(seed):
+    """RGBA drawings of every Hershey glyph kept as a non-digit, once each."""
+    rng = random.Random(seed)
+    for family in hershey_glyphs.FAMILIES:
+        for _, _, plan in hershey_glyphs.glyphs(family):
+            yield drawn(plan, rng)
+
+
+def answers(recognizer, inks, overrule, lone_overrule):
+    """The number each ink map is read as with ReaderGate's `overrule` and `lone_overrule`:
+    a string, None for "not a digit", or "error"."""
+    gate = dataclasses.replace(segment.READER_GATE, overrule=overrule,
+                               lone_overrule=lone_overrule)
     found = []
     for ink in inks:
         try:
             found.append(segment.read_digits(ink, recognizer.probabilities,
                                              recognizer.read_strips, gate=gate).number)
+        except errors.ImageError:
+            found.append("error")
+    return found
+
+
+def digit_answers(recognizer, inks):
+    """The digit each ink map is read as in digit mode: a string, None for "not a digit", or
+    "error"."""
+    found = []
+    for ink in inks:
+        try:
+            found.append(segment.read_digits(ink, recognizer.probabilities,
+                                             recognizer.read_strips, one_digit=True).number)
         except errors.ImageError:
             found.append("error")
     return found
@@ -80,21 +113,36 @@ def main():
             x, y, arguments.singles, seed=arguments.seed)),
         "non-digits": [(image_ink.ink_map(image), None) for image in
                        non_digit_drawings(arguments.non_digits, NON_DIGIT_SEED)],
+        "Hershey glyphs": [(image_ink.ink_map(image), None) for image in
+                           hershey_drawings(NON_DIGIT_SEED)],
     }
-    print("overrule | touching: right, not a digit | spaced: right, not a digit | "
-          "singles: right, split | non-digits: not a digit")
-    for overrule in CANDIDATES:
+    print(f"cases: { {name: len(cases) for name, cases in sets.items()} }")
+    print("overrule, lone | touching: right, not a digit | spaced: right, not a digit | "
+          "singles: right, split | non-digits: not a digit | Hershey: not a digit")
+    for overrule, lone_overrule in CANDIDATES:
         row = []
         for name, cases in sets.items():
-            got = answers(recognizer, [ink for ink, _ in cases], overrule)
+            got = answers(recognizer, [ink for ink, _ in cases], overrule, lone_overrule)
             labels = [label for _, label in cases]
-            if name == "non-digits":
+            if labels[0] is None:  # non-digits
                 row.append(np.mean([answer is None for answer in got]))
                 continue
             row.append(np.mean([a == b for a, b in zip(got, labels)]))
             row.append(np.mean([a is not None and a.isdigit() and len(a) > 1 for a in got])
                        if name == "single digits" else np.mean([a is None for a in got]))
-        print(f"{overrule:8.2f} | " + " | ".join(f"{100 * value:6.2f} %" for value in row))
+        print(f"{overrule:4.2f}, {lone_overrule:4.2f} | "
+              + " | ".join(f"{100 * value:6.2f} %" for value in row))
+    print("Hershey glyphs answered 'not a digit' by family, shipped gate: number mode, "
+          "digit mode")
+    rng = random.Random(NON_DIGIT_SEED)
+    for family in hershey_glyphs.FAMILIES:
+        inks = [image_ink.ink_map(drawn(plan, rng))
+                for _, _, plan in hershey_glyphs.glyphs(family)]
+        number_mode = np.mean([answer is None for answer in answers(
+            recognizer, inks, segment.READER_GATE.overrule, segment.READER_GATE.lone_overrule)])
+        digit_mode = np.mean([answer is None for answer in digit_answers(recognizer, inks)])
+        print(f"{family:10s} {len(inks):5d} | {100 * number_mode:6.2f} % | "
+              f"{100 * digit_mode:6.2f} %")
 
 
 if __name__ == "__main__":

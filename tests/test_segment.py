@@ -279,7 +279,39 @@ def test_a_mark_the_network_calls_no_digit_is_one_unless_the_reader_is_sure_of_d
     assert all(d.probabilities[contract.NOT_A_DIGIT] == 0 for d in digits)
     digits, _ = read(png, CountingNetwork(0.9999, contract.NOT_A_DIGIT),
                      CountingReader([7], sure=0.9995))
-    assert [d.answer for d in digits] == [7], "a sure reader's one digit did not stand"
+    assert [d.answer for d in digits] == [contract.NOT_A_DIGIT], \
+        "one mark alone read as one digit overruled the network: digit mode would not"
+
+
+def test_in_a_drawing_of_marks_a_sure_reader_keeps_a_doubted_digit(mnist_test):
+    """Where a drawing has several marks, a reader's reading of one digit `gate.overrule`
+    sure of it overrules the network's "not a digit": one doubted mark does not make a
+    number of real digits no number."""
+    x_test, y_test = mnist_test
+    traced = [strokes.digit_strokes(x_test[int((y_test == d).nonzero()[0][0])]) for d in (4, 7)]
+    placed = strokes.move_onto_canvas(strokes.side_by_side(traced, [160, 160], 60, PEN), PEN,
+                                      CANVAS)
+    png = strokes.png_bytes(strokes.draw_strokes([s for digit in placed for s in digit],
+                                                 CANVAS, PEN))
+    digits, _ = read(png, CountingNetwork(0.9999, contract.NOT_A_DIGIT),
+                     CountingReader([7], sure=0.9995))
+    assert [d.answer for d in digits] == [7, 7], "a sure reader's one digit did not stand"
+    digits, _ = read(png, CountingNetwork(0.9999, contract.NOT_A_DIGIT),
+                     CountingReader([7], sure=0.2))
+    assert [d.answer for d in digits] == [contract.NOT_A_DIGIT] * 2, "an unsure reader overruled"
+
+
+@pytest.mark.parametrize("held, sure, alone, stands", [
+    (1, 0.9, False, True), (1, 0.2, False, False), (1, 0.99, True, False),
+    (2, 0.9, True, True), (2, 0.2, True, False), (2, 0.2, False, False)])
+def test_a_reading_overrules_not_a_digit_by_its_digits_and_the_drawings_marks(held, sure,
+                                                                              alone, stands):
+    gate = segment.ReaderGate(overrule=0.35, lone_overrule=0.5)
+    digit = segment.Digit((0, 0, 1, 1), np.zeros((28, 28), np.float32),
+                          np.eye(contract.MODEL_CLASSES, dtype=np.float32)[3])
+    reading = segment.Reading([digit] * held, sure)
+    assert segment.overrules(reading, gate, alone) == stands
+    assert not segment.overrules(None, gate, alone)
 
 
 @pytest.mark.parametrize("width, surest, goes_to_reader", [
