@@ -63,29 +63,20 @@ def hershey_drawings(seed):
             yield drawn(plan, rng)
 
 
-def answers(recognizer, inks, overrule, lone_overrule):
-    """The number each ink map is read as with ReaderGate's `overrule` and `lone_overrule`:
-    a string, None for "not a digit", or "error"."""
-    gate = dataclasses.replace(segment.READER_GATE, overrule=overrule,
-                               lone_overrule=lone_overrule)
+def answers(recognizer, inks, overrule=None, lone_overrule=None, one_digit=False):
+    """The number each ink map is read as with ReaderGate's `overrule` and `lone_overrule`
+    (the shipped ones where None), or in digit mode with `one_digit`: a string, None for "not
+    a digit", or "error"."""
+    gate = dataclasses.replace(
+        segment.READER_GATE,
+        overrule=segment.READER_GATE.overrule if overrule is None else overrule,
+        lone_overrule=segment.READER_GATE.lone_overrule if lone_overrule is None
+        else lone_overrule)
     found = []
     for ink in inks:
         try:
             found.append(segment.read_digits(ink, recognizer.probabilities,
-                                             recognizer.read_strips, gate=gate).number)
-        except errors.ImageError:
-            found.append("error")
-    return found
-
-
-def digit_answers(recognizer, inks):
-    """The digit each ink map is read as in digit mode: a string, None for "not a digit", or
-    "error"."""
-    found = []
-    for ink in inks:
-        try:
-            found.append(segment.read_digits(ink, recognizer.probabilities,
-                                             recognizer.read_strips, one_digit=True).number)
+                                             recognizer.read_strips, one_digit, gate).number)
         except errors.ImageError:
             found.append("error")
     return found
@@ -138,9 +129,9 @@ def main():
     for family in hershey_glyphs.FAMILIES:
         inks = [image_ink.ink_map(drawn(plan, rng))
                 for _, _, plan in hershey_glyphs.glyphs(family)]
-        number_mode = np.mean([answer is None for answer in answers(
-            recognizer, inks, segment.READER_GATE.overrule, segment.READER_GATE.lone_overrule)])
-        digit_mode = np.mean([answer is None for answer in digit_answers(recognizer, inks)])
+        number_mode = np.mean([answer is None for answer in answers(recognizer, inks)])
+        digit_mode = np.mean([answer is None
+                              for answer in answers(recognizer, inks, one_digit=True)])
         print(f"{family:10s} {len(inks):5d} | {100 * number_mode:6.2f} % | "
               f"{100 * digit_mode:6.2f} %")
 
