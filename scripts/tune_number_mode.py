@@ -25,25 +25,12 @@ from drawing import errors, image_ink
 from reading import segment
 from reading.recognizer import Recognizer
 from tests.support import drawn_digits, drawn_numbers
-from training import hershey_glyphs, mnist_digits, non_digit_strokes, number_strips, strokes
+from training import hershey_glyphs, mnist_digits, non_digit_strokes, number_strips
 
 # (overrule, lone_overrule) pairs
 CANDIDATES = [(0.35, lone) for lone in (0.0, 0.35, 0.5, 0.7, 0.9, 0.95, 0.99)] + [
     (overrule, 0.35) for overrule in (0.0, 0.5, 0.7, 0.9, 0.99)]
 NON_DIGIT_SEED = 777_777  # training draws non-digits with seeds below 100,000
-
-
-def drawn(plan, rng):
-    """An RGBA drawing of strokes in a unit frame as number_strips.non_digit_strips draws a
-    non-digit for the reader: its pen, size, slant, place and colour convention."""
-    pen = rng.uniform(*number_strips.PEN)
-    placed = strokes.place_strokes(plan, rng.uniform(*number_strips.HEIGHT)
-                                   * number_strips.CANVAS[1], (0, 0),
-                                   rng.uniform(*number_strips.SLANT))
-    [placed] = strokes.move_onto_canvas([placed], pen, number_strips.CANVAS,
-                                        (rng.random(), rng.random()))
-    return strokes.draw_strokes(placed, number_strips.CANVAS, pen,
-                                rng.choice(strokes.CONVENTIONS))
 
 
 def non_digit_drawings(count, seed):
@@ -52,15 +39,16 @@ def non_digit_drawings(count, seed):
     rng = random.Random(seed)
     for _ in range(count):
         _, plan = non_digit_strokes.non_digit(rng, None, number_strips.NON_DIGIT_KINDS)
-        yield drawn(plan, rng)
+        yield number_strips.draw_non_digit(plan, rng)
 
 
 def hershey_drawings(seed):
-    """RGBA drawings of every Hershey glyph kept as a non-digit, once each."""
+    """(family, RGBA drawing) of every Hershey glyph kept as a non-digit, once each, drawn as
+    the reader's non-digits are."""
     rng = random.Random(seed)
     for family in hershey_glyphs.FAMILIES:
         for _, _, plan in hershey_glyphs.glyphs(family):
-            yield drawn(plan, rng)
+            yield family, number_strips.draw_non_digit(plan, rng)
 
 
 def answers(recognizer, inks, overrule=None, lone_overrule=None, one_digit=False):
@@ -104,9 +92,10 @@ def main():
             x, y, arguments.singles, seed=arguments.seed)),
         "non-digits": [(image_ink.ink_map(image), None) for image in
                        non_digit_drawings(arguments.non_digits, NON_DIGIT_SEED)],
-        "Hershey glyphs": [(image_ink.ink_map(image), None) for image in
-                           hershey_drawings(NON_DIGIT_SEED)],
     }
+    hershey = [(family, image_ink.ink_map(image))
+               for family, image in hershey_drawings(NON_DIGIT_SEED)]
+    sets["Hershey glyphs"] = [(ink, None) for _, ink in hershey]
     print(f"cases: { {name: len(cases) for name, cases in sets.items()} }")
     print("overrule, lone | touching: right, not a digit | spaced: right, not a digit | "
           "singles: right, split | non-digits: not a digit | Hershey: not a digit")
@@ -125,16 +114,15 @@ def main():
               + " | ".join(f"{100 * value:6.2f} %" for value in row))
     print("Hershey glyphs answered 'not a digit' by family, shipped gate: number mode, "
           "digit mode")
-    rng = random.Random(NON_DIGIT_SEED)
+    families = np.array([family for family, _ in hershey])
+    inks = [ink for _, ink in hershey]
+    number_mode = np.array([answer is None for answer in answers(recognizer, inks)])
+    digit_mode = np.array([answer is None for answer in answers(recognizer, inks,
+                                                                one_digit=True)])
     for family in hershey_glyphs.FAMILIES:
-        inks = [image_ink.ink_map(drawn(plan, rng))
-                for _, _, plan in hershey_glyphs.glyphs(family)]
-        number_mode = np.mean([answer is None for answer in answers(recognizer, inks)])
-        digit_mode = np.mean([answer is None
-                              for answer in answers(recognizer, inks, one_digit=True)])
-        print(f"{family:10s} {len(inks):5d} | {100 * number_mode:6.2f} % | "
-              f"{100 * digit_mode:6.2f} %")
-
+        own = families == family
+        print(f"{family:10s} {own.sum():5d} | {100 * number_mode[own].mean():6.2f} % | "
+              f"{100 * digit_mode[own].mean():6.2f} %")
 
 if __name__ == "__main__":
     main()

@@ -14,6 +14,8 @@ drawn alone (DOTS) and the dashes.
 import functools
 from pathlib import Path
 
+from training import strokes
+
 DIGIT_SHAPED = "0123456789OoDQIil|!ZzSsbGBgq"
 ONE_SHAPED = "/\\()[]{}"
 DOTS = " .,'`\"-_:;"
@@ -83,16 +85,12 @@ def glyphs(family, folder=FOLDER):
 def _bar(lines):
     """Whether a glyph is narrower than BAR of its height (a 1), or flatter than that of its
     width (a dash: placed by its height, it would have none)."""
-    xs = [x for stroke in lines for x, _ in stroke]
-    ys = [y for stroke in lines for _, y in stroke]
-    width, height = max(xs) - min(xs), max(ys) - min(ys)
-    return width < BAR * height or height < BAR * width
+    x0, y0, x1, y1 = strokes.strokes_box(lines)
+    return x1 - x0 < BAR * (y1 - y0) or y1 - y0 < BAR * (x1 - x0)
 
 
 def unit_frame(lines):
     """Strokes scaled to 1 high (or wide, when flat), their box's corner at (0, 0)."""
-    xs = [x for stroke in lines for x, _ in stroke]
-    ys = [y for stroke in lines for _, y in stroke]
-    size = max(max(ys) - min(ys), max(xs) - min(xs), 1e-6)
-    return [[((x - min(xs)) / size, (y - min(ys)) / size) for x, y in stroke]
-            for stroke in lines]
+    x0, y0, x1, y1 = strokes.strokes_box(lines)
+    size = max(y1 - y0, x1 - x0, 1e-6)
+    return [[((x - x0) / size, (y - y0) / size) for x, y in stroke] for stroke in lines]

@@ -111,15 +111,21 @@ NON_DIGIT_KINDS = {kind: weight for kind, weight in non_digit_strokes.KINDS.item
                    if kind != "overlaid digits"}
 
 
-def non_digit_strips(plan, rng):
-    """Strokes of a mark that is not a digit (non_digit_strokes.py) -> [(uint8 strip, [])]:
-    drawn on CANVAS with a pen, size and slant as write_number draws a number, read by the
-    server's pipeline, one strip per mark, each holding no digits."""
+def draw_non_digit(plan, rng):
+    """Strokes of a mark that is not a digit, in a unit frame -> an RGBA drawing on CANVAS
+    with a pen, size, slant, place and colour convention as write_number draws a number."""
     pen = rng.uniform(*PEN)
     placed = strokes.place_strokes(plan, rng.uniform(*HEIGHT) * CANVAS[1], (0, 0),
                                    rng.uniform(*SLANT))
     [placed] = strokes.move_onto_canvas([placed], pen, CANVAS, (rng.random(), rng.random()))
-    drawing = strokes.draw_strokes(placed, CANVAS, pen, rng.choice(strokes.CONVENTIONS))
+    return strokes.draw_strokes(placed, CANVAS, pen, rng.choice(strokes.CONVENTIONS))
+
+
+def non_digit_strips(plan, rng):
+    """Strokes of a mark that is not a digit (non_digit_strokes.py) -> [(uint8 strip, [])]:
+    drawn by draw_non_digit, read by the server's pipeline, one strip per mark, each holding
+    no digits."""
+    drawing = draw_non_digit(plan, rng)
     try:
         marks = segment.split_digits(image_ink.ink_map(drawing))
         return [(np.rint(number_reader.to_strip(mark)[0] * 255).astype(np.uint8), [])
