@@ -23,9 +23,12 @@ def test_a_long_glyph_goes_on_over_the_next_line():
 def test_every_family_is_read_and_no_digit_or_digit_shape_is_kept():
     for family in hershey_glyphs.FAMILIES:
         found = hershey_glyphs.glyphs(family)
-        assert len(found) >= 90, f"only {len(found)} glyphs of the {family} fonts"
+        assert len(found) >= 80, f"only {len(found)} glyphs of the {family} fonts"
         kept = {key for _, key, _ in found}
-        assert not kept & set(hershey_glyphs.DIGIT_SHAPED + hershey_glyphs.ONE_SHAPED), family
+        assert not kept & set(hershey_glyphs.DIGIT_SHAPED + hershey_glyphs.ONE_SHAPED
+                              + hershey_glyphs.RING), family
+        for font, key, _ in found:
+            assert key not in hershey_glyphs.LOOKS_LIKE_A_DIGIT.get(font, ""), (font, key)
         for font, key, lines in found:
             xs = [x for stroke in lines for x, _ in stroke]
             ys = [y for stroke in lines for _, y in stroke]
@@ -43,3 +46,10 @@ def test_the_roman_capitals_are_the_letters_they_are_keyed_by():
     down = [stroke for stroke in lines if abs(stroke[0][0] - stroke[-1][0]) < 1e-6]
     width = max(x for x, _ in across[0])
     assert len(lines) == 2 and across[0][0][1] == 0 and down[0][0][0] == pytest.approx(width / 2)
+
+
+def test_a_slanted_bar_is_left_out_but_a_cross_is_kept():
+    # A thick pen's slanted bar, drawn as two strokes side by side, is a 1.
+    assert hershey_glyphs._straight([[(0, 0), (0.5, 1)], [(0.52, 1.02), (0.1, 0.2)]])
+    assert not hershey_glyphs._straight([[(0, 0), (1, 1)], [(1, 0), (0, 1)]])
+    assert not hershey_glyphs._straight([[(0, 0), (0.8, 0)], [(0.4, 0), (0.4, 1)]])
