@@ -21,7 +21,6 @@ import datetime
 import hashlib
 import json
 import os
-import random
 import re
 import shutil
 import sys
@@ -31,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from reading import contract, number_reader, segment
-from training import hershey_glyphs, learn_corrections, renders
+from training import learn_corrections, renders
 from training.mnist_digits import load_mnist
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -81,50 +80,10 @@ def vary_stroke_width(images, seed):
     return images + tf.abs(amount) * (target - images)
 
 
-# Elastic distortion (Simard et al. 2003), on a share of the scans: each image is resampled
-# through a smooth field of displacements, random at ELASTIC_GRID x ELASTIC_GRID points and
-# interpolated between them, up to ELASTIC_PIXELS each way.
-ELASTIC_SHARE = 0.5
-ELASTIC_GRID = 4
-ELASTIC_PIXELS = 1.5
-
-
-def bilinear_sample(images, x, y):
-    """float [N, H, W, 1] images read at float [N, H, W] pixel positions (x across, y down),
-    bilinearly; outside the image is black."""
-    height, width = images.shape[1], images.shape[2]
-    padded = tf.pad(images[..., 0], [[0, 0], [1, 1], [1, 1]])
-    x = tf.clip_by_value(x + 1, 0.0, width + 0.999)
-    y = tf.clip_by_value(y + 1, 0.0, height + 0.999)
-    x0, y0 = tf.floor(x), tf.floor(y)
-    wx, wy = x - x0, y - y0
-    x0, y0 = tf.cast(x0, tf.int32), tf.cast(y0, tf.int32)
-    x1, y1 = tf.minimum(x0 + 1, width + 1), tf.minimum(y0 + 1, height + 1)
-
-    def at(row, column):
-        return tf.gather_nd(padded, tf.stack([row, column], -1), batch_dims=1)
-
-    top = at(y0, x0) * (1 - wx) + at(y0, x1) * wx
-    bottom = at(y1, x0) * (1 - wx) + at(y1, x1) * wx
-    return (top * (1 - wy) + bottom * wy)[..., tf.newaxis]
-
-
-def elastic_distort(images, seed):
-    """Each of float [N, H, W, 1] images warped by its own smooth random field (ELASTIC_*)."""
-    height, width = images.shape[1], images.shape[2]
-    coarse = tf.random.stateless_uniform([tf.shape(images)[0], ELASTIC_GRID, ELASTIC_GRID, 2],
-                                         seed, -ELASTIC_PIXELS, ELASTIC_PIXELS)
-    field = tf.image.resize(coarse, [height, width], method="bicubic")
-    rows, columns = tf.meshgrid(tf.range(height, dtype=tf.float32),
-                                tf.range(width, dtype=tf.float32), indexing="ij")
-    return bilinear_sample(images, columns + field[..., 0], rows + field[..., 1])
-
-
 def make_training_dataset(x, y, is_rendering, batch_size, seed):
     """Shuffled, augmented batches of (images, target probabilities). MNIST scans get the
-    augmentation above (stroke width, elastic distortion on a share, rotation, zoom, shift);
-    renderings are left as the pipeline made them, since that is exactly what the server
-    will send."""
+    augmentation above; renderings are left as the pipeline made them, since that is exactly
+    what the server will send."""
     geometric = keras.Sequential([
         layers.RandomRotation(ROTATION, fill_mode="constant", seed=seed),
         layers.RandomZoom(ZOOM, fill_mode="constant", seed=seed + 1),
@@ -134,11 +93,6 @@ def make_training_dataset(x, y, is_rendering, batch_size, seed):
     def augment(step, batch):
         images, labels, rendered = batch
         augmented = vary_stroke_width(images, tf.stack([seed, step]))
-        elastic = tf.random.stateless_uniform([tf.shape(images)[0], 1, 1, 1],
-                                              tf.stack([seed + 3, step])) < ELASTIC_SHARE
-        augmented.set_shape(images.shape)
-        augmented = tf.where(elastic, elastic_distort(augmented, tf.stack([seed + 4, step])),
-                             augmented)
         augmented = tf.clip_by_value(geometric(augmented, training=True), 0.0, 1.0)
         return (tf.where(rendered[:, tf.newaxis, tf.newaxis, tf.newaxis], images, augmented),
                 labels)
@@ -283,26 +237,23 @@ def read_right(columns, labels):
 
 
 # ---------------------------------------------------------------------------
-# Optimiser: Adam, warmed up over the first epoch, then cosine decay; weight averaging
+# Optimiser: Adam, warmed up over the first epoch, then cosine decay
 # ---------------------------------------------------------------------------
 
 WARMUP_DIVISOR = 10     # the warm-up starts at the peak learning rate / 10
 FINAL_FRACTION = 0.01   # the decay ends at 1 % of the peak
-EMA_MOMENTUM = 0.999    # the weights' average reaches back about 1,000 steps, an epoch
 
 
-def make_optimizer(peak_learning_rate, steps_per_epoch, epochs, average=False):
+def make_optimizer(peak_learning_rate, steps_per_epoch, epochs):
     """Adam whose learning rate climbs to `peak_learning_rate` over the first epoch (a quarter
-    of the run when that is shorter), then follows a cosine down to FINAL_FRACTION of it.
-    With `average`, it also keeps an exponential moving average of the weights (EMA_MOMENTUM)
-    and the fit ends with the network's weights set to it."""
+    of the run when that is shorter), then follows a cosine down to FINAL_FRACTION of it."""
     total_steps = steps_per_epoch * epochs
     warmup_steps = min(steps_per_epoch, total_steps // 4)
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=peak_learning_rate / WARMUP_DIVISOR,
         decay_steps=total_steps - warmup_steps, alpha=FINAL_FRACTION,
         warmup_target=peak_learning_rate, warmup_steps=warmup_steps)
-    return keras.optimizers.Adam(schedule, use_ema=average, ema_momentum=EMA_MOMENTUM)
+    return keras.optimizers.Adam(schedule)
 
 
 # ---------------------------------------------------------------------------
@@ -751,7 +702,7 @@ def write_report(out_dir, history, matrix, x_test, y_test, predictions, probabil
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=24, help="digit network's epochs")
+    parser.add_argument("--epochs", type=int, default=10, help="digit network's epochs")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=3e-3, help="peak learning rate")
     parser.add_argument("--non-digits", type=int, default=renders.NON_DIGITS,
@@ -811,26 +762,7 @@ def held_out_report(probabilities, model, x_held, y_held, traced, labels, seed, 
                                                    for value in row.values()))
         if threshold == segment.NOT_A_DIGIT_ABOVE:
             figures = row
-    figures["hershey_caught"] = hershey_caught(model, seed + 2000)
-    print("Hershey glyphs caught, by family (" + hershey_glyphs.HELD_OUT + " never trained on): "
-          + ", ".join(f"{family} {100 * share:.1f} %"
-                      for family, share in figures["hershey_caught"].items()))
     return figures
-
-
-def hershey_caught(model, seed):
-    """{family: share of its Hershey glyphs (hershey_glyphs.glyphs) answered "not a digit"},
-    each glyph drawn once on a canvas as renders.draw_on_canvas draws a digit."""
-    rng = random.Random(seed)
-    caught = {}
-    for family in hershey_glyphs.FAMILIES:
-        drawn = [renders.render_canvas_digit(lines, rng)
-                 for _, _, lines in hershey_glyphs.glyphs(family)]
-        images = np.stack([image for image in drawn if image is not None])
-        answers = segment.answers(model.predict(to_model_input(images), batch_size=1000,
-                                                verbose=0))
-        caught[family] = float((answers == contract.NOT_A_DIGIT).mean())
-    return caught
 
 
 def evaluation_split(args):
@@ -887,8 +819,7 @@ def train_digit_network(data, x_test, y_test, args):
     model = build_model()
     model.summary()
     steps_per_epoch = int(np.ceil(len(data.x) / args.batch_size))
-    model.compile(optimizer=make_optimizer(args.learning_rate, steps_per_epoch, args.epochs,
-                                           average=True),
+    model.compile(optimizer=make_optimizer(args.learning_rate, steps_per_epoch, args.epochs),
                   loss="categorical_crossentropy", metrics=["accuracy"])
     # The evaluation digits only draw the learning curves: nothing is chosen by them (no early
     # stopping, no checkpoint picking), so the final accuracy stays an honest estimate.

@@ -346,21 +346,6 @@ def test_non_digits_are_of_every_kind_and_drawn_through_the_pipeline(mnist, trac
     assert len({image.tobytes() for image in drawn}) == 40, "the same non-digit twice"
 
 
-def test_a_non_digits_pen_is_at_most_a_share_of_its_height(traced):
-    # The same rng draws the same place, size and slant; only the pen differs.
-    def ink(widest_pen, seed):
-        from drawing import image_ink
-
-        image = renders.draw_on_canvas(traced[0], random.Random(seed), widest_pen)
-        return int((image_ink.ink_map(image) > 0.5).sum())
-
-    for seed in range(5):
-        # Pens are 4 px at least, marks 50 px high at least: 0.005 of the height is thinner.
-        assert ink(0.005, seed) < ink(None, seed)
-        # No pen is as wide as the mark is high: a cap of 1 leaves it as it was.
-        assert ink(1.0, seed) == ink(None, seed)
-
-
 def test_non_digit_strips_hold_no_digits():
     from reading import contract
     from training import number_strips
@@ -396,10 +381,10 @@ def test_number_strips_are_cached_and_hold_every_length(mnist, traced, tmp_path)
 # ---------------------------------------------------------------------------
 
 FLAGS = [  # flag, its attribute, a value given, that value parsed, the default
-    ("--epochs", "epochs", "5", 5, 24),
+    ("--epochs", "epochs", "5", 5, 10),
     ("--reader-epochs", "reader_epochs", "3", 3, 18),
     ("--numbers", "numbers", "500", 500, 7_500),
-    ("--non-digits", "non_digits", "300", 300, 24_000),
+    ("--non-digits", "non_digits", "300", 300, 15_000),
     ("--batch-size", "batch_size", "64", 64, 128),
     ("--learning-rate", "learning_rate", "1e-3", 1e-3, 3e-3),
     ("--seed", "seed", "3", 3, 1),
@@ -437,62 +422,6 @@ def test_each_documented_flag_parses_and_has_its_documented_default(
 # ---------------------------------------------------------------------------
 # The parity check: onnxruntime must read digits as Keras does
 # ---------------------------------------------------------------------------
-
-def test_elastic_distortion_warps_smoothly_and_keeps_the_digit(train_mnist, mnist):
-    import tensorflow as tf
-
-    (x_train, _), _ = mnist
-    images = train_mnist.to_model_input(x_train[:64])
-    warped = train_mnist.elastic_distort(tf.constant(images), tf.constant([1, 2])).numpy()
-    assert warped.shape == images.shape and warped.min() >= 0 and warped.max() <= 1
-    moved = np.abs(warped - images).reshape(64, -1).max(axis=1)
-    assert (moved > 0.2).all(), "an image left as it was"
-    ink, warped_ink = images.sum(axis=(1, 2, 3)), warped.sum(axis=(1, 2, 3))
-    # Stretched here and squeezed there, but no stroke lost or added.
-    assert (np.abs(warped_ink / ink - 1) < 0.3).all(), "ink lost or made by the warp"
-    # No point moves further than ELASTIC_PIXELS: the ink stays within its box grown by that.
-    reach = int(np.ceil(train_mnist.ELASTIC_PIXELS))
-    for image, moved_image in zip(images[..., 0], warped[..., 0]):
-        rows, columns = np.nonzero(image)
-        grown = np.zeros_like(image, bool)
-        grown[max(rows.min() - reach, 0):rows.max() + reach + 1,
-              max(columns.min() - reach, 0):columns.max() + reach + 1] = True
-        assert moved_image[~grown].max(initial=0) == 0, "ink moved too far"
-
-
-def test_a_zero_field_leaves_images_exactly_as_they_were(train_mnist, mnist):
-    import tensorflow as tf
-
-    (x_train, _), _ = mnist
-    images = train_mnist.to_model_input(x_train[:8])
-    rows, columns = np.meshgrid(np.arange(28, dtype=np.float32),
-                                np.arange(28, dtype=np.float32), indexing="ij")
-    same = train_mnist.bilinear_sample(tf.constant(images), tf.constant(np.stack([columns] * 8)),
-                                       tf.constant(np.stack([rows] * 8))).numpy()
-    np.testing.assert_array_equal(same, images)
-    left = train_mnist.bilinear_sample(tf.constant(images),
-                                       tf.constant(np.stack([columns + 1] * 8)),
-                                       tf.constant(np.stack([rows] * 8))).numpy()
-    np.testing.assert_allclose(left[:, :, :-1], images[:, :, 1:])
-    assert (left[:, :, -1] == 0).all(), "outside the image is not black"
-
-
-def test_the_digit_network_ends_on_its_weights_average(train_mnist):
-    averaging = train_mnist.make_optimizer(1e-3, 10, 2, average=True)
-    assert averaging.use_ema and averaging.ema_momentum == train_mnist.EMA_MOMENTUM
-    assert not train_mnist.make_optimizer(1e-3, 10, 2).use_ema
-
-
-def test_glyph_non_digits_never_come_from_the_held_out_family():
-    from training import hershey_glyphs, non_digit_strokes
-
-    held_out = {repr(lines) for _, _, lines in hershey_glyphs.glyphs(hershey_glyphs.HELD_OUT)}
-    trained = {repr(lines) for lines in hershey_glyphs.training_glyphs()}
-    assert held_out and trained and not held_out & trained
-    rng = random.Random(3)
-    picked = [repr(non_digit_strokes.glyph(rng)) for _ in range(300)]
-    assert set(picked) <= trained and len(set(picked)) > 200
-
 
 KERAS_PROBABILITIES = np.array([[0.7, 0.2, 0.1], [0.500004, 0.499996, 0.0]])
 
