@@ -35,7 +35,7 @@ system-packages:
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 		fi; \
 	else \
-		echo "Not root on Debian: install $(SYSTEM_PACKAGES) yourself for the browser and container tests and for training."; \
+		echo "Not root on Debian: install $(SYSTEM_PACKAGES) yourself for the browser and container tests."; \
 	fi
 
 run: $(VENV)/.serve-installed
@@ -44,8 +44,7 @@ run: $(VENV)/.serve-installed
 test: $(VENV)/.test-installed system-packages
 	$(BIN)/python -m pytest
 
-# system-packages: the non-digits include the Hershey fonts' glyphs (hershey-fonts-data)
-train: $(VENV)/.test-installed system-packages
+train: $(VENV)/.test-installed
 	$(BIN)/python train_mnist.py
 
 bench: $(VENV)/.test-installed system-packages

@@ -1,6 +1,6 @@
 """Marks that are not digits, for teaching the digit network its "not a digit" class: letters
-built from pen strokes, the Hershey fonts' glyphs (hershey_glyphs.py), signs and shapes,
-scribbles, and two training digits drawn over each other. Each comes as strokes in a unit frame (lists of (x, y), y down, as training/strokes.py's
+built from pen strokes, signs and shapes, scribbles, and two training digits drawn over each
+other. Each comes as strokes in a unit frame (lists of (x, y), y down, as training/strokes.py's
 tracings), which train_mnist.py draws on a canvas like a digit and reads back through the
 server's pipeline.
 
@@ -15,11 +15,8 @@ import math
 
 import numpy as np
 
-from training import hershey_glyphs
-
 JITTER = 0.035    # each plan point moves by up to this share of the mark's height
-# "glyph": a Hershey font's glyph (hershey_glyphs.py), a source of strokes not written here.
-KINDS = {"glyph": 0.4, "letter": 0.2, "shape": 0.2, "scribble": 0.1, "overlaid digits": 0.1}
+KINDS = {"letter": 0.4, "shape": 0.3, "scribble": 0.15, "overlaid digits": 0.15}
 
 
 def arc(cx, cy, rx, ry, start, end, points=12):
@@ -189,11 +186,6 @@ def overlaid_digits(first, second, rng):
     return [list(stroke) for stroke in first] + moved
 
 
-def glyph(rng):
-    """The strokes of a Hershey glyph of a family trained on (hershey_glyphs.training_glyphs)."""
-    return rng.choice(hershey_glyphs.training_glyphs())
-
-
 def jittered(strokes, rng, amount=JITTER):
     """Each point moved at random by up to `amount` of the mark's height, and the whole
     stretched a little, so no two drawings of a plan are the same."""
@@ -212,6 +204,5 @@ def non_digit(rng, traced_pairs, kinds=KINDS):
     kind = rng.choices(sorted(kinds), [kinds[k] for k in sorted(kinds)])[0]
     if kind == "overlaid digits":
         return kind, overlaid_digits(*traced_pairs(), rng)
-    plan = {"letter": letter, "shape": shape, "scribble": scribble,
-            "glyph": glyph}[kind](rng)
+    plan = {"letter": letter, "shape": shape, "scribble": scribble}[kind](rng)
     return kind, jittered(plan, rng)

@@ -70,10 +70,9 @@ RENDER_TURN = (-12.0, 12.0)    # degrees
 RENDER_STRETCH = (0.75, 1.3)   # width factor
 
 
-def draw_on_canvas(traced, rng, widest_pen=None):
+def draw_on_canvas(traced, rng):
     """A traced MNIST digit (trace_digits) -> RGBA canvas image of it drawn with a random pen,
-    size, place, slant, turn and colour convention; with `widest_pen`, the pen is at most
-    that share of the mark's height."""
+    size, place, slant, turn and colour convention."""
     turn = math.radians(rng.uniform(*RENDER_TURN))
     stretch = rng.uniform(*RENDER_STRETCH)
     cos, sin = math.cos(turn), math.sin(turn)
@@ -84,8 +83,6 @@ def draw_on_canvas(traced, rng, widest_pen=None):
     width, height = RENDER_CANVAS
     pen = rng.uniform(*RENDER_PEN)
     digit_height = rng.uniform(*RENDER_HEIGHT) * height
-    if widest_pen:
-        pen = min(pen, widest_pen * digit_height)
     digit_width = min(digit_height * (x1 - x0) / max(y1 - y0, 1e-6), 0.9 * width)
     margin = pen / 2 + 2
     centre = (rng.uniform(min(digit_width / 2 + margin, width / 2),
@@ -96,14 +93,14 @@ def draw_on_canvas(traced, rng, widest_pen=None):
     return strokes.draw_strokes(placed, RENDER_CANVAS, pen, rng.choice(strokes.CONVENTIONS))
 
 
-def render_canvas_digit(traced, rng, widest_pen=None):
+def render_canvas_digit(traced, rng):
     """A traced MNIST digit -> uint8 [28, 28]: the digit drawn on a canvas (draw_on_canvas)
     and read by image_ink.ink_map and utils.to_mnist, the server's own path (the ink map of the
     drawing is what the server makes of its PNG, which is lossless, only sooner); None when
     there is nothing faithful to draw."""
     if not traced:
         return None
-    drawing = draw_on_canvas(traced, rng, widest_pen)
+    drawing = draw_on_canvas(traced, rng)
     try:
         digit = utils.to_mnist(image_ink.ink_map(drawing))
     except errors.ImageError:  # averaged away at 28x28: nothing to learn from
@@ -137,8 +134,8 @@ def render_canvas_digits(images, traced, seed, cache_dir, processes=None):
 # The code a rendering goes through: a change to any of it makes the cache stale. A folder
 # stands for every module in it, so a module added to a package is covered without a list.
 PIPELINE_CODE = ("utils.py", "drawing", "training/strokes.py")
-NON_DIGIT_CODE = ("training/non_digit_strokes.py", "training/hershey_glyphs.py")
-READER_CODE = PIPELINE_CODE + ("reading", "training/number_strips.py") + NON_DIGIT_CODE
+READER_CODE = PIPELINE_CODE + ("reading", "training/number_strips.py",
+                               "training/non_digit_strokes.py")
 
 
 def code_files(code):
@@ -183,10 +180,7 @@ def computed_in_parallel(name, work, tasks, cache_dir, processes, key, code=PIPE
 # Non-digits: letters, signs, shapes, scribbles, overlaid digits (non_digit_strokes.py)
 # ---------------------------------------------------------------------------
 
-NON_DIGITS = 24_000   # drawn like the digits above and read by the same pipeline
-# ... but with a pen at most this share of the mark's height: a glyph of many strokes drawn
-# with a fat pen is a blot, and blots are what fat digits look like.
-NON_DIGIT_WIDEST_PEN = 0.1
+NON_DIGITS = 15_000   # drawn like the digits above and read by the same pipeline
 
 
 def _non_digit_chunk(task):
@@ -201,7 +195,7 @@ def _non_digit_chunk(task):
     images = []
     while len(images) < count:
         _, plan = non_digit_strokes.non_digit(rng, traced_pair)
-        image = render_canvas_digit(plan, rng, NON_DIGIT_WIDEST_PEN)
+        image = render_canvas_digit(plan, rng)
         if image is not None:
             images.append(image)
     return {"images": np.stack(images)}
@@ -219,9 +213,9 @@ def render_non_digits(traced, labels, count, seed, cache_dir, processes=None):
              for start in range(0, count, chunk)]
     return computed_in_parallel(
         "non-digits", _non_digit_chunk, tasks, cache_dir, processes,
-        key=[labels.tobytes(), str((seed, count, NON_DIGIT_WIDEST_PEN)), draw_on_canvas,
-             render_canvas_digit, _non_digit_chunk],
-        code=PIPELINE_CODE + NON_DIGIT_CODE)["images"]
+        key=[labels.tobytes(), str((seed, count)), draw_on_canvas, render_canvas_digit,
+             _non_digit_chunk],
+        code=PIPELINE_CODE + ("training/non_digit_strokes.py",))["images"]
 
 
 # ---------------------------------------------------------------------------
@@ -231,7 +225,7 @@ def render_non_digits(traced, labels, count, seed, cache_dir, processes=None):
 # A set of numbers for the number reader (train_mnist.py makes one for every epoch):
 NUMBERS = 7_500          # numbers written with the traced training digits, 1 to 6 digits each
 PASTED_NUMBERS = 5_000   # numbers pasted from the scans themselves
-READER_NON_DIGITS = 3_500  # and marks that are not digits, read as none (number_strips.py)
+READER_NON_DIGITS = 2_500  # and marks that are not digits, read as none (number_strips.py)
 NUMBERS_CHUNK = 250      # numbers per task of the process pool
 
 
