@@ -16,10 +16,13 @@ from training import strokes
 # (digit mode, number mode): the test's sample, then the whole evaluation
 # (python -m tests.support.non_digits)
 CAUGHT_FLOOR = {
-    "letters": (0.525, 0.46),     # 53.7 / 47.5 % of 1,196; whole 53.85 / 47.74 % of 1,196
-    "signs": (0.50, 0.475),       # 51.4 / 49.1 % of 383; whole 54.31 / 51.96 % of 383
-    "shapes": (0.83, 0.75),       # 84 / 77 % of 100; whole 78.40 / 74.00 % of 500
-    "scribbles": (0.84, 0.75),    # 85 / 77 % of 100; whole 81.00 / 75.20 % of 500
+    "letters": (0.705, 0.625),     # 71.3 / 63.2 % of 851; whole 71.68 / 63.57 % of 851
+    # answered "not a digit" or their digit: 86.4 / 83.5 % of 345; whole 86.67 / 84.35 %
+    "digit-shaped": (0.855, 0.825),
+    "signs": (0.50, 0.475),        # 51.4 / 49.1 % of 383; whole 54.31 / 51.96 % of 383
+    "shapes": (0.83, 0.75),        # 84 / 77 % of 100; whole 78.40 / 74.00 % of 500
+    "scribbles": (0.84, 0.75),     # 85 / 77 % of 100; whole 81.00 / 75.20 % of 500
+    non_digits.HELD_OUT_KIND: (0.57, 0.50),  # 57.9 / 51.0 % of 145; whole 60.00 / 53.79 %
 }
 # Sample: 0 of 481 (261 redrawn, 220 stroke-font digits) in either mode; whole evaluation
 # (python -m tests.support.drawn_digits) 0.09 % of 4,368 redrawn, 0 of 660 stroke-font digits.
@@ -38,11 +41,21 @@ def test_non_digits_are_answered_not_a_digit(client, cases, kind, mode):
              + drawn_digits.handwriting_fonts(drawn_digits.HOLLOW_FONT_GLOBS))
     assert len(fonts) >= 16, f"handwriting fonts missing (found {len(fonts)}): run make test as root"
     results = non_digits.evaluate(client, cases[kind], mode)
-    share = non_digits.caught(results)
-    print(f"{kind}, {mode} mode: {100 * share:.1f} % of {len(results)} answered not a digit")
+    share = (non_digits.caught_or_read_as_shaped(results) if kind == "digit-shaped"
+             else non_digits.caught(results))
+    print(f"{kind}, {mode} mode: {100 * share:.1f} % of {len(results)} answered right")
     assert share >= CAUGHT_FLOOR[kind][mode == "number"], (
         f"only {100 * share:.1f} % of {len(results)} {kind} answered not a digit in {mode} "
-        f"mode; read as digits most often: {non_digits.misses(results)}")
+        f"mode (or, digit-shaped letters, their digit); read as digits most often: "
+        f"{non_digits.misses(results)}")
+
+
+def test_a_digit_shaped_letter_may_be_read_as_its_digit():
+    ok = (None, "O", 200, False, 0)
+    results = [ok, (None, "s", 200, False, 5), (None, "B", 200, True, None),
+               (None, "g", 200, False, 4), (None, "Z", 422, False, None)]
+    assert non_digits.caught_or_read_as_shaped(results) == 3 / 5
+    assert non_digits.caught_or_read_as_shaped([(None, "b", 200, False, "6")]) == 1.0
 
 
 @pytest.mark.parametrize("mode", ["digit", "number"])

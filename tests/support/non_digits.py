@@ -1,11 +1,14 @@
 """Marks that are not digits, for measuring how often the service says "not a digit".
 
-Four kinds, none of them made by the training script's generator (training/non_digit_strokes.py):
+Five kinds, none of them made by the training script's generator (training/non_digit_strokes.py):
 the letters and the signs of the handwriting fonts (evaluation only, like their digits),
-shapes drawn with Pillow's own primitives, and scribbles as a random walk of the pen. Every
-letter is in, also those people write as digits (DIGIT_SHAPED_LETTERS, reported apart too);
-only the glyphs a font does not have are left out, judged on the font alone. Each case varies pen, size, place and colour convention the
-way tests/support/drawn_digits.py does.
+shapes drawn with Pillow's own primitives, scribbles as a random walk of the pen, and the
+glyphs of the Hershey family kept for evaluation (hershey_glyphs.HELD_OUT). Every
+letter is in; those that are digits' shapes (DIGIT_SHAPED_LETTERS, a list fixed beforehand)
+are reported apart, "not a digit" and their digit both right there, and are not in the
+headline. Only the glyphs a font does not have are left out, judged on the font alone.
+Each case varies pen, size, place and colour convention the way tests/support/drawn_digits.py
+does.
 
     python -m tests.support.non_digits     # the whole evaluation, by kind, in both modes
 """
@@ -17,17 +20,20 @@ import random
 import numpy as np
 from PIL import Image, ImageDraw
 
-from training import strokes
+from training import hershey_glyphs, strokes
 
 from . import drawn_digits
 
 CANVAS = drawn_digits.CANVAS
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-# Written as digits by many people (O and o as 0; I, l and i, whose dot is a speck, as 1):
-# in the evaluation like every letter, and also reported on their own.
-DIGIT_SHAPED_LETTERS = "IOilo"
+# Letters that are digits' shapes, fixed before any answer is seen: reported on their own,
+# where "not a digit" and the digit they look like are both right, and left out of the
+# letters' and the headline's figures.
+DIGIT_SHAPED_LETTERS = {"O": 0, "o": 0, "D": 0, "I": 1, "l": 1, "i": 1, "Z": 2, "z": 2,
+                        "S": 5, "s": 5, "b": 6, "G": 6, "B": 8, "g": 9, "q": 9}
 SIGNS = "+=#%&@*?$<>~^{}§£€¥©"
 PEN_WIDTHS = (6, 30)
+HELD_OUT_KIND = "hershey " + hershey_glyphs.HELD_OUT  # the Hershey family no training uses
 MISSING = "\ue000"  # a private-use character no handwriting font has: its "missing" glyph
 
 
@@ -208,6 +214,14 @@ def caught(results):
     return float(np.mean([refused and status == 200 for _, _, status, refused, _ in results]))
 
 
+def caught_or_read_as_shaped(results):
+    """Share of digit-shaped letters answered "not a digit" or read as the digit they look
+    like (DIGIT_SHAPED_LETTERS)."""
+    return float(np.mean([
+        status == 200 and (refused or str(read) == str(DIGIT_SHAPED_LETTERS[what]))
+        for _, what, status, refused, read in results]))
+
+
 def errors(results):
     """Share of the cases answered with an error (a 4xx or 5xx reply)."""
     return float(np.mean([status != 200 for _, _, status, _, _ in results]))
@@ -221,15 +235,34 @@ def misses(results, most=15):
                                if not (refused and status == 200)).most_common(most)
 
 
+def hershey_cases(family, seed=0):
+    """Yield (RGBA image, glyph's key, conditions) for each Hershey glyph of `family` kept as
+    a non-digit (training/hershey_glyphs.py), drawn as drawn_digits.draw_test_digit draws a
+    traced digit."""
+    rng = random.Random(seed)
+    for number, (font, key, lines) in enumerate(hershey_glyphs.glyphs(family)):
+        x0, y0, x1, y1 = strokes.strokes_box(lines)
+        height, centre = drawn_digits.random_placement(
+            rng, (x1 - x0) / max(y1 - y0, 1e-6) + 0.2)
+        convention = strokes.CONVENTIONS[number % 3]
+        placed = strokes.place_strokes(lines, height, centre,
+                                       rng.uniform(*drawn_digits.SLANT_DEGREES))
+        yield (strokes.draw_strokes(placed, CANVAS, rng.uniform(*PEN_WIDTHS), convention),
+               key, dict(source=f"hershey:{font}", convention=convention))
+
+
 def all_cases(seed=0, shapes=500, scribbles=500):
-    """The whole evaluation's cases by kind: font letters, font signs, shapes and
-    scribbles."""
+    """The whole evaluation's cases by kind: font letters (the digit-shaped ones apart), font
+    signs, shapes, scribbles, and the glyphs of the Hershey family training leaves out."""
     fonts = (drawn_digits.handwriting_fonts()
              + drawn_digits.handwriting_fonts(drawn_digits.HOLLOW_FONT_GLOBS))
-    return {"letters": list(glyph_cases(LETTERS, seed, fonts)),
+    letters = list(glyph_cases(LETTERS, seed, fonts))
+    return {"letters": [case for case in letters if case[1] not in DIGIT_SHAPED_LETTERS],
+            "digit-shaped": [case for case in letters if case[1] in DIGIT_SHAPED_LETTERS],
             "signs": list(glyph_cases(SIGNS, seed + 1, fonts)),
             "shapes": list(shape_cases(shapes, seed + 2)),
-            "scribbles": list(scribble_cases(scribbles, seed + 3))}
+            "scribbles": list(scribble_cases(scribbles, seed + 3)),
+            HELD_OUT_KIND: list(hershey_cases(hershey_glyphs.HELD_OUT, seed + 4))}
 
 
 def main():
@@ -245,27 +278,27 @@ def main():
     fonts = len(drawn_digits.handwriting_fonts()
                 + drawn_digits.handwriting_fonts(drawn_digits.HOLLOW_FONT_GLOBS))
     print(f"Left out before any answer, glyphs a font lacks: "
-          f"{fonts * len(LETTERS) - len(cases['letters'])} letters, "
+          f"{fonts * len(LETTERS) - len(cases['letters']) - len(cases['digit-shaped'])} "
+          f"letters, "
           f"{fonts * len(SIGNS) - len(cases['signs'])} signs")
-    print(f"{'kind':12s} {'mode':7s} {'cases':>6s} {'not a digit':>12s} {'errors':>9s}")
+    print(f"{'kind':20s} {'mode':7s} {'cases':>6s} {'right':>12s} {'errors':>9s}")
     for mode in ("digit", "number"):
         everything = []
         for kind, kind_cases in cases.items():
             results = evaluate(client, kind_cases, mode)
-            everything += results
-            print(f"{kind:12s} {mode:7s} {len(results):6d} {100 * caught(results):11.2f}%"
+            share = caught(results)
+            if kind == "digit-shaped":
+                share = caught_or_read_as_shaped(results)
+            else:
+                everything += results
+            print(f"{kind:20s} {mode:7s} {len(results):6d} {100 * share:11.2f}%"
                   f" {100 * errors(results):8.2f}%")
+            if kind == "digit-shaped":  # their own digit is a right answer too
+                results = [result for result in results
+                           if str(result[4]) != str(DIGIT_SHAPED_LETTERS[result[1]])]
             print("    read as digits most often:", misses(results, 8))
-            if kind == "letters":
-                for name, part in (
-                        (f"  {DIGIT_SHAPED_LETTERS}", [r for r in results
-                                                       if r[1] in DIGIT_SHAPED_LETTERS]),
-                        ("  the others", [r for r in results
-                                          if r[1] not in DIGIT_SHAPED_LETTERS])):
-                    print(f"{name:12s} {mode:7s} {len(part):6d} {100 * caught(part):11.2f}%"
-                          f" {100 * errors(part):8.2f}%")
-        print(f"{'all':12s} {mode:7s} {len(everything):6d} {100 * caught(everything):11.2f}%"
-              f" {100 * errors(everything):8.2f}%")
+        print(f"{'all but digit-shaped':20s} {mode:7s} {len(everything):6d} "
+              f"{100 * caught(everything):11.2f}% {100 * errors(everything):8.2f}%")
         if mode == "digit":
             by_letter = collections.defaultdict(list)
             for result in everything:
