@@ -83,15 +83,21 @@ def faithful_indices(x_test, count, rng):
 def draw_test_digit(x_test, index, rng, convention):
     """(RGBA image, conditions) of MNIST test digit `index` drawn with a random pen, size,
     place and slant."""
-    traced = strokes.digit_strokes(x_test[index])
+    image, pen, height = draw_traced(strokes.digit_strokes(x_test[index]), rng, convention)
+    return image, dict(source="mnist", pen=pen, height=height / CANVAS[1],
+                       convention=convention, index=int(index))
+
+
+def draw_traced(traced, rng, convention):
+    """(RGBA image, pen, height) of strokes in a unit frame drawn on CANVAS with a random
+    pen, size, place and slant."""
     x0, y0, x1, y1 = strokes.strokes_box(traced)
     pen = rng.uniform(*PEN_WIDTHS)
     slant = rng.uniform(*SLANT_DEGREES)
     height, centre = random_placement(rng, (x1 - x0) / max(y1 - y0, 1e-6) + 0.2)
     image = strokes.draw_strokes(strokes.place_strokes(traced, height, centre, slant),
                                  CANVAS, pen, convention)
-    return image, dict(source="mnist", pen=pen, height=height / CANVAS[1],
-                       convention=convention, index=int(index))
+    return image, pen, height
 
 
 def hollow_mnist_cases(x_test, y_test, indices, seed=0):

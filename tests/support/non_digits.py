@@ -222,6 +222,12 @@ def caught_or_read_as_shaped(results):
         for _, what, status, refused, read in results]))
 
 
+def right(kind, results):
+    """Share of a kind's cases answered right: "not a digit", or for the digit-shaped letters
+    also their digit."""
+    return caught_or_read_as_shaped(results) if kind == "digit-shaped" else caught(results)
+
+
 def errors(results):
     """Share of the cases answered with an error (a 4xx or 5xx reply)."""
     return float(np.mean([status != 200 for _, _, status, _, _ in results]))
@@ -237,18 +243,13 @@ def misses(results, most=15):
 
 def hershey_cases(family, seed=0):
     """Yield (RGBA image, glyph's key, conditions) for each Hershey glyph of `family` kept as
-    a non-digit (training/hershey_glyphs.py), drawn as drawn_digits.draw_test_digit draws a
-    traced digit."""
+    a non-digit (training/hershey_glyphs.py), drawn as a traced test digit is
+    (drawn_digits.draw_traced)."""
     rng = random.Random(seed)
     for number, (font, key, lines) in enumerate(hershey_glyphs.glyphs(family)):
-        x0, y0, x1, y1 = strokes.strokes_box(lines)
-        height, centre = drawn_digits.random_placement(
-            rng, (x1 - x0) / max(y1 - y0, 1e-6) + 0.2)
         convention = strokes.CONVENTIONS[number % 3]
-        placed = strokes.place_strokes(lines, height, centre,
-                                       rng.uniform(*drawn_digits.SLANT_DEGREES))
-        yield (strokes.draw_strokes(placed, CANVAS, rng.uniform(*PEN_WIDTHS), convention),
-               key, dict(source=f"hershey:{font}", convention=convention))
+        image, _, _ = drawn_digits.draw_traced(lines, rng, convention)
+        yield image, key, dict(source=f"hershey:{font}", convention=convention)
 
 
 def all_cases(seed=0, shapes=500, scribbles=500):
@@ -286,10 +287,8 @@ def main():
         everything = []
         for kind, kind_cases in cases.items():
             results = evaluate(client, kind_cases, mode)
-            share = caught(results)
-            if kind == "digit-shaped":
-                share = caught_or_read_as_shaped(results)
-            else:
+            share = right(kind, results)
+            if kind != "digit-shaped":
                 everything += results
             print(f"{kind:20s} {mode:7s} {len(results):6d} {100 * share:11.2f}%"
                   f" {100 * errors(results):8.2f}%")
